@@ -1,0 +1,453 @@
+package agent
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config is everything the agent can be told. The zero value of every field
+// means the documented default; defaults are filled in one place
+// (Config.withDefaults). cmd/termagent maps its YAML file onto this struct.
+type Config struct {
+	// Device describes this terminal.
+	Device DeviceConfig
+	// Link says how to reach the server.
+	Link LinkConfig
+	// Upload tunes the outbox drain.
+	Upload UploadConfig
+	// Access tunes the access path (card, face, fingerprint → door).
+	Access AccessConfig
+	// Commands maps a send_user_command command_type to what the terminal
+	// does. A type missing from the map is answered with code -1. Nil means
+	// DefaultCommands().
+	Commands map[int]Command
+	// Hooks are the integrator's programs for what the agent must not do
+	// itself (set the clock, change the network address, show a message).
+	Hooks Hooks
+	// Events are the command_type values of the device's own
+	// send_device_command events.
+	Events EventTypes
+	// Modules tunes the module supervisor (fault detection, resync).
+	Modules ModuleConfig
+	// Logger receives the agent's logs; each component adds a "component"
+	// field. Default zerolog.Nop().
+	Logger zerolog.Logger
+	// Now is the clock. Default time.Now. Tests inject their own.
+	Now func() time.Time
+}
+
+// DeviceConfig describes this terminal. Values that the server may change
+// (community code, address, device port) are only first values: once stored
+// in the database, the stored value wins.
+type DeviceConfig struct {
+	// InOutType is the access record's in_out_type: 1 in, 2 out.
+	// Default 1.
+	InOutType int
+	// CommunityCode is the first value of community_code (the server may
+	// change it with set_device_info). Default "".
+	CommunityCode string
+	// Address is the first value of the free-text address. Default "".
+	Address string
+	// DeviceIP is reported as device_ip when there is no live connection
+	// to take the local address from. Default "".
+	DeviceIP string
+	// DevicePort is the first value of device_port, the TCP port listen
+	// mode accepts the server on (1..65535). Default 1545.
+	DevicePort int
+	// HardwareVersion is reported as hardware_version. Default "".
+	HardwareVersion string
+	// SoftwareVersion is reported as software_version; cmd stamps it at
+	// build time. Default "dev".
+	SoftwareVersion string
+	// Location is the time zone of record times and of set_device_time.
+	// Default time.Local (the system's zone).
+	Location *time.Location
+}
+
+// LinkConfig says how the terminal reaches the server.
+type LinkConfig struct {
+	// ServerAddress is the first server as "host:port". The database's
+	// stored server_ip/server_port win once set (set_device_info changes
+	// them). Required unless Listen is set or the database already holds
+	// a server.
+	ServerAddress string
+	// Transport is "tcp" (default), "tls", "ws" or "wss".
+	Transport string
+	// Path is the HTTP path for ws/wss. Default "/".
+	Path string
+	// TLS configures tls and wss.
+	TLS TLSConfig
+	// KeepAlive is the TCP keepalive period. Default 30 s; negative
+	// disables keepalive.
+	KeepAlive time.Duration
+	// DialTimeout bounds one connection attempt, TLS and WebSocket
+	// handshakes included. Default 10 s.
+	DialTimeout time.Duration
+	// BackoffMin and BackoffMax bound the wait between connection
+	// attempts: exponential with full jitter, from BackoffMin (default 1 s)
+	// doubling up to BackoffMax (default 60 s), forever.
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+	// FallbackAfter is how long the terminal tries a server that
+	// set_device_info moved it to before it goes back to the previous one.
+	// Default 5 min.
+	FallbackAfter time.Duration
+	// Listen selects listen mode: instead of dialling, the terminal
+	// accepts the server's connection on device_port.
+	Listen bool
+	// ListenHost is the local address listen mode binds to. Default ""
+	// (every interface).
+	ListenHost string
+	// AllowedPeers lists the addresses listen mode accepts connections
+	// from, as IP addresses or CIDR prefixes ("10.0.0.5", "10.0.0.0/24").
+	// Required in listen mode: an empty list accepts nobody.
+	AllowedPeers []string
+	// Heartbeat, when Mod is set, sends a request with that mod every
+	// Interval; a heartbeat that fails drops the link.
+	Heartbeat HeartbeatConfig
+	// ReadTimeout drops the link when nothing at all has arrived from the
+	// server for this long, so a half-open link is noticed. Default: three
+	// heartbeat intervals when the heartbeat is on, else 0 (off: an idle
+	// V1.0 server may legitimately stay silent; TCP keepalive still
+	// applies). Negative disables it.
+	ReadTimeout time.Duration
+	// CallTimeout bounds one request the terminal sends (upload, event,
+	// heartbeat) from write to response. Default 30 s.
+	CallTimeout time.Duration
+	// HandlerTimeout bounds the handling of one server request (a
+	// download_person enrols into modules). Default 60 s.
+	HandlerTimeout time.Duration
+	// MaxMessageSize is the largest message accepted, in bytes. Default
+	// 16 MiB.
+	MaxMessageSize int
+}
+
+// TLSConfig configures transport security for tls and wss.
+type TLSConfig struct {
+	// CAFile is a PEM file of CAs that sign the server's certificate.
+	// Default: the system's roots.
+	CAFile string
+	// PinSHA256 is the hex SHA-256 of the server certificate (DER); when
+	// set, the certificate must match it.
+	PinSHA256 string
+	// CertFile and KeyFile are the terminal's client certificate (PEM),
+	// optional.
+	CertFile string
+	KeyFile  string
+	// ServerName overrides the name verified in the server's certificate.
+	// Default: the host of the server address.
+	ServerName string
+}
+
+// HeartbeatConfig is the optional application-level heartbeat.
+type HeartbeatConfig struct {
+	// Mod is the request's mod, e.g. "heartbeat". Empty: no heartbeat
+	// (the default; a V1.0 server does not know one).
+	Mod string
+	// Interval between heartbeats. Default 30 s.
+	Interval time.Duration
+}
+
+// UploadConfig tunes the outbox drain.
+type UploadConfig struct {
+	// Window is the number of upload_access_info calls in flight. Default
+	// 8; 1 keeps strict oldest-first order on the wire.
+	Window int
+	// RetryMin and RetryMax bound the wait before a record the server
+	// refused (non-zero code) is sent again, and the pause after a
+	// transport error: exponential with full jitter. Default 1 s and 60 s.
+	// (Quarantine after N refusals is the store's MaxAttempts.)
+	RetryMin time.Duration
+	RetryMax time.Duration
+	// NearlyFull is the outbox fill ratio (0..1) at which an "outbox
+	// nearly full" device event is sent. Default 0.8. Needs Capacity.
+	NearlyFull float64
+	// Capacity is the outbox capacity in records, for NearlyFull; it must
+	// be the store's configured capacity. 0: no nearly-full event.
+	Capacity int
+}
+
+// AccessConfig tunes the access path.
+type AccessConfig struct {
+	// DoorPulse is how long the lock is released on a granted access or a
+	// remote open. Default 3 s.
+	DoorPulse time.Duration
+	// RecordDenied also records (and uploads) denied attempts: an unknown
+	// card keeps its card_number, person_id is empty. Default false.
+	RecordDenied bool
+	// OpenDoorTypes are the open_door_type values written in records.
+	OpenDoorTypes OpenDoorTypes
+}
+
+// OpenDoorTypes are the open_door_type values of access records. Zero
+// fields take the defaults of PROTOCOL.md.
+type OpenDoorTypes struct {
+	Card        int // default 1
+	Face        int // default 2
+	Fingerprint int // default 3
+	Remote      int // default 4 (a server's open-door command)
+	Key         int // default 5 (password/key; no key pad driver yet)
+}
+
+// Action is what a send_user_command type does.
+type Action string
+
+// Actions of the send_user_command table.
+const (
+	// ActionOpenDoor pulses the door and records an access with
+	// open_door_type Remote. command_value is ignored.
+	ActionOpenDoor Action = "open_door"
+	// ActionMessage shows command_value: it is logged, and passed to the
+	// Message hook when one is configured.
+	ActionMessage Action = "message"
+	// ActionRestart answers 0, then restarts the terminal: through
+	// Hooks.Restart when set, else Run returns ErrRestart.
+	ActionRestart Action = "restart"
+	// ActionHook runs Command.Hook with command_value as its only
+	// argument (no shell); a non-zero exit is code -1.
+	ActionHook Action = "hook"
+)
+
+// Command is one entry of the send_user_command table.
+type Command struct {
+	// Action is what the command does.
+	Action Action
+	// Hook is the program ActionHook runs (an absolute path; run directly,
+	// never through a shell).
+	Hook string
+}
+
+// DefaultCommands is the table used when Config.Commands is nil:
+// 1 open door, 2 show a message, 3 restart.
+func DefaultCommands() map[int]Command {
+	return map[int]Command{
+		1: {Action: ActionOpenDoor},
+		2: {Action: ActionMessage},
+		3: {Action: ActionRestart},
+	}
+}
+
+// Hooks are integrator programs, each run directly (exec, no shell) with
+// the documented arguments, bounded by Timeout. An empty path means "not
+// configured".
+type Hooks struct {
+	// SetTime is run for set_device_time with one argument, the new local
+	// time as "YYYY-MM-DD hh:mm:ss" in Device.Location (what `date -s`
+	// takes). Unset: set_device_time answers -1.
+	SetTime string
+	// DeviceIP is run when set_device_info changes device_ip, with the new
+	// address as its argument. Unset: the address is only stored.
+	DeviceIP string
+	// Message is run for ActionMessage with the text as its argument.
+	// Unset: the message is only logged.
+	Message string
+	// Restart is run for ActionRestart (no arguments). Unset: Run returns
+	// ErrRestart.
+	Restart string
+	// Timeout bounds one hook run. Default 10 s.
+	Timeout time.Duration
+}
+
+// EventTypes are the command_type values of send_device_command events the
+// terminal sends. command_value carries a short text (module name, detail).
+type EventTypes struct {
+	Started          int // default 1: the agent started
+	ModuleFault      int // default 2: a module stopped answering
+	ModuleRecovered  int // default 3: a module is back
+	OutboxNearlyFull int // default 4: the outbox passed Upload.NearlyFull
+	// Queue is how many events are kept while the link is down (oldest
+	// dropped). Default 64.
+	Queue int
+}
+
+// ModuleConfig tunes the module supervisor.
+type ModuleConfig struct {
+	// RetryMin and RetryMax bound the wait between probes of a faulty
+	// module (exponential, full jitter). Default 1 s and 30 s.
+	RetryMin time.Duration
+	RetryMax time.Duration
+	// OpTimeout bounds one module operation in resync and downloads
+	// (store a template, enrol a face). Default 10 s.
+	OpTimeout time.Duration
+}
+
+// withDefaults returns c with every zero field set to its documented
+// default.
+func (c Config) withDefaults() Config {
+	d := &c.Device
+	if d.InOutType == 0 {
+		d.InOutType = 1
+	}
+	if d.DevicePort == 0 {
+		d.DevicePort = 1545
+	}
+	if d.SoftwareVersion == "" {
+		d.SoftwareVersion = "dev"
+	}
+	if d.Location == nil {
+		d.Location = time.Local
+	}
+	l := &c.Link
+	if l.Transport == "" {
+		l.Transport = "tcp"
+	}
+	if l.Path == "" {
+		l.Path = "/"
+	}
+	if l.KeepAlive == 0 {
+		l.KeepAlive = 30 * time.Second
+	}
+	durDefault(&l.DialTimeout, 10*time.Second)
+	durDefault(&l.BackoffMin, time.Second)
+	durDefault(&l.BackoffMax, 60*time.Second)
+	durDefault(&l.FallbackAfter, 5*time.Minute)
+	durDefault(&l.CallTimeout, 30*time.Second)
+	durDefault(&l.HandlerTimeout, 60*time.Second)
+	if l.Heartbeat.Mod != "" {
+		durDefault(&l.Heartbeat.Interval, 30*time.Second)
+		if l.ReadTimeout == 0 {
+			l.ReadTimeout = 3 * l.Heartbeat.Interval
+		}
+	}
+	if l.MaxMessageSize == 0 {
+		l.MaxMessageSize = 16 << 20
+	}
+	u := &c.Upload
+	if u.Window == 0 {
+		u.Window = 8
+	}
+	durDefault(&u.RetryMin, time.Second)
+	durDefault(&u.RetryMax, 60*time.Second)
+	if u.NearlyFull == 0 {
+		u.NearlyFull = 0.8
+	}
+	a := &c.Access
+	durDefault(&a.DoorPulse, 3*time.Second)
+	o := &a.OpenDoorTypes
+	intDefault(&o.Card, 1)
+	intDefault(&o.Face, 2)
+	intDefault(&o.Fingerprint, 3)
+	intDefault(&o.Remote, 4)
+	intDefault(&o.Key, 5)
+	if c.Commands == nil {
+		c.Commands = DefaultCommands()
+	}
+	durDefault(&c.Hooks.Timeout, 10*time.Second)
+	e := &c.Events
+	intDefault(&e.Started, 1)
+	intDefault(&e.ModuleFault, 2)
+	intDefault(&e.ModuleRecovered, 3)
+	intDefault(&e.OutboxNearlyFull, 4)
+	intDefault(&e.Queue, 64)
+	m := &c.Modules
+	durDefault(&m.RetryMin, time.Second)
+	durDefault(&m.RetryMax, 30*time.Second)
+	durDefault(&m.OpTimeout, 10*time.Second)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+func durDefault(p *time.Duration, d time.Duration) {
+	if *p == 0 {
+		*p = d
+	}
+}
+
+func intDefault(p *int, d int) {
+	if *p == 0 {
+		*p = d
+	}
+}
+
+// Validate reports the first invalid value of c (after defaults), naming
+// the field. New calls it; cmd may call it for check-config.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
+	}
+	if c.Device.InOutType < 0 {
+		return bad("Device.InOutType", "%d is negative", c.Device.InOutType)
+	}
+	if c.Device.DevicePort < 1 || c.Device.DevicePort > 65535 {
+		return bad("Device.DevicePort", "%d is outside 1..65535", c.Device.DevicePort)
+	}
+	switch c.Link.Transport {
+	case "tcp", "tls", "ws", "wss":
+	default:
+		return bad("Link.Transport", "%q is not tcp, tls, ws or wss", c.Link.Transport)
+	}
+	if c.Link.ServerAddress != "" {
+		if _, _, err := splitHostPort(c.Link.ServerAddress); err != nil {
+			return bad("Link.ServerAddress", "%v", err)
+		}
+	}
+	if c.Link.BackoffMin < 0 || c.Link.BackoffMax < c.Link.BackoffMin {
+		return bad("Link.BackoffMax", "%v is below BackoffMin %v", c.Link.BackoffMax, c.Link.BackoffMin)
+	}
+	for _, p := range c.Link.AllowedPeers {
+		if _, err := parsePeer(p); err != nil {
+			return bad("Link.AllowedPeers", "%v", err)
+		}
+	}
+	if c.Link.Listen && len(c.Link.AllowedPeers) == 0 {
+		return bad("Link.AllowedPeers", "listen mode needs at least one allowed address")
+	}
+	if c.Link.Heartbeat.Interval < 0 {
+		return bad("Link.Heartbeat.Interval", "%v is negative", c.Link.Heartbeat.Interval)
+	}
+	if c.Upload.Window < 1 || c.Upload.Window > 1024 {
+		return bad("Upload.Window", "%d is outside 1..1024", c.Upload.Window)
+	}
+	if c.Upload.RetryMax < c.Upload.RetryMin || c.Upload.RetryMin < 0 {
+		return bad("Upload.RetryMax", "%v is below RetryMin %v", c.Upload.RetryMax, c.Upload.RetryMin)
+	}
+	if c.Upload.NearlyFull <= 0 || c.Upload.NearlyFull > 1 {
+		return bad("Upload.NearlyFull", "%v is outside (0, 1]", c.Upload.NearlyFull)
+	}
+	if c.Upload.Capacity < 0 {
+		return bad("Upload.Capacity", "%d is negative", c.Upload.Capacity)
+	}
+	if c.Access.DoorPulse < 0 {
+		return bad("Access.DoorPulse", "%v is negative", c.Access.DoorPulse)
+	}
+	for t, cmd := range c.Commands {
+		switch cmd.Action {
+		case ActionOpenDoor, ActionMessage, ActionRestart:
+		case ActionHook:
+			if cmd.Hook == "" {
+				return bad(fmt.Sprintf("Commands[%d].Hook", t), "action hook needs a program path")
+			}
+		default:
+			return bad(fmt.Sprintf("Commands[%d].Action", t), "%q is not open_door, message, restart or hook", cmd.Action)
+		}
+	}
+	if c.Events.Queue < 1 {
+		return bad("Events.Queue", "%d is below 1", c.Events.Queue)
+	}
+	return nil
+}
+
+// parsePeer parses an AllowedPeers entry: an IP address or a CIDR prefix.
+func parsePeer(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("allowed peer %q: %w", s, err)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("allowed peer %q: %w", s, err)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

@@ -1,0 +1,129 @@
+package agent
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	c := Config{}.withDefaults()
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"InOutType", c.Device.InOutType, 1},
+		{"DevicePort", c.Device.DevicePort, 1545},
+		{"Location", c.Device.Location, time.Local},
+		{"Transport", c.Link.Transport, "tcp"},
+		{"KeepAlive", c.Link.KeepAlive, 30 * time.Second},
+		{"BackoffMin", c.Link.BackoffMin, time.Second},
+		{"BackoffMax", c.Link.BackoffMax, time.Minute},
+		{"FallbackAfter", c.Link.FallbackAfter, 5 * time.Minute},
+		{"ReadTimeout without heartbeat", c.Link.ReadTimeout, time.Duration(0)},
+		{"MaxMessageSize", c.Link.MaxMessageSize, 16 << 20},
+		{"Window", c.Upload.Window, 8},
+		{"NearlyFull", c.Upload.NearlyFull, 0.8},
+		{"DoorPulse", c.Access.DoorPulse, 3 * time.Second},
+		{"Remote", c.Access.OpenDoorTypes.Remote, 4},
+		{"Commands", len(c.Commands), 3},
+		{"HookTimeout", c.Hooks.Timeout, 10 * time.Second},
+	}
+	for _, ck := range checks {
+		if ck.got != ck.want {
+			t.Errorf("%s = %v, want %v", ck.name, ck.got, ck.want)
+		}
+	}
+	hb := Config{Link: LinkConfig{Heartbeat: HeartbeatConfig{Mod: "heartbeat", Interval: 10 * time.Second}}}.withDefaults()
+	if hb.Link.ReadTimeout != 30*time.Second {
+		t.Errorf("ReadTimeout with 10s heartbeat = %v, want 30s", hb.Link.ReadTimeout)
+	}
+	if err := (Config{}).Validate(); err != nil {
+		t.Errorf("zero Config: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		field string
+		c     Config
+	}{
+		{"Link.Transport", Config{Link: LinkConfig{Transport: "udp"}}},
+		{"Link.ServerAddress", Config{Link: LinkConfig{ServerAddress: "no-port"}}},
+		{"Link.ServerAddress", Config{Link: LinkConfig{ServerAddress: "1.2.3.4:70000"}}},
+		{"Link.AllowedPeers", Config{Link: LinkConfig{Listen: true}}},
+		{"Link.AllowedPeers", Config{Link: LinkConfig{AllowedPeers: []string{"10.0.0.300"}}}},
+		{"Device.DevicePort", Config{Device: DeviceConfig{DevicePort: 70000}}},
+		{"Upload.Window", Config{Upload: UploadConfig{Window: -1}}},
+		{"Upload.NearlyFull", Config{Upload: UploadConfig{NearlyFull: 1.5}}},
+		{"Commands[7].Hook", Config{Commands: map[int]Command{7: {Action: ActionHook}}}},
+		{"Commands[8].Action", Config{Commands: map[int]Command{8: {Action: "reboot"}}}},
+	}
+	for _, tc := range cases {
+		err := tc.c.Validate()
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("Validate() = %v, want ErrConfig naming %s", err, tc.field)
+		}
+	}
+	ok := Config{Link: LinkConfig{Listen: true, AllowedPeers: []string{"10.0.0.5", "192.168.0.0/16", "::1"}}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("listen config: %v", err)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := Backoff{Min: time.Second, Max: 60 * time.Second}
+	wantCeil := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60}
+	for i, w := range wantCeil {
+		if got := b.Ceiling(i); got != w*time.Second {
+			t.Errorf("Ceiling(%d) = %v, want %v", i, got, w*time.Second)
+		}
+	}
+	if got := b.Ceiling(1000); got != 60*time.Second {
+		t.Errorf("Ceiling(1000) = %v (overflow?)", got)
+	}
+	lo := Backoff{Min: time.Second, Max: time.Minute, Rand: func() float64 { return 0.999999 }}
+	if d := lo.Delay(3); d <= 0 || d > time.Millisecond*10 {
+		t.Errorf("Delay with r≈1 = %v, want just above 0", d)
+	}
+	hi := Backoff{Min: time.Second, Max: time.Minute, Rand: func() float64 { return 0 }}
+	if d := hi.Delay(3); d != 8*time.Second {
+		t.Errorf("Delay with r=0 = %v, want the ceiling 8s", d)
+	}
+	// Real randomness stays inside (0, ceiling] and is spread out.
+	seen := map[time.Duration]bool{}
+	for range 200 {
+		d := b.Delay(2)
+		if d <= 0 || d > 4*time.Second {
+			t.Fatalf("Delay(2) = %v outside (0, 4s]", d)
+		}
+		seen[d/(500*time.Millisecond)] = true
+	}
+	if len(seen) < 5 {
+		t.Errorf("Delay(2) not jittered across (0, 4s]: buckets %v", seen)
+	}
+}
+
+func TestTimeFormat(t *testing.T) {
+	shanghai := time.FixedZone("CST", 8*3600)
+	at := time.Date(2019, 8, 23, 4, 34, 35, 0, time.UTC)
+	if got := FormatTime(at, shanghai); got != "20190823123435" {
+		t.Errorf("FormatTime = %q, want 20190823123435", got)
+	}
+	for _, in := range []string{"20190823123435", "2019-8-23 12:34:35", "2019-08-23 12:34:35"} {
+		got, err := ParseTime(in, shanghai)
+		if err != nil || !got.Equal(at) {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", in, got, err, at)
+		}
+	}
+	got, err := ParseTime("20190823043435Z", shanghai)
+	if err != nil || !got.Equal(at) {
+		t.Errorf("ParseTime(Z) = %v, %v", got, err)
+	}
+	for _, in := range []string{"", "2019", "2019-13-01 00:00:00", "2019-02-30 00:00:00", "20191340000000", "yesterday", "2019-1-1 1:1:1 extra"} {
+		if _, err := ParseTime(in, shanghai); err == nil {
+			t.Errorf("ParseTime(%q) accepted", in)
+		}
+	}
+}

@@ -1,0 +1,42 @@
+// Package agent is the terminal's behaviour: it composes the protocol link to
+// the management server, the SQLite store and the hardware devices into an
+// attendance / access-control terminal, as /work/shared/spec/PROTOCOL.md
+// (the project's binding reading of protocol V1.0) describes.
+//
+// Import rule: agent imports protocol, store and hal; none of them imports
+// agent. agent consumes the store and the devices through the small
+// interfaces it declares here (Store, and hal's device interfaces), so
+// *store.DB and the hal drivers plug in without adapters. Only cmd/ reads
+// configuration files, builds the concrete parts and handles signals.
+//
+// # Parts
+//
+//   - The link manager (link.go) dials the server from the stored settings
+//     (or, in listen mode, accepts the server's connection), runs one
+//     protocol.Peer per connection, backs off with full jitter between
+//     attempts, forever, and falls back to the previous server when a move
+//     ordered by set_device_info does not succeed in time. It knows nothing
+//     of what runs on the connection.
+//   - The command handlers (commands.go, person.go) answer every server
+//     request of PROTOCOL.md with codes 0/-1/-2/-3.
+//   - The access path (access.go) turns card, face and fingerprint events
+//     into a decision, a door pulse and a durable outbox record; the door
+//     never waits for the network.
+//   - The uploader (upload.go) drains the outbox oldest-first with a window
+//     of calls in flight while the link is up; a record is removed only when
+//     the server answers code 0 for its session_id.
+//   - The module supervisor (modules.go) watches each biometric module,
+//     reports faults and recoveries to the server, and resynchronises a
+//     module with the database at start and whenever it comes back.
+//
+// # Using the package
+//
+//	db, _ := store.Open(...)
+//	a, err := agent.New(agent.Config{Link: agent.LinkConfig{ServerAddress: "10.0.0.5:49003"}},
+//		agent.Parts{Store: db, Card: reader, Door: relay})
+//	if err != nil { ... }
+//	err = a.Run(ctx) // until ctx is done; then close the parts
+//
+// Run returns ErrRestart when the server ordered a restart and no restart
+// hook is configured: the daemon exits so that its supervisor restarts it.
+package agent

@@ -1,0 +1,73 @@
+package agent
+
+import "time"
+
+// LinkState is the state of the link to the server.
+type LinkState string
+
+// Link states.
+const (
+	LinkDown       LinkState = "down"       // no connection; waiting to retry
+	LinkConnecting LinkState = "connecting" // dialling / waiting for the server in listen mode
+	LinkUp         LinkState = "up"         // a connection is live
+)
+
+// ModuleState is the state of one hardware module.
+type ModuleState string
+
+// Module states.
+const (
+	ModuleAbsent ModuleState = "absent" // the terminal has no such module
+	ModuleOK     ModuleState = "ok"     // answering
+	ModuleFault  ModuleState = "fault"  // failing; probed with backoff
+)
+
+// Status is a snapshot of the terminal for `termagent status` and
+// get_device_status. It is plain data, safe to marshal as JSON.
+type Status struct {
+	// Link is the link state; Server is the "host:port" the terminal
+	// dials (or, in listen mode, the peer it accepted).
+	Link   LinkState `json:"link"`
+	Server string    `json:"server"`
+	// LinkSince is when Link last changed.
+	LinkSince time.Time `json:"link_since"`
+	// LocalAddr is the local address of the live connection, if any.
+	LocalAddr string `json:"local_addr,omitempty"`
+	// LastError is the last link error, if any.
+	LastError string `json:"last_error,omitempty"`
+	// OutboxDepth counts the records not yet acknowledged (quarantined
+	// ones included); OutboxOldest is the oldest of them (zero if none).
+	OutboxDepth  int       `json:"outbox_depth"`
+	OutboxOldest time.Time `json:"outbox_oldest,omitempty"`
+	// OutboxQuarantined counts records the server refused too often.
+	OutboxQuarantined int `json:"outbox_quarantined"`
+	// OutboxDropped counts records dropped because the outbox was full.
+	OutboxDropped int64 `json:"outbox_dropped"`
+	// Uploaded counts records acknowledged since start.
+	Uploaded int64 `json:"uploaded"`
+	// Persons counts the persons in the database.
+	Persons int `json:"persons"`
+	// Modules maps "card", "fingerprint", "face" and "door" to their state.
+	Modules map[string]ModuleStatus `json:"modules"`
+	// DoorUnlocked and DoorOpen are the door's last known state (DoorOpen
+	// meaningful only with a sensor).
+	DoorUnlocked bool `json:"door_unlocked"`
+	DoorOpen     bool `json:"door_open"`
+	// SoftwareVersion is Config.Device.SoftwareVersion.
+	SoftwareVersion string `json:"software_version"`
+	// Started is when Run started; Uptime is Now - Started.
+	Started time.Time     `json:"started"`
+	Uptime  time.Duration `json:"uptime"`
+	// Errors lists parts of the snapshot that could not be read (e.g.
+	// the database failed); the other fields are still valid.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// ModuleStatus is one module's state.
+type ModuleStatus struct {
+	State ModuleState `json:"state"`
+	// Since is when State last changed.
+	Since time.Time `json:"since"`
+	// Error is the last error, when State is fault.
+	Error string `json:"error,omitempty"`
+}
