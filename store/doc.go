@@ -1,0 +1,61 @@
+// Package store keeps the terminal's state in one SQLite file: the device
+// settings, the persons the server downloaded (with their biometrics and
+// their bindings to the fingerprint and face modules), and the durable
+// outbox of access records waiting for the server's acknowledgement.
+//
+// The protocol it serves is described in PROTOCOL.md (device_info,
+// download_person, upload_access_info); the store itself knows nothing of
+// the protocol: an outbox record's body is opaque bytes.
+//
+// Import rule: store imports neither agent, hal nor protocol. The agent
+// declares the small interfaces it needs and *store.DB satisfies them; only
+// cmd/ builds a DB from configuration.
+//
+// # Using the package
+//
+//	db, err := store.Open(ctx, "/var/lib/termagent/termagent.db", store.Config{
+//		OutboxCapacity: 100000,
+//		Logger:         log,
+//	})
+//	if err != nil { ... }            // never a damaged file: that is moved aside
+//	defer db.Close()
+//	if r, ok := db.Recovery(); ok { ... } // report r.MovedTo to the server
+//
+//	// Settings: seeded from configuration once, then owned by the server.
+//	db.SeedDeviceInfo(ctx, store.Settings{ServerIP: "10.0.0.2", ServerPort: 9000})
+//	s, _ := db.DeviceInfo(ctx)
+//
+//	// Outbox: Enqueue returns once the record is on disk.
+//	rec, err := db.Enqueue(ctx, store.Record{Body: accessInfoJSON})
+//	// The uploader: sleep on Wake, send what Peek returns, Ack or Nack.
+//	for {
+//		recs, _ := db.Peek(ctx, 16)
+//		if len(recs) == 0 { <-db.Wake() (or a timer to Stats().NextDue); continue }
+//		... send rec.Body with rec.SessionID ...
+//		db.Ack(ctx, rec.ID)                              // server said code 0
+//		db.Nack(ctx, rec.ID, time.Now().Add(backoff))    // anything else
+//	}
+//
+//	// Persons: one person at a time, all or nothing with the modules.
+//	tx, _ := db.BeginPerson(ctx, p.PersonID)
+//	defer tx.Rollback()
+//	old, existed := tx.Old()
+//	tx.Put(p)
+//	slot, _ := tx.AllocFingerSlot(store.Left, capacity) // then enrol into the module
+//	tx.SetFaceUser(userID)                              // id the face module assigned
+//	err = tx.Commit(ctx) // on error: undo the module enrolments
+//	// after commit: delete old's slots and face user from the modules
+//
+//	p, err := db.PersonByCard(ctx, "0012345678") // never reads biometrics
+//
+// # Durability
+//
+// Every write is a transaction on one writer connection; the file is in WAL
+// mode with synchronous=FULL, so a transaction that returned is on disk and
+// survives a crash of the process, the kernel or the power (see Open for
+// each pragma and DurabilityNoFsync for the relaxed mode). Concurrent
+// Enqueue calls are grouped into one transaction (group commit): they share
+// the fsync instead of queueing for one each.
+//
+// All methods of DB are safe for concurrent use.
+package store
