@@ -1,0 +1,66 @@
+// Package protocol is the V1.0 wire layer between a terminal and its
+// management server: the message types, the JSON-object stream framing,
+// the transports (raw TCP, TLS, WebSocket) and the duplex request/response
+// Peer that both the terminal agent and the reference server stand on.
+//
+// The binding reading of the protocol is the project's
+// shared/spec/PROTOCOL.md; the original is shared/spec/protocol-v1.0.zh.md.
+//
+// Import rule: protocol imports neither agent, store nor hal. It knows
+// nothing of reconnecting or of what a request means: a reconnect manager
+// above it dials, runs a Peer until it fails, and dials again; handlers
+// above it carry requests out. Codecs (Reader, Decode, Marshal) are pure;
+// Peer and Listener are the only parts with goroutines, and the only ones
+// that log.
+//
+// # Layers
+//
+//   - Message, Decode, Marshal: one flat struct for every mod, decoded
+//     leniently (numbers as numeric strings, ret/msg for code/message,
+//     unknown fields ignored) and encoded with the documented names.
+//   - Reader: splits a byte stream into JSON objects, bounded by a maximum
+//     message size, resynchronising after garbage.
+//   - Conn: one message in, one message out, over a byte stream
+//     (StreamConn) or a WebSocket (WSConn); Dial and Listen make them.
+//   - Peer: Call sends a request and waits for the response with the same
+//     session_id; incoming requests go to a Handler (often a Mux).
+//
+// # Using the package
+//
+// A client (the terminal, by default) dials and calls:
+//
+//	conn, err := protocol.Dial(ctx, protocol.DialConfig{Address: "192.168.1.166:49003"})
+//	if err != nil { ... }
+//	mux := protocol.NewMux()
+//	mux.HandleFunc(protocol.ModGetDeviceInfo, func(ctx context.Context, req *protocol.Message) (*protocol.Message, error) {
+//		resp := req.Reply(protocol.CodeOK, "")
+//		resp.DeviceInfo = &protocol.DeviceInfo{UUID: "31231412332" /* ... */}
+//		return resp, nil
+//	})
+//	peer := protocol.NewPeer(conn, protocol.PeerConfig{Handler: mux, Logger: log})
+//	go peer.Run(ctx) // until the connection ends; a manager then redials
+//
+//	req := protocol.NewRequest(protocol.ModUploadAccessInfo)
+//	req.SessionID = record.ID // keep the id across retries
+//	req.AccessInfo = &protocol.AccessInfo{PersonID: "3413123123", Time: "20190823123435"}
+//	_, err = peer.Call(ctx, req)
+//	var remote *protocol.RemoteError
+//	switch {
+//	case err == nil: // acknowledged: remove from the outbox
+//	case errors.As(err, &remote): // the server answered remote.Code
+//	case errors.Is(err, protocol.ErrNotSent): // never left: retry freely
+//	case errors.Is(err, protocol.ErrNoResponse): // may have arrived: retry with the same id
+//	}
+//
+// A server (or the terminal in listen mode) accepts and handles:
+//
+//	ln, err := protocol.Listen(ctx, protocol.ListenConfig{Address: ":49003"})
+//	if err != nil { ... }
+//	defer ln.Close()
+//	for {
+//		conn, err := ln.Accept()
+//		if err != nil { return err }
+//		peer := protocol.NewPeer(conn, protocol.PeerConfig{Handler: mux})
+//		go peer.Run(ctx) // peer.Call(ctx, protocol.NewRequest(protocol.ModGetDeviceInfo)) from here on
+//	}
+package protocol

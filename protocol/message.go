@@ -1,0 +1,365 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// Mod names of V1.0 and of the project's extensions (PROTOCOL.md,
+// "Messages" and "Extensions"). A heartbeat's mod is configurable and has no
+// constant here.
+const (
+	ModGetDeviceInfo     = "get_device_info"     // server → device
+	ModSetDeviceInfo     = "set_device_info"     // server → device; without device_info it is a get
+	ModDownloadPerson    = "download_person"     // server → device
+	ModUploadAccessInfo  = "upload_access_info"  // device → server
+	ModSendUserCommand   = "send_user_command"   // server → device
+	ModSendDeviceCommand = "send_device_command" // device → server (handled like send_user_command if received)
+	ModRemovePerson      = "remove_person"       // extension, server → device
+	ModSetDeviceTime     = "set_device_time"     // extension, server → device
+	ModGetDeviceStatus   = "get_device_status"   // extension, server → device
+)
+
+// Message types: the optional "type" field of the envelope.
+const (
+	TypeRequest  = 1
+	TypeResponse = 2
+)
+
+// Response codes (PROTOCOL.md, "Error codes").
+const (
+	CodeOK       = 0  // success
+	CodeError    = -1 // malformed request, invalid field, unsupported mod or command_type
+	CodeDevice   = -2 // a hardware module failed
+	CodeDatabase = -3 // the local database failed
+)
+
+// Message is one protocol message, request or response, of any mod: the
+// envelope plus every body field V1.0 and the extensions define. Only the
+// fields the mod uses are set; the rest stay zero and are not written.
+//
+// Decode and UnmarshalJSON are lenient as PROTOCOL.md requires: numbers may
+// be JSON numbers or numeric strings (and string fields accept numbers),
+// unknown fields are ignored, and ret/msg are read as code/message.
+// Marshal and MarshalJSON write compact JSON with the documented names and
+// types only.
+//
+// A Message is not safe for concurrent modification; Peer hands each
+// handler its own.
+type Message struct {
+	// Mod is the method name, e.g. ModDownloadPerson.
+	Mod string
+	// SessionID matches a response to its request. Peer.Call fills it with
+	// a fresh UUID when empty.
+	SessionID string
+	// Type is TypeRequest or TypeResponse; 0 means absent (not written).
+	// Receivers must not trust it: a message is a response when it answers
+	// a pending request or carries a code (HasCode).
+	Type int
+
+	// HasCode reports that the message carries a code (or ret) field: it is
+	// a response. Reply sets it. Code and Text are written only when it is
+	// set, and then always both.
+	HasCode bool
+	// Code is the response code, CodeOK or a negative Code* value.
+	Code int
+	// Text is the response's "message": empty on success, otherwise what
+	// went wrong in plain words.
+	Text string
+
+	// DeviceInfo is the body of get_device_info responses and
+	// set_device_info requests. A set_device_info request without one is a
+	// get (see WantsDeviceInfo).
+	DeviceInfo *DeviceInfo
+	// PersonInfo is the body of download_person.
+	PersonInfo *PersonInfo
+	// AccessInfo is the body of upload_access_info.
+	AccessInfo *AccessInfo
+
+	// CommandType and CommandValue are the body of send_user_command and
+	// send_device_command. They are written for those mods, and for any
+	// other mod when non-zero.
+	CommandType  int
+	CommandValue string
+
+	// PersonIDs and PersonID are the body of remove_person; see RemoveIDs.
+	PersonIDs []string
+	PersonID  string
+
+	// Time is the body of set_device_time: local time YYYYMMDDhhmmss (see
+	// ParseTime).
+	Time string
+
+	// DeviceStatus is the body of a get_device_status response.
+	DeviceStatus *DeviceStatus
+}
+
+// DeviceField names one field of a DeviceInfo, as a bit of DeviceInfo.Fields.
+type DeviceField uint16
+
+// The fields of device_info.
+const (
+	FieldUUID DeviceField = 1 << iota
+	FieldDeviceIP
+	FieldDevicePort
+	FieldServerIP
+	FieldServerPort
+	FieldAddress
+	FieldCommunityCode
+	FieldSoftwareVersion
+	FieldHardwareVersion
+
+	// AllDeviceFields is every field: a full device_info.
+	AllDeviceFields DeviceField = 1<<iota - 1
+)
+
+// DeviceInfo is the device_info object (PROTOCOL.md, get_device_info and
+// set_device_info).
+type DeviceInfo struct {
+	UUID            string
+	DeviceIP        string
+	DevicePort      int // 1..65535
+	ServerIP        string
+	ServerPort      int // 1..65535
+	Address         string
+	CommunityCode   string
+	SoftwareVersion string
+	HardwareVersion string
+
+	// Fields says which fields the object carries. Decoding sets exactly
+	// the keys that were present, so a set_device_info handler changes only
+	// those (see Has). Encoding writes the fields in Fields, or every field
+	// when Fields is zero (a full device_info, as a get response carries).
+	Fields DeviceField
+}
+
+// Has reports whether the decoded object carried field f. It reads Fields
+// as is: for a DeviceInfo built in code with Fields zero it reports false.
+func (d *DeviceInfo) Has(f DeviceField) bool { return d.Fields&f != 0 }
+
+// PersonInfo is the person_info object of download_person.
+type PersonInfo struct {
+	PersonID         string // required: the key
+	PersonName       string
+	IDNumber         string
+	CardNumber       string
+	KeyNumber        string
+	DepartmentNumber string
+	Role             int
+
+	// Face is the face photo for the face module.
+	Face *Biometric
+	// LeftImage and RightImage are fingerprint images.
+	LeftImage  *Biometric
+	RightImage *Biometric
+	// LeftCode and RightCode are fingerprint templates; only their Length
+	// and Data are used on the wire.
+	LeftCode  *Biometric
+	RightCode *Biometric
+}
+
+// Biometric is one biometric blob: a face photo, a fingerprint image or a
+// fingerprint template. Never log its Data.
+type Biometric struct {
+	Width  int // pixels; images only
+	Height int // pixels; images only
+	Format int // images only; V1.0 defines no values
+	// Length is the decoded byte count the sender declared; Validate checks
+	// it against len(Data).
+	Length int
+	// Data is the decoded blob (standard base64 on the wire).
+	Data []byte
+}
+
+// AccessInfo is the access_info object of upload_access_info: one access
+// record.
+type AccessInfo struct {
+	PersonID      string
+	Time          string // local time YYYYMMDDhhmmss
+	IDNumber      string
+	CardNumber    string
+	Role          int
+	OpenDoorType  int // project values: 1 card, 2 face, 3 fingerprint, 4 remote, 5 password/key
+	InOutType     int // project values: 1 in, 2 out
+	CommunityCode string
+}
+
+// DeviceStatus is the device_status object of a get_device_status response
+// (an extension; the field names are the project's).
+type DeviceStatus struct {
+	Link            string         // link state, e.g. "up"
+	OutboxDepth     int            // access records not yet acknowledged
+	OldestUnsent    string         // time of the oldest unacknowledged record, YYYYMMDDhhmmss, or ""
+	PersonsEnrolled int            // persons in the local database
+	Modules         []ModuleStatus // each hardware module's state
+	Door            string         // door state, e.g. "closed"
+	SoftwareVersion string
+	UptimeSeconds   int64 // seconds since the agent started
+}
+
+// ModuleStatus is the state of one hardware module in a DeviceStatus.
+type ModuleStatus struct {
+	Name   string // e.g. "fingerprint"
+	State  string // e.g. "ok", "fault", "absent"
+	Detail string // what is wrong, or ""
+}
+
+// NewRequest returns a request of the given mod with Type TypeRequest and
+// no session id (Peer.Call fills it).
+func NewRequest(mod string) *Message {
+	return &Message{Mod: mod, Type: TypeRequest}
+}
+
+// Reply returns a response to m: the same mod and session id, Type
+// TypeResponse, the given code and text. Add a body to it if the mod has one.
+func (m *Message) Reply(code int, text string) *Message {
+	return &Message{Mod: m.Mod, SessionID: m.SessionID, Type: TypeResponse, HasCode: true, Code: code, Text: text}
+}
+
+// IsResponse reports whether m carries a code, which makes it a response
+// when its session id matches no pending request (PROTOCOL.md, "Envelope").
+func (m *Message) IsResponse() bool { return m.HasCode }
+
+// WantsDeviceInfo reports whether m asks for the device info:
+// get_device_info, or set_device_info without a device_info object.
+func (m *Message) WantsDeviceInfo() bool {
+	return m.Mod == ModGetDeviceInfo || (m.Mod == ModSetDeviceInfo && m.DeviceInfo == nil)
+}
+
+// RemoveIDs returns the person ids a remove_person request names:
+// person_ids followed by person_id, without empty or repeated ids.
+func (m *Message) RemoveIDs() []string {
+	seen := make(map[string]bool, len(m.PersonIDs)+1)
+	var ids []string
+	for _, id := range append(m.PersonIDs[:len(m.PersonIDs):len(m.PersonIDs)], m.PersonID) {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Validate checks what decoding leaves to the receiver: a request has a mod
+// and a session id, and the bodies of the mods a device carries out are
+// complete (download_person names a person and each blob's length matches
+// its data; remove_person names someone; set_device_time has a valid time).
+// The error text is fit for a response's message. Peer validates every
+// request before its handler sees it.
+func (m *Message) Validate() error {
+	if m.Mod == "" {
+		return fmt.Errorf("%w: mod is missing", ErrInvalid)
+	}
+	if m.SessionID == "" {
+		return fmt.Errorf("%w: session_id is missing", ErrInvalid)
+	}
+	if m.HasCode {
+		return nil
+	}
+	switch m.Mod {
+	case ModDownloadPerson:
+		p := m.PersonInfo
+		if p == nil {
+			return fmt.Errorf("%w: person_info is missing", ErrInvalid)
+		}
+		if p.PersonID == "" {
+			return fmt.Errorf("%w: person_info.person_id is missing", ErrInvalid)
+		}
+		for _, b := range []struct {
+			name string
+			b    *Biometric
+		}{{"face", p.Face}, {"left_image", p.LeftImage}, {"right_image", p.RightImage}, {"left_code", p.LeftCode}, {"right_code", p.RightCode}} {
+			if b.b != nil && b.b.Length != len(b.b.Data) {
+				return fmt.Errorf("%w: person_info.%s.length is %d but data decodes to %d bytes", ErrInvalid, b.name, b.b.Length, len(b.b.Data))
+			}
+		}
+	case ModRemovePerson:
+		if len(m.RemoveIDs()) == 0 {
+			return fmt.Errorf("%w: person_ids is missing or empty", ErrInvalid)
+		}
+	case ModSetDeviceTime:
+		if _, err := ParseTime(m.Time, nil); err != nil {
+			return fmt.Errorf("%w: time: %w", ErrInvalid, err)
+		}
+	}
+	return nil
+}
+
+// Decode parses one JSON object into a Message, leniently (see Message).
+// It does not Validate. The result does not alias b.
+func Decode(b []byte) (*Message, error) {
+	var w wireIn
+	if err := json.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	m := w.message()
+	return m, nil
+}
+
+// Marshal encodes m as compact JSON followed by "\n", the form the stream
+// writer sends. Only documented names are written (code and message, never
+// ret and msg); HTML characters are not escaped.
+func Marshal(m *Message) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := marshalTo(&buf, m); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func marshalTo(buf *bytes.Buffer, m *Message) error {
+	w := newWireOut(m)
+	if m.PersonInfo != nil {
+		buf.Grow(m.PersonInfo.blobSize()*4/3 + 1024)
+	}
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(w); err != nil {
+		return fmt.Errorf("encode %s message: %w", m.Mod, err)
+	}
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler: compact JSON without the trailing
+// newline Marshal adds.
+func (m *Message) MarshalJSON() ([]byte, error) {
+	b, err := Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return b[:len(b)-1], nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler with Decode's leniency.
+func (m *Message) UnmarshalJSON(b []byte) error {
+	d, err := Decode(b)
+	if err != nil {
+		return err
+	}
+	*m = *d
+	return nil
+}
+
+// WriteMessage writes m to w as compact JSON followed by "\n", in one Write.
+func WriteMessage(w io.Writer, m *Message) error {
+	b, err := Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("write %s message: %w", m.Mod, err)
+	}
+	return nil
+}
+
+func (p *PersonInfo) blobSize() int {
+	n := 0
+	for _, b := range []*Biometric{p.Face, p.LeftImage, p.RightImage, p.LeftCode, p.RightCode} {
+		if b != nil {
+			n += len(b.Data)
+		}
+	}
+	return n
+}

@@ -1,0 +1,475 @@
+package protocol
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+)
+
+// Defaults of PeerConfig.
+const (
+	DefaultMaxInFlight  = 16
+	DefaultCallTimeout  = 30 * time.Second
+	DefaultWriteTimeout = 60 * time.Second
+)
+
+// Log field keys.
+const (
+	logComponent = "component"
+	logRemote    = "remote"
+	logMod       = "mod"
+	logSession   = "session_id"
+	logCode      = "code"
+)
+
+// Handler answers the requests a Peer receives.
+//
+// ServeMessage is called in its own goroutine, with at most
+// PeerConfig.MaxInFlight running at once; req has passed Validate. It
+// returns the response body as req.Reply(CodeOK, "") with fields added, or
+// nil for a bare success. An error answers CodeError with the error's text,
+// or the code of a *RemoteError (see Errorf). The Peer fills the response's
+// mod, session_id, type and code fields, so exactly one response goes back.
+// ctx ends when the Peer stops.
+type Handler interface {
+	ServeMessage(ctx context.Context, req *Message) (*Message, error)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req *Message) (*Message, error)
+
+// ServeMessage implements Handler by calling f.
+func (f HandlerFunc) ServeMessage(ctx context.Context, req *Message) (*Message, error) {
+	return f(ctx, req)
+}
+
+// PeerConfig configures a Peer. Zero values mean the documented defaults.
+type PeerConfig struct {
+	// Handler answers incoming requests; nil answers every request
+	// CodeError "unsupported mod".
+	Handler Handler
+	// MaxInFlight bounds the handlers running at once; default
+	// DefaultMaxInFlight. When all are busy the Peer stops reading (TCP
+	// backpressure) until one finishes, so a handler must not wait for a
+	// response on its own Peer.
+	MaxInFlight int
+	// CallTimeout bounds each Call from send to response unless ctx ends
+	// sooner; default DefaultCallTimeout.
+	CallTimeout time.Duration
+	// WriteTimeout bounds writing one message; default
+	// DefaultWriteTimeout. A write that fails half-way ends the connection.
+	WriteTimeout time.Duration
+	// Logger receives the Peer's events (frames only at debug level, never
+	// their bodies); default none.
+	Logger zerolog.Logger
+}
+
+// Peer is one side of a connection: it sends requests and matches their
+// responses by session_id (Call), and answers the other side's requests
+// with its Handler, both directions at once (PROTOCOL.md, "Transport" and
+// "Envelope"). The same type serves the device and the server.
+//
+// One goroutine (Run) reads; writes are serialised; responses are
+// delivered without blocking the reader. Late and unknown responses are
+// logged and dropped. When the connection ends every waiting Call fails
+// with ErrNotSent or ErrNoResponse. A Peer is used for one connection: a
+// reconnect makes a new one. Its methods are safe for concurrent use.
+type Peer struct {
+	conn Conn
+	cfg  PeerConfig
+	log  zerolog.Logger
+
+	wmu chan struct{} // write lock, taken with a select
+	sem chan struct{} // handler slots
+
+	mu      sync.Mutex
+	pending map[string]chan result
+	closed  bool
+	cause   error // why the Peer stopped, set once with closed
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	running   atomic.Bool
+	handlers  sync.WaitGroup
+}
+
+type result struct {
+	msg *Message
+	err error
+}
+
+// NewPeer returns a Peer over conn. It takes ownership of conn: Run and
+// Close close it. Start it with Run.
+func NewPeer(conn Conn, cfg PeerConfig) *Peer {
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	remote := ""
+	if a := conn.RemoteAddr(); a != nil {
+		remote = a.String()
+	}
+	return &Peer{
+		conn:    conn,
+		cfg:     cfg,
+		log:     cfg.Logger.With().Str(logComponent, "protocol.peer").Str(logRemote, remote).Logger(),
+		wmu:     make(chan struct{}, 1),
+		sem:     make(chan struct{}, cfg.MaxInFlight),
+		pending: make(map[string]chan result),
+		closing: make(chan struct{}),
+	}
+}
+
+// Run reads and dispatches messages until the connection fails, ctx ends
+// or Close is called; then it closes the connection, fails the waiting
+// calls, waits for running handlers (their ctx is cancelled) and returns:
+// nil after Close, ctx.Err() when ctx ended, otherwise the error that ended
+// the connection (wrapping io.EOF when the other side closed it). Run may
+// be called once.
+func (p *Peer) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return errors.New("protocol: Peer.Run called twice")
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { p.shutdown(ctx.Err()) })
+	defer stop()
+
+	p.log.Debug().Msg("peer running")
+	for {
+		b, err := p.conn.ReadMessage()
+		if err != nil {
+			if errors.Is(err, ErrMalformed) {
+				p.log.Warn().Err(err).Msg("skipped malformed input")
+				continue
+			}
+			p.shutdown(fmt.Errorf("read: %w", err))
+			break
+		}
+		if !p.dispatch(hctx, b) {
+			break
+		}
+	}
+	cancel()
+	p.handlers.Wait()
+	p.mu.Lock()
+	cause := p.cause
+	p.mu.Unlock()
+	p.log.Debug().AnErr("cause", cause).Msg("peer stopped")
+	if errors.Is(cause, ErrClosed) {
+		return nil
+	}
+	return cause
+}
+
+// dispatch routes one incoming message. It returns false when the Peer
+// stopped while it waited for a handler slot.
+func (p *Peer) dispatch(ctx context.Context, b []byte) bool {
+	m, err := Decode(b)
+	if err != nil {
+		mod, sid, isResponse := salvage(b)
+		if ch := p.take(sid); ch != nil {
+			ch <- result{err: fmt.Errorf("%s %s: %w: response unreadable: %w", mod, sid, ErrNoResponse, err)}
+			return true
+		}
+		if mod == "" || sid == "" || isResponse {
+			p.log.Warn().Err(err).Str(logMod, mod).Str(logSession, sid).Msg("dropped malformed message")
+			return true
+		}
+		return p.serve(ctx, &Message{Mod: mod, SessionID: sid}, err)
+	}
+	if ch := p.take(m.SessionID); ch != nil {
+		p.log.Debug().Str(logMod, m.Mod).Str(logSession, m.SessionID).Int(logCode, m.Code).Msg("response")
+		ch <- result{msg: m}
+		return true
+	}
+	if m.HasCode {
+		p.log.Debug().Str(logMod, m.Mod).Str(logSession, m.SessionID).Int(logCode, m.Code).Msg("dropped late or unknown response")
+		return true
+	}
+	return p.serve(ctx, m, m.Validate())
+}
+
+// serve runs the handler for req in a goroutine once a slot is free;
+// reqErr, if set, is answered instead.
+func (p *Peer) serve(ctx context.Context, req *Message, reqErr error) bool {
+	select {
+	case p.sem <- struct{}{}:
+	case <-p.closing:
+		return false
+	}
+	p.log.Debug().Str(logMod, req.Mod).Str(logSession, req.SessionID).Msg("request")
+	p.handlers.Add(1)
+	go func() {
+		defer func() {
+			<-p.sem
+			p.handlers.Done()
+		}()
+		resp := p.handle(ctx, req, reqErr)
+		b, err := Marshal(resp)
+		if err != nil {
+			p.log.Error().Err(err).Str(logMod, req.Mod).Msg("encode response")
+			b, _ = Marshal(req.Reply(CodeError, "internal error: cannot encode the response"))
+		}
+		wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+		defer cancel()
+		if err := p.write(wctx, b); err != nil {
+			p.log.Warn().Err(err).Str(logMod, req.Mod).Str(logSession, req.SessionID).Msg("response not sent")
+		}
+	}()
+	return true
+}
+
+// handle returns the response to req: exactly one, whatever the handler
+// does.
+func (p *Peer) handle(ctx context.Context, req *Message, reqErr error) (resp *Message) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error().Str(logMod, req.Mod).Str(logSession, req.SessionID).
+				Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("handler panicked")
+			resp = req.Reply(CodeError, fmt.Sprintf("internal error while handling %s", req.Mod))
+		}
+		resp.Mod, resp.SessionID, resp.Type, resp.HasCode = req.Mod, req.SessionID, TypeResponse, true
+	}()
+	if reqErr != nil {
+		return req.Reply(CodeError, strings.TrimPrefix(reqErr.Error(), "protocol: "))
+	}
+	if p.cfg.Handler == nil {
+		return req.Reply(CodeError, fmt.Sprintf("unsupported mod %q", req.Mod))
+	}
+	resp, err := p.cfg.Handler.ServeMessage(ctx, req)
+	if err != nil {
+		var re *RemoteError
+		if errors.As(err, &re) && re.Code != CodeOK {
+			return req.Reply(re.Code, re.Message)
+		}
+		return req.Reply(CodeError, err.Error())
+	}
+	if resp == nil {
+		resp = req.Reply(CodeOK, "")
+	}
+	return resp
+}
+
+// Call sends req and waits for its response. It sets req.SessionID to a
+// fresh UUID when empty (a caller that retries a record passes the record's
+// id) and req.Type to TypeRequest when zero. The wait ends after
+// PeerConfig.CallTimeout or when ctx ends, whichever is first.
+//
+// A response with a non-zero code returns the response and a *RemoteError.
+// An error wrapping ErrNotSent means the request never left (safe to send
+// again anywhere); one wrapping ErrNoResponse means it left, or may have,
+// and no response came (lost connection, timeout, cancel: errors.Is also
+// finds context.DeadlineExceeded or context.Canceled then). Run must be
+// running for the response to arrive.
+func (p *Peer) Call(ctx context.Context, req *Message) (*Message, error) {
+	if req.HasCode || req.Mod == "" {
+		return nil, fmt.Errorf("call %q: %w: %w: a request needs a mod and no code", req.Mod, ErrNotSent, ErrInvalid)
+	}
+	if req.SessionID == "" {
+		req.SessionID = uuid.NewString()
+	}
+	if req.Type == 0 {
+		req.Type = TypeRequest
+	}
+	name := req.Mod + " " + req.SessionID
+	b, err := Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("call %s: %w: %w", name, ErrNotSent, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+
+	ch := make(chan result, 1)
+	p.mu.Lock()
+	if p.closed {
+		cause := p.cause
+		p.mu.Unlock()
+		return nil, fmt.Errorf("call %s: %w: %w", name, ErrNotSent, cause)
+	}
+	if _, dup := p.pending[req.SessionID]; dup {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("call %s: %w: %w", name, ErrNotSent, ErrDuplicateSession)
+	}
+	p.pending[req.SessionID] = ch
+	p.mu.Unlock()
+
+	if err := p.write(ctx, b); err != nil {
+		p.remove(req.SessionID, ch)
+		if errors.Is(err, ErrNotSent) {
+			return nil, fmt.Errorf("call %s: %w", name, err)
+		}
+		return nil, fmt.Errorf("call %s: %w: %w", name, ErrNoResponse, err)
+	}
+	select {
+	case r := <-ch:
+		return p.result(name, r)
+	case <-ctx.Done():
+		p.remove(req.SessionID, ch)
+		select {
+		case r := <-ch:
+			return p.result(name, r)
+		default:
+		}
+		return nil, fmt.Errorf("call %s: %w: %w", name, ErrNoResponse, ctx.Err())
+	case <-p.closing:
+		select {
+		case r := <-ch:
+			return p.result(name, r)
+		default:
+		}
+		p.mu.Lock()
+		cause := p.cause
+		p.mu.Unlock()
+		return nil, fmt.Errorf("call %s: %w: connection ended: %w", name, ErrNoResponse, cause)
+	}
+}
+
+func (p *Peer) result(name string, r result) (*Message, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.msg.Code != CodeOK {
+		return r.msg, &RemoteError{Mod: r.msg.Mod, Code: r.msg.Code, Message: r.msg.Text}
+	}
+	return r.msg, nil
+}
+
+// write sends one encoded message under the write lock. A failure after
+// bytes may have left ends the connection, since the stream may hold half
+// a message.
+func (p *Peer) write(ctx context.Context, b []byte) error {
+	select {
+	case p.wmu <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: waiting to write: %w", ErrNotSent, ctx.Err())
+	case <-p.closing:
+		return fmt.Errorf("%w: %w", ErrNotSent, ErrClosed)
+	}
+	defer func() { <-p.wmu }()
+	select {
+	case <-p.closing:
+		return fmt.Errorf("%w: %w", ErrNotSent, ErrClosed)
+	default:
+	}
+	wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+	defer cancel()
+	err := p.conn.WriteMessage(wctx, b)
+	if err != nil && !errors.Is(err, ErrNotSent) {
+		p.shutdown(fmt.Errorf("write: %w", err))
+	}
+	return err
+}
+
+func (p *Peer) take(sid string) chan result {
+	if sid == "" {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ch := p.pending[sid]
+	delete(p.pending, sid)
+	return ch
+}
+
+func (p *Peer) remove(sid string, ch chan result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pending[sid] == ch {
+		delete(p.pending, sid)
+	}
+}
+
+// shutdown stops the Peer once, recording why.
+func (p *Peer) shutdown(cause error) {
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed, p.cause = true, cause
+		p.pending = make(map[string]chan result)
+		p.mu.Unlock()
+		close(p.closing)
+		p.conn.Close()
+	})
+}
+
+// Close closes the connection and stops the Peer: waiting calls fail, Run
+// returns nil. It does not wait for Run; it is idempotent.
+func (p *Peer) Close() error {
+	p.shutdown(ErrClosed)
+	return nil
+}
+
+// Done returns a channel closed once the Peer has stopped taking calls: the
+// connection is closed and waiting calls are failing. Run may still be
+// waiting for handlers.
+func (p *Peer) Done() <-chan struct{} { return p.closing }
+
+// Err returns why the Peer stopped (as Run would), or nil while it runs.
+func (p *Peer) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if errors.Is(p.cause, ErrClosed) {
+		return nil
+	}
+	return p.cause
+}
+
+// LocalAddr and RemoteAddr return the connection's addresses.
+func (p *Peer) LocalAddr() string { return addrString(p.conn.LocalAddr()) }
+
+// RemoteAddr returns the address of the other side.
+func (p *Peer) RemoteAddr() string { return addrString(p.conn.RemoteAddr()) }
+
+func addrString(a interface{ String() string }) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// salvage finds mod and session_id in bytes that did not decode, so a
+// malformed request can still be answered, and tells whether they carry a
+// code (a response, never answered).
+func salvage(b []byte) (mod, sid string, isResponse bool) {
+	return stringField(b, "mod"), stringField(b, "session_id"), bytes.Contains(b, []byte(`"code"`)) || bytes.Contains(b, []byte(`"ret"`))
+}
+
+// stringField returns the value of the first "key":"value" in b, with
+// simple values only (no escapes), or "".
+func stringField(b []byte, key string) string {
+	k := []byte(`"` + key + `"`)
+	for {
+		i := bytes.Index(b, k)
+		if i < 0 {
+			return ""
+		}
+		b = b[i+len(k):]
+		rest := bytes.TrimLeft(b, " \t\r\n")
+		if len(rest) == 0 || rest[0] != ':' {
+			continue
+		}
+		rest = bytes.TrimLeft(rest[1:], " \t\r\n")
+		if len(rest) == 0 || rest[0] != '"' {
+			continue
+		}
+		end := bytes.IndexAny(rest[1:], "\"\\\n")
+		if end < 0 || rest[1+end] != '"' || end > 256 {
+			return ""
+		}
+		return string(rest[1 : 1+end])
+	}
+}

@@ -1,0 +1,192 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// DefaultMaxMessageSize is the maximum size of one message when a
+// configuration leaves it zero: 16 MiB.
+const DefaultMaxMessageSize = 16 << 20
+
+const minReadSize = 4 << 10
+
+// Reader splits a byte stream into JSON objects (PROTOCOL.md, "Framing on
+// raw TCP"): objects separated by newlines, other whitespace or nothing,
+// pretty-printed over many lines, split over any number of reads or several
+// in one read. It only finds each object's end (tracking strings and
+// nesting); Decode checks the JSON itself.
+//
+// Bytes outside an object that are not whitespace are malformed: ReadMessage
+// returns an error wrapping ErrMalformed and the next call resumes at the
+// next line that starts with '{' (after optional whitespace). A string
+// that runs into a raw newline (impossible in valid JSON) is malformed the
+// same way. An object longer than the maximum size is never buffered whole:
+// ReadMessage returns ErrTooLarge, and so does every later call.
+//
+// A Reader does no I/O of its own beyond Read on the underlying reader, and
+// is not safe for concurrent use.
+type Reader struct {
+	r   io.Reader
+	max int
+
+	buf        []byte
+	start, end int // buf[start:end] holds unconsumed bytes
+	pos        int // scan position in buf, start <= pos <= end
+
+	// Scanner state of the object at buf[start:pos] (inObject) or of the
+	// bytes between objects.
+	inObject bool
+	depth    int
+	inString bool
+	escape   bool
+	skipping bool // discarding a malformed line up to its newline
+	err      error
+}
+
+// NewReader returns a Reader of r that rejects messages longer than
+// maxSize bytes (DefaultMaxMessageSize when maxSize <= 0).
+func NewReader(r io.Reader, maxSize int) *Reader {
+	if maxSize <= 0 {
+		maxSize = DefaultMaxMessageSize
+	}
+	return &Reader{r: r, max: maxSize, buf: make([]byte, min(minReadSize, maxSize+1))}
+}
+
+// ReadMessage blocks until the next complete JSON object and returns its
+// bytes, from '{' to the matching '}'. The slice is valid only until the
+// next call. At the end of the stream it returns io.EOF, or
+// io.ErrUnexpectedEOF inside an object. Errors wrapping ErrMalformed are
+// recoverable: call again. Any other error is final and repeats.
+func (r *Reader) ReadMessage() ([]byte, error) {
+	for {
+		if r.err != nil {
+			return nil, r.err
+		}
+		msg, err := r.scan()
+		if msg != nil || err != nil {
+			return msg, err
+		}
+		if err := r.fill(); err != nil {
+			switch {
+			case errors.Is(err, io.EOF) && r.inObject:
+				err = io.ErrUnexpectedEOF
+			case errors.Is(err, io.EOF):
+				err = io.EOF
+			}
+			r.err = err
+			return nil, err
+		}
+	}
+}
+
+// scan advances over the buffered bytes. It returns a complete object, a
+// malformed-input error, or (nil, nil) when it needs more bytes.
+func (r *Reader) scan() ([]byte, error) {
+	buf := r.buf[:r.end]
+	for r.pos < r.end {
+		if !r.inObject {
+			c := buf[r.pos]
+			r.pos++
+			r.start = r.pos
+			switch {
+			case r.skipping:
+				if c == '\n' {
+					r.skipping = false
+				}
+			case c == '{':
+				r.inObject, r.depth, r.start = true, 1, r.pos-1
+			case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			default:
+				r.skipping = true
+				return nil, fmt.Errorf("%w: unexpected %q between messages, skipping to the next line", ErrMalformed, c)
+			}
+			continue
+		}
+		// Inside an object: find its end without looking at anything but
+		// quotes, escapes, braces and newlines.
+		i := r.pos
+		for ; i < r.end; i++ {
+			c := buf[i]
+			if r.inString {
+				switch {
+				case r.escape:
+					r.escape = false
+				case c == '\\':
+					r.escape = true
+				case c == '"':
+					r.inString = false
+				case c == '\n':
+					r.reset()
+					r.pos = i + 1
+					r.start = r.pos
+					return nil, fmt.Errorf("%w: newline inside a string, skipping to the next line", ErrMalformed)
+				}
+				continue
+			}
+			switch c {
+			case '"':
+				r.inString = true
+			case '{', '[':
+				r.depth++
+			case '}', ']':
+				r.depth--
+				if r.depth == 0 {
+					msg := buf[r.start : i+1]
+					r.reset()
+					r.pos = i + 1
+					r.start = r.pos
+					if len(msg) > r.max {
+						r.err = fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg), r.max)
+						return nil, r.err
+					}
+					return msg, nil
+				}
+			}
+		}
+		r.pos = i
+		if r.pos-r.start > r.max {
+			r.err = fmt.Errorf("%w: more than %d bytes", ErrTooLarge, r.max)
+			return nil, r.err
+		}
+	}
+	return nil, nil
+}
+
+func (r *Reader) reset() {
+	r.inObject, r.depth, r.inString, r.escape = false, 0, false, false
+}
+
+// fill reads more bytes, first moving the unconsumed ones to the front and
+// growing the buffer (up to the maximum message size plus one read) if it
+// is full.
+func (r *Reader) fill() error {
+	if r.start > 0 {
+		n := copy(r.buf, r.buf[r.start:r.end])
+		r.pos -= r.start
+		r.end = n
+		r.start = 0
+	}
+	if r.end == len(r.buf) {
+		size := min(2*len(r.buf), r.max+minReadSize)
+		if size <= len(r.buf) {
+			// Cannot happen: scan rejects an object longer than max.
+			return fmt.Errorf("%w: buffer full", ErrTooLarge)
+		}
+		nb := make([]byte, size)
+		copy(nb, r.buf[:r.end])
+		r.buf = nb
+	}
+	for range 100 {
+		n, err := r.r.Read(r.buf[r.end:])
+		r.end += n
+		if n > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return io.ErrNoProgress
+}

@@ -1,0 +1,498 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"reflect"
+	"strconv"
+)
+
+// The wire forms of Message: wireIn decodes leniently, wireOut encodes the
+// documented names and types. Blobs stay []byte so encoding/json does the
+// base64 work in one pass, as it would for a plain struct.
+
+type wireIn struct {
+	Mod          flexString    `json:"mod"`
+	SessionID    flexString    `json:"session_id"`
+	Type         flexInt       `json:"type"`
+	Code         *flexInt      `json:"code"`
+	Ret          *flexInt      `json:"ret"`
+	Message      *flexString   `json:"message"`
+	Msg          *flexString   `json:"msg"`
+	DeviceInfo   *wireDeviceIn `json:"device_info"`
+	PersonInfo   *wirePersonIn `json:"person_info"`
+	AccessInfo   *wireAccessIn `json:"access_info"`
+	CommandType  flexInt       `json:"command_type"`
+	CommandValue flexString    `json:"command_value"`
+	PersonIDs    flexStrings   `json:"person_ids"`
+	PersonID     flexString    `json:"person_id"`
+	Time         flexString    `json:"time"`
+	DeviceStatus *wireStatusIn `json:"device_status"`
+}
+
+type wireDeviceIn struct {
+	UUID            *flexString `json:"uuid"`
+	DeviceIP        *flexString `json:"device_ip"`
+	DevicePort      *flexInt    `json:"device_port"`
+	ServerIP        *flexString `json:"server_ip"`
+	ServerPort      *flexInt    `json:"server_port"`
+	Address         *flexString `json:"address"`
+	CommunityCode   *flexString `json:"community_code"`
+	SoftwareVersion *flexString `json:"software_version"`
+	HardwareVersion *flexString `json:"hardware_version"`
+}
+
+type wirePersonIn struct {
+	PersonID         flexString  `json:"person_id"`
+	PersonName       flexString  `json:"person_name"`
+	IDNumber         flexString  `json:"id_number"`
+	CardNumber       flexString  `json:"card_number"`
+	KeyNumber        flexString  `json:"key_number"`
+	DepartmentNumber flexString  `json:"department_number"`
+	Role             flexInt     `json:"role"`
+	Face             *wireBlobIn `json:"face"`
+	LeftImage        *wireBlobIn `json:"left_image"`
+	RightImage       *wireBlobIn `json:"right_image"`
+	LeftCode         *wireBlobIn `json:"left_code"`
+	RightCode        *wireBlobIn `json:"right_code"`
+}
+
+type wireBlobIn struct {
+	Width  flexInt `json:"width"`
+	Height flexInt `json:"height"`
+	Format flexInt `json:"format"`
+	Length flexInt `json:"length"`
+	Data   []byte  `json:"data"`
+}
+
+type wireAccessIn struct {
+	PersonID      flexString `json:"person_id"`
+	Time          flexString `json:"time"`
+	IDNumber      flexString `json:"id_number"`
+	CardNumber    flexString `json:"card_number"`
+	Role          flexInt    `json:"role"`
+	OpenDoorType  flexInt    `json:"open_door_type"`
+	InOutType     flexInt    `json:"in_out_type"`
+	CommunityCode flexString `json:"community_code"`
+}
+
+type wireStatusIn struct {
+	Link            flexString     `json:"link"`
+	OutboxDepth     flexInt        `json:"outbox_depth"`
+	OldestUnsent    flexString     `json:"oldest_unsent"`
+	PersonsEnrolled flexInt        `json:"persons_enrolled"`
+	Modules         []wireModuleIn `json:"modules"`
+	Door            flexString     `json:"door"`
+	SoftwareVersion flexString     `json:"software_version"`
+	UptimeSeconds   flexInt        `json:"uptime_seconds"`
+}
+
+type wireModuleIn struct {
+	Name   flexString `json:"name"`
+	State  flexString `json:"state"`
+	Detail flexString `json:"detail"`
+}
+
+func (w *wireIn) message() *Message {
+	m := &Message{
+		Mod:          string(w.Mod),
+		SessionID:    string(w.SessionID),
+		Type:         int(w.Type),
+		CommandType:  int(w.CommandType),
+		CommandValue: string(w.CommandValue),
+		PersonID:     string(w.PersonID),
+		Time:         string(w.Time),
+	}
+	switch {
+	case w.Code != nil:
+		m.HasCode, m.Code = true, int(*w.Code)
+	case w.Ret != nil:
+		m.HasCode, m.Code = true, int(*w.Ret)
+	}
+	switch {
+	case w.Message != nil:
+		m.Text = string(*w.Message)
+	case w.Msg != nil:
+		m.Text = string(*w.Msg)
+	}
+	if len(w.PersonIDs) > 0 {
+		m.PersonIDs = make([]string, len(w.PersonIDs))
+		for i, id := range w.PersonIDs {
+			m.PersonIDs[i] = string(id)
+		}
+	}
+	if d := w.DeviceInfo; d != nil {
+		m.DeviceInfo = d.deviceInfo()
+	}
+	if p := w.PersonInfo; p != nil {
+		m.PersonInfo = &PersonInfo{
+			PersonID:         string(p.PersonID),
+			PersonName:       string(p.PersonName),
+			IDNumber:         string(p.IDNumber),
+			CardNumber:       string(p.CardNumber),
+			KeyNumber:        string(p.KeyNumber),
+			DepartmentNumber: string(p.DepartmentNumber),
+			Role:             int(p.Role),
+			Face:             p.Face.biometric(),
+			LeftImage:        p.LeftImage.biometric(),
+			RightImage:       p.RightImage.biometric(),
+			LeftCode:         p.LeftCode.biometric(),
+			RightCode:        p.RightCode.biometric(),
+		}
+	}
+	if a := w.AccessInfo; a != nil {
+		m.AccessInfo = &AccessInfo{
+			PersonID:      string(a.PersonID),
+			Time:          string(a.Time),
+			IDNumber:      string(a.IDNumber),
+			CardNumber:    string(a.CardNumber),
+			Role:          int(a.Role),
+			OpenDoorType:  int(a.OpenDoorType),
+			InOutType:     int(a.InOutType),
+			CommunityCode: string(a.CommunityCode),
+		}
+	}
+	if s := w.DeviceStatus; s != nil {
+		st := &DeviceStatus{
+			Link:            string(s.Link),
+			OutboxDepth:     int(s.OutboxDepth),
+			OldestUnsent:    string(s.OldestUnsent),
+			PersonsEnrolled: int(s.PersonsEnrolled),
+			Door:            string(s.Door),
+			SoftwareVersion: string(s.SoftwareVersion),
+			UptimeSeconds:   int64(s.UptimeSeconds),
+		}
+		for _, mod := range s.Modules {
+			st.Modules = append(st.Modules, ModuleStatus{Name: string(mod.Name), State: string(mod.State), Detail: string(mod.Detail)})
+		}
+		m.DeviceStatus = st
+	}
+	return m
+}
+
+func (d *wireDeviceIn) deviceInfo() *DeviceInfo {
+	var out DeviceInfo
+	str := func(f DeviceField, src *flexString, dst *string) {
+		if src != nil {
+			out.Fields |= f
+			*dst = string(*src)
+		}
+	}
+	num := func(f DeviceField, src *flexInt, dst *int) {
+		if src != nil {
+			out.Fields |= f
+			*dst = int(*src)
+		}
+	}
+	str(FieldUUID, d.UUID, &out.UUID)
+	str(FieldDeviceIP, d.DeviceIP, &out.DeviceIP)
+	num(FieldDevicePort, d.DevicePort, &out.DevicePort)
+	str(FieldServerIP, d.ServerIP, &out.ServerIP)
+	num(FieldServerPort, d.ServerPort, &out.ServerPort)
+	str(FieldAddress, d.Address, &out.Address)
+	str(FieldCommunityCode, d.CommunityCode, &out.CommunityCode)
+	str(FieldSoftwareVersion, d.SoftwareVersion, &out.SoftwareVersion)
+	str(FieldHardwareVersion, d.HardwareVersion, &out.HardwareVersion)
+	return &out
+}
+
+func (b *wireBlobIn) biometric() *Biometric {
+	if b == nil {
+		return nil
+	}
+	return &Biometric{Width: int(b.Width), Height: int(b.Height), Format: int(b.Format), Length: int(b.Length), Data: b.Data}
+}
+
+type wireOut struct {
+	Mod          string         `json:"mod"`
+	SessionID    string         `json:"session_id"`
+	Type         int            `json:"type,omitempty"`
+	Code         *int           `json:"code,omitempty"`
+	Message      *string        `json:"message,omitempty"`
+	DeviceInfo   *wireDeviceOut `json:"device_info,omitempty"`
+	PersonInfo   *wirePersonOut `json:"person_info,omitempty"`
+	AccessInfo   *wireAccessOut `json:"access_info,omitempty"`
+	CommandType  *int           `json:"command_type,omitempty"`
+	CommandValue *string        `json:"command_value,omitempty"`
+	PersonIDs    []string       `json:"person_ids,omitempty"`
+	PersonID     string         `json:"person_id,omitempty"`
+	Time         string         `json:"time,omitempty"`
+	DeviceStatus *wireStatusOut `json:"device_status,omitempty"`
+}
+
+type wireDeviceOut struct {
+	UUID            *string `json:"uuid,omitempty"`
+	DeviceIP        *string `json:"device_ip,omitempty"`
+	DevicePort      *int    `json:"device_port,omitempty"`
+	ServerIP        *string `json:"server_ip,omitempty"`
+	ServerPort      *int    `json:"server_port,omitempty"`
+	Address         *string `json:"address,omitempty"`
+	CommunityCode   *string `json:"community_code,omitempty"`
+	SoftwareVersion *string `json:"software_version,omitempty"`
+	HardwareVersion *string `json:"hardware_version,omitempty"`
+}
+
+type wirePersonOut struct {
+	PersonID         string        `json:"person_id"`
+	PersonName       string        `json:"person_name"`
+	IDNumber         string        `json:"id_number"`
+	CardNumber       string        `json:"card_number"`
+	KeyNumber        string        `json:"key_number"`
+	DepartmentNumber string        `json:"department_number"`
+	Role             int           `json:"role"`
+	Face             *wireImageOut `json:"face,omitempty"`
+	LeftImage        *wireImageOut `json:"left_image,omitempty"`
+	LeftCode         *wireCodeOut  `json:"left_code,omitempty"`
+	RightImage       *wireImageOut `json:"right_image,omitempty"`
+	RightCode        *wireCodeOut  `json:"right_code,omitempty"`
+}
+
+type wireImageOut struct {
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Format int    `json:"format"`
+	Length int    `json:"length"`
+	Data   []byte `json:"data"`
+}
+
+type wireCodeOut struct {
+	Length int    `json:"length"`
+	Data   []byte `json:"data"`
+}
+
+type wireAccessOut struct {
+	PersonID      string `json:"person_id"`
+	Time          string `json:"time"`
+	IDNumber      string `json:"id_number"`
+	CardNumber    string `json:"card_number"`
+	Role          int    `json:"role"`
+	OpenDoorType  int    `json:"open_door_type"`
+	InOutType     int    `json:"in_out_type"`
+	CommunityCode string `json:"community_code"`
+}
+
+type wireStatusOut struct {
+	Link            string          `json:"link"`
+	OutboxDepth     int             `json:"outbox_depth"`
+	OldestUnsent    string          `json:"oldest_unsent"`
+	PersonsEnrolled int             `json:"persons_enrolled"`
+	Modules         []wireModuleOut `json:"modules"`
+	Door            string          `json:"door"`
+	SoftwareVersion string          `json:"software_version"`
+	UptimeSeconds   int64           `json:"uptime_seconds"`
+}
+
+type wireModuleOut struct {
+	Name   string `json:"name"`
+	State  string `json:"state"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func newWireOut(m *Message) *wireOut {
+	w := &wireOut{
+		Mod:       m.Mod,
+		SessionID: m.SessionID,
+		Type:      m.Type,
+		PersonIDs: m.PersonIDs,
+		PersonID:  m.PersonID,
+		Time:      m.Time,
+	}
+	if m.HasCode {
+		w.Code, w.Message = &m.Code, &m.Text
+	}
+	if m.Mod == ModSendUserCommand || m.Mod == ModSendDeviceCommand || m.CommandType != 0 || m.CommandValue != "" {
+		if !m.HasCode || m.CommandType != 0 || m.CommandValue != "" {
+			w.CommandType, w.CommandValue = &m.CommandType, &m.CommandValue
+		}
+	}
+	if d := m.DeviceInfo; d != nil {
+		fields := d.Fields
+		if fields == 0 {
+			fields = AllDeviceFields
+		}
+		o := &wireDeviceOut{}
+		if fields&FieldUUID != 0 {
+			o.UUID = &d.UUID
+		}
+		if fields&FieldDeviceIP != 0 {
+			o.DeviceIP = &d.DeviceIP
+		}
+		if fields&FieldDevicePort != 0 {
+			o.DevicePort = &d.DevicePort
+		}
+		if fields&FieldServerIP != 0 {
+			o.ServerIP = &d.ServerIP
+		}
+		if fields&FieldServerPort != 0 {
+			o.ServerPort = &d.ServerPort
+		}
+		if fields&FieldAddress != 0 {
+			o.Address = &d.Address
+		}
+		if fields&FieldCommunityCode != 0 {
+			o.CommunityCode = &d.CommunityCode
+		}
+		if fields&FieldSoftwareVersion != 0 {
+			o.SoftwareVersion = &d.SoftwareVersion
+		}
+		if fields&FieldHardwareVersion != 0 {
+			o.HardwareVersion = &d.HardwareVersion
+		}
+		w.DeviceInfo = o
+	}
+	if p := m.PersonInfo; p != nil {
+		w.PersonInfo = &wirePersonOut{
+			PersonID:         p.PersonID,
+			PersonName:       p.PersonName,
+			IDNumber:         p.IDNumber,
+			CardNumber:       p.CardNumber,
+			KeyNumber:        p.KeyNumber,
+			DepartmentNumber: p.DepartmentNumber,
+			Role:             p.Role,
+			Face:             imageOut(p.Face),
+			LeftImage:        imageOut(p.LeftImage),
+			LeftCode:         codeOut(p.LeftCode),
+			RightImage:       imageOut(p.RightImage),
+			RightCode:        codeOut(p.RightCode),
+		}
+	}
+	if a := m.AccessInfo; a != nil {
+		o := wireAccessOut(*a)
+		w.AccessInfo = &o
+	}
+	if s := m.DeviceStatus; s != nil {
+		o := &wireStatusOut{
+			Link:            s.Link,
+			OutboxDepth:     s.OutboxDepth,
+			OldestUnsent:    s.OldestUnsent,
+			PersonsEnrolled: s.PersonsEnrolled,
+			Modules:         make([]wireModuleOut, 0, len(s.Modules)),
+			Door:            s.Door,
+			SoftwareVersion: s.SoftwareVersion,
+			UptimeSeconds:   s.UptimeSeconds,
+		}
+		for _, mod := range s.Modules {
+			o.Modules = append(o.Modules, wireModuleOut(mod))
+		}
+		w.DeviceStatus = o
+	}
+	return w
+}
+
+func imageOut(b *Biometric) *wireImageOut {
+	if b == nil {
+		return nil
+	}
+	return &wireImageOut{Width: b.Width, Height: b.Height, Format: b.Format, Length: b.Length, Data: nonNil(b.Data)}
+}
+
+func codeOut(b *Biometric) *wireCodeOut {
+	if b == nil {
+		return nil
+	}
+	return &wireCodeOut{Length: b.Length, Data: nonNil(b.Data)}
+}
+
+// nonNil makes encoding/json write "" rather than null for an empty blob.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// flexInt is an integer that arrives as a JSON number or a numeric string.
+// An empty string and null are 0; a number with a fraction is an error.
+type flexInt int64
+
+var intType = reflect.TypeFor[int]()
+
+func (n *flexInt) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	s := b
+	if len(b) > 0 && b[0] == '"' {
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		s = bytes.TrimSpace([]byte(str))
+		if len(s) == 0 {
+			*n = 0
+			return nil
+		}
+	}
+	if v, err := strconv.ParseInt(string(s), 10, 64); err == nil {
+		*n = flexInt(v)
+		return nil
+	}
+	// 12.0 and 1e3 are integers too; 1.5 is not.
+	if f, err := strconv.ParseFloat(string(s), 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		*n = flexInt(f)
+		return nil
+	}
+	return &json.UnmarshalTypeError{Value: describe(b), Type: intType}
+}
+
+// flexString is a string that may also arrive as a JSON number (its
+// literal text is kept). null is "".
+type flexString string
+
+var stringType = reflect.TypeFor[string]()
+
+func (s *flexString) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) == 0:
+		return nil
+	case b[0] == '"':
+		if bytes.IndexByte(b, '\\') < 0 {
+			*s = flexString(b[1 : len(b)-1])
+			return nil
+		}
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		*s = flexString(str)
+		return nil
+	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
+		*s = flexString(b)
+		return nil
+	case string(b) == "null":
+		return nil
+	}
+	return &json.UnmarshalTypeError{Value: describe(b), Type: stringType}
+}
+
+// flexStrings is a list of strings that may also arrive as one string.
+type flexStrings []flexString
+
+func (l *flexStrings) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '[' {
+		var v []flexString
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		*l = v
+		return nil
+	}
+	var s flexString
+	if err := s.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	if s != "" {
+		*l = flexStrings{s}
+	}
+	return nil
+}
+
+// describe names a JSON value for an error message without quoting a
+// large one whole.
+func describe(b []byte) string {
+	if len(b) > 32 {
+		return string(b[:32]) + "..."
+	}
+	return string(b)
+}
