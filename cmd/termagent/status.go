@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"termagent/agent"
+	"termagent/store"
+)
+
+// statusReport is what `termagent status` shows: the running daemon's
+// snapshot, or, when no daemon answers, what the database says.
+type statusReport struct {
+	// Running reports whether a daemon answered on the control socket.
+	Running bool `json:"running"`
+	// Agent is the daemon's snapshot (Running only).
+	Agent *agent.Status `json:"agent,omitempty"`
+	// Database is read from the database file (not Running only).
+	Database *dbStatus `json:"database,omitempty"`
+	// Problem says why the daemon or the database could not be read.
+	Problem string `json:"problem,omitempty"`
+}
+
+// dbStatus is the state kept in the database while no daemon runs.
+type dbStatus struct {
+	Path              string    `json:"path"`
+	Server            string    `json:"server"`
+	OutboxDepth       int       `json:"outbox_depth"`
+	OutboxOldest      time.Time `json:"outbox_oldest,omitzero"`
+	OutboxQuarantined int       `json:"outbox_quarantined"`
+	OutboxDropped     int64     `json:"outbox_dropped"`
+	Persons           int       `json:"persons"`
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("status", "[-config FILE] [-socket PATH] [-json]",
+		"Shows the running daemon's state: link and server, outbox depth, oldest\n"+
+			"unsent record, quarantined records, persons and each module's state.\n"+
+			"When no daemon answers on the control socket it shows what the database\n"+
+			"holds instead and exits 3.", stderr)
+	path := fs.String("config", defaultConfigPath, "configuration `file` (for control.socket and store.path)")
+	sock := fs.String("socket", "", "control socket `path` (default: control.socket of the configuration)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	var cfg Config
+	cfgErr := error(nil)
+	if c, err := loadConfig(*path); err == nil {
+		cfg = c
+	} else {
+		cfgErr = err
+		cfg = Config{}.withDefaults()
+	}
+	if *sock == "" {
+		if cfgErr != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", *path, cfgErr)
+			return exitUsage
+		}
+		*sock = cfg.Control.Socket
+	}
+
+	rep := statusReport{}
+	var st agent.Status
+	err := queryStatus(ctx, *sock, &st)
+	switch {
+	case err == nil:
+		rep.Running, rep.Agent = true, &st
+	case errors.Is(err, errNotRunning) && cfgErr == nil:
+		rep.Problem = err.Error()
+		db, dbErr := readDatabase(ctx, cfg.Store)
+		if dbErr != nil {
+			rep.Problem += "; " + dbErr.Error()
+		} else {
+			rep.Database = &db
+		}
+	default:
+		rep.Problem = err.Error()
+	}
+
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		printStatus(stdout, rep, time.Now())
+	}
+	switch {
+	case rep.Running:
+		return exitOK
+	case errors.Is(err, errNotRunning):
+		return exitNotRunning
+	}
+	return exitError
+}
+
+// readDatabase reads the fallback status from the database file. It never
+// creates the file.
+func readDatabase(ctx context.Context, sc StoreConfig) (dbStatus, error) {
+	if _, err := os.Stat(sc.Path); err != nil {
+		return dbStatus{}, fmt.Errorf("database %s: %w", sc.Path, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	db, err := store.Open(ctx, sc.Path, store.Config{OutboxCapacity: sc.OutboxCapacity, Check: store.CheckNone})
+	if err != nil {
+		return dbStatus{}, err
+	}
+	defer db.Close()
+	out := dbStatus{Path: sc.Path}
+	s, err := db.DeviceInfo(ctx)
+	if err != nil {
+		return out, err
+	}
+	if s.ServerIP != "" {
+		out.Server = net.JoinHostPort(s.ServerIP, strconv.Itoa(s.ServerPort))
+	}
+	ob, err := db.OutboxStats(ctx)
+	if err != nil {
+		return out, err
+	}
+	out.OutboxDepth, out.OutboxOldest, out.OutboxQuarantined, out.OutboxDropped = ob.Depth, ob.Oldest, ob.Quarantined, ob.Dropped
+	if out.Persons, err = db.CountPersons(ctx); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// printStatus writes rep for a person to read.
+func printStatus(w io.Writer, rep statusReport, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	ago := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return fmt.Sprintf("%s (%s ago)", t.Local().Format("2006-01-02 15:04:05"), now.Sub(t).Round(time.Second))
+	}
+	if a := rep.Agent; a != nil {
+		fmt.Fprintf(tw, "termagent\t%s, running, up %s\n", a.SoftwareVersion, a.Uptime.Round(time.Second))
+		link := fmt.Sprintf("%s since %s", a.Link, ago(a.LinkSince))
+		if a.Server != "" {
+			link += ", server " + a.Server
+		}
+		if a.LocalAddr != "" {
+			link += ", local " + a.LocalAddr
+		}
+		fmt.Fprintf(tw, "link\t%s\n", link)
+		if a.LastError != "" {
+			fmt.Fprintf(tw, "last link error\t%s\n", a.LastError)
+		}
+		fmt.Fprintf(tw, "outbox\t%d unsent, oldest %s\n", a.OutboxDepth, ago(a.OutboxOldest))
+		fmt.Fprintf(tw, "quarantined\t%d\n", a.OutboxQuarantined)
+		fmt.Fprintf(tw, "dropped (full)\t%d\n", a.OutboxDropped)
+		fmt.Fprintf(tw, "uploaded\t%d since start\n", a.Uploaded)
+		fmt.Fprintf(tw, "persons\t%d\n", a.Persons)
+		for _, name := range slices.Sorted(maps.Keys(a.Modules)) {
+			m := a.Modules[name]
+			line := fmt.Sprintf("%s since %s", m.State, ago(m.Since))
+			if m.Error != "" {
+				line += ": " + m.Error
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", name, line)
+		}
+		door := "locked"
+		if a.DoorUnlocked {
+			door = "unlocked"
+		}
+		if a.DoorOpen {
+			door += ", open"
+		}
+		fmt.Fprintf(tw, "door\t%s\n", door)
+		for _, e := range a.Errors {
+			fmt.Fprintf(tw, "error\t%s\n", e)
+		}
+		return
+	}
+	fmt.Fprintf(tw, "termagent\tnot running\n")
+	if d := rep.Database; d != nil {
+		fmt.Fprintf(tw, "database\t%s\n", d.Path)
+		server := d.Server
+		if server == "" {
+			server = "(none stored yet)"
+		}
+		fmt.Fprintf(tw, "server\t%s\n", server)
+		fmt.Fprintf(tw, "outbox\t%d unsent, oldest %s\n", d.OutboxDepth, ago(d.OutboxOldest))
+		fmt.Fprintf(tw, "quarantined\t%d\n", d.OutboxQuarantined)
+		fmt.Fprintf(tw, "dropped (full)\t%d\n", d.OutboxDropped)
+		fmt.Fprintf(tw, "persons\t%d\n", d.Persons)
+	}
+	if rep.Problem != "" {
+		fmt.Fprintf(tw, "problem\t%s\n", strings.ReplaceAll(rep.Problem, "\n", " "))
+	}
+}

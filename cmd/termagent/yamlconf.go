@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// configError is one problem in the configuration file: the line (0 when
+// the key is not in the file), the dotted key path and what is wrong.
+type configError struct {
+	Line int
+	Path string
+	Msg  string
+}
+
+func (e *configError) Error() string {
+	switch {
+	case e.Line > 0 && e.Path != "":
+		return fmt.Sprintf("config line %d: %s: %s", e.Line, e.Path, e.Msg)
+	case e.Line > 0:
+		return fmt.Sprintf("config line %d: %s", e.Line, e.Msg)
+	case e.Path != "":
+		return fmt.Sprintf("config: %s: %s", e.Path, e.Msg)
+	}
+	return "config: " + e.Msg
+}
+
+// maxConfigSize bounds the configuration file read into memory.
+const maxConfigSize = 1 << 20
+
+// decodeStrict decodes one YAML document from r into v (a pointer to a
+// struct whose fields carry `yaml:"name"` tags) and returns the line of
+// every key path it set. Unknown and repeated keys, anchors/aliases and
+// values of the wrong type are errors naming the key path and line. A key
+// with an empty value leaves the field at its zero value (the default).
+func decodeStrict(r io.Reader, v any) (map[string]int, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, &configError{Msg: fmt.Sprintf("file is larger than %d bytes", maxConfigSize)}
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return map[string]int{}, nil // empty file: every default
+		}
+		return nil, syntaxError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, &configError{Line: extra.Line, Msg: "more than one YAML document"}
+	}
+	d := &decoder{lines: map[string]int{}}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if err := d.value(root, "", reflect.ValueOf(v).Elem()); err != nil {
+		return nil, err
+	}
+	return d.lines, nil
+}
+
+// syntaxError turns yaml's "yaml: line 3: did not find ..." into a
+// configError with that line.
+func syntaxError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var line int
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, text, ok := strings.Cut(rest, ": "); ok {
+			if n, err := strconv.Atoi(num); err == nil {
+				line, msg = n, text
+			}
+		}
+	}
+	return &configError{Line: line, Msg: msg}
+}
+
+type decoder struct {
+	lines map[string]int
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) error {
+	return &configError{Line: n.Line, Path: path, Msg: fmt.Sprintf(format, args...)}
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" && (n.Value == "" || n.Value == "~" || n.Value == "null")
+}
+
+func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) error {
+	if n.Kind == yaml.AliasNode || n.Anchor != "" {
+		return d.fail(n, path, "anchors and aliases are not supported")
+	}
+	if path != "" {
+		d.lines[path] = n.Line
+	}
+	if isNull(n) {
+		return nil // zero: the documented default
+	}
+	if v.Type() == durationType {
+		return d.duration(n, path, v)
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		return d.structure(n, path, v)
+	case reflect.Map:
+		return d.mapping(n, path, v)
+	case reflect.Slice:
+		return d.sequence(n, path, v)
+	}
+	if n.Kind != yaml.ScalarNode {
+		return d.fail(n, path, "want a single value, not a %s", kindName(n.Kind))
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(n.Value)
+	case reflect.Bool:
+		b, ok := parseBool(n.Value)
+		if !ok {
+			return d.fail(n, path, "%q is not true or false", n.Value)
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
+		if err != nil {
+			return d.fail(n, path, "%q is not a number", n.Value)
+		}
+		if v.OverflowInt(i) {
+			return d.fail(n, path, "%s is out of range", n.Value)
+		}
+		v.SetInt(i)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		u, err := strconv.ParseUint(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
+		if err != nil {
+			return d.fail(n, path, "%q is not a non-negative number", n.Value)
+		}
+		if v.OverflowUint(u) {
+			return d.fail(n, path, "%s is out of range", n.Value)
+		}
+		v.SetUint(u)
+	case reflect.Float32, reflect.Float64:
+		f, err := strconv.ParseFloat(n.Value, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return d.fail(n, path, "%q is not a number", n.Value)
+		}
+		v.SetFloat(f)
+	default:
+		return fmt.Errorf("config: %s: unsupported field type %s", path, v.Type()) // programming error
+	}
+	return nil
+}
+
+func (d *decoder) duration(n *yaml.Node, path string, v reflect.Value) error {
+	if n.Kind != yaml.ScalarNode {
+		return d.fail(n, path, "want a duration such as 3s or 5m, not a %s", kindName(n.Kind))
+	}
+	if n.Value == "0" {
+		v.SetInt(0)
+		return nil
+	}
+	dur, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return d.fail(n, path, "%q is not a duration (write it with a unit: 300ms, 3s, 5m)", n.Value)
+	}
+	if dur < 0 {
+		return d.fail(n, path, "%s is negative", n.Value)
+	}
+	v.SetInt(int64(dur))
+	return nil
+}
+
+func (d *decoder) structure(n *yaml.Node, path string, v reflect.Value) error {
+	if n.Kind != yaml.MappingNode {
+		return d.fail(n, path, "want a section of keys, not a %s", kindName(n.Kind))
+	}
+	fields := map[string]int{}
+	var names []string
+	t := v.Type()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fields[name] = i
+		names = append(names, name)
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		kp := join(path, k.Value)
+		if k.Kind != yaml.ScalarNode {
+			return d.fail(k, path, "a key must be a plain name")
+		}
+		idx, ok := fields[k.Value]
+		if !ok {
+			return d.fail(k, kp, "unknown key (known here: %s)", strings.Join(names, ", "))
+		}
+		if seen[k.Value] {
+			return d.fail(k, kp, "key given twice")
+		}
+		seen[k.Value] = true
+		if err := d.value(val, kp, v.Field(idx)); err != nil {
+			return err
+		}
+		d.lines[kp] = k.Line
+	}
+	return nil
+}
+
+func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value) error {
+	if n.Kind != yaml.MappingNode {
+		return d.fail(n, path, "want a table of keys, not a %s", kindName(n.Kind))
+	}
+	t := v.Type()
+	m := reflect.MakeMapWithSize(t, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		kp := join(path, k.Value)
+		key := reflect.New(t.Key()).Elem()
+		if k.Kind != yaml.ScalarNode || isNull(k) {
+			return d.fail(k, path, "a key must be a plain value")
+		}
+		if err := d.value(k, kp, key); err != nil {
+			return err
+		}
+		if m.MapIndex(key).IsValid() {
+			return d.fail(k, kp, "key given twice")
+		}
+		elem := reflect.New(t.Elem()).Elem()
+		if err := d.value(val, kp, elem); err != nil {
+			return err
+		}
+		d.lines[kp] = k.Line
+		m.SetMapIndex(key, elem)
+	}
+	v.Set(m)
+	return nil
+}
+
+func (d *decoder) sequence(n *yaml.Node, path string, v reflect.Value) error {
+	if n.Kind != yaml.SequenceNode {
+		return d.fail(n, path, "want a list, not a %s", kindName(n.Kind))
+	}
+	if len(n.Content) == 0 {
+		return nil // an empty list is the zero value
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, e := range n.Content {
+		if err := d.value(e, fmt.Sprintf("%s[%d]", path, i), s.Index(i)); err != nil {
+			return err
+		}
+	}
+	v.Set(s)
+	return nil
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func parseBool(s string) (bool, bool) {
+	switch strings.ToLower(s) {
+	case "true", "yes", "on":
+		return true, true
+	case "false", "no", "off":
+		return false, true
+	}
+	return false, false
+}
+
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.MappingNode:
+		return "section"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "single value"
+	}
+	return "YAML node"
+}
