@@ -12,6 +12,25 @@ TESTFLAGS ?=
 export CGO_ENABLED = 1
 
 .PHONY: all help build test vet fmt-check bench fuzz demo clean
+.PHONY: arm arm64 test-arm test-arm64 footprint dist
+
+# Cross-builds for the terminal: static, stripped, cgo through a C cross
+# compiler. `make arm CC=...` (or ARM_CC= / ARM64_CC=) points them at a vendor
+# SDK's compiler; a CC from the environment is ignored on purpose, so a host
+# CC=gcc cannot leak into an ARM build. See README "Building for the device".
+ARM_CC    ?= arm-linux-gnueabihf-gcc
+ARM64_CC  ?= aarch64-linux-gnu-gcc
+ifeq ($(origin CC),command line)
+ARM_CC    := $(CC)
+ARM64_CC  := $(CC)
+endif
+EXTLDFLAGS ?= -static
+DIST      := dist
+CROSS_ENV := GO='$(GO)' VERSION='$(VERSION)' ARM_CC='$(ARM_CC)' ARM64_CC='$(ARM64_CC)' EXTLDFLAGS='$(EXTLDFLAGS)'
+CROSS     := $(CROSS_ENV) ./scripts/cross.sh
+# What `make arm`/`arm64` build, and what `make test-arm`/`test-arm64` run under qemu-user.
+CROSS_CMDS ?= ./cmd/...
+ARM_TEST_PKGS ?= ./protocol/... ./store/... ./hal/... ./agent/...
 
 all: build
 
@@ -40,6 +59,24 @@ fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 
 demo: ## server, agent and simulated hardware on loopback, with a scenario
 	./scripts/demo.sh
+
+arm: ## static ARMv7 hard-float termagent, termsim, termserver into dist/linux-armv7/
+	$(CROSS) armv7 $(DIST)/linux-armv7 $(CROSS_CMDS)
+
+arm64: ## static ARM64 termagent, termsim, termserver into dist/linux-arm64/
+	$(CROSS) arm64 $(DIST)/linux-arm64 $(CROSS_CMDS)
+
+test-arm: ## cross-compiled tests and an end-to-end run of the ARMv7 termagent under qemu-arm
+	$(CROSS_ENV) ./scripts/test-arm.sh armv7 $(ARM_TEST_PKGS)
+
+test-arm64: ## cross-compiled tests and an end-to-end run of the ARM64 termagent under qemu-aarch64
+	$(CROSS_ENV) ./scripts/test-arm.sh arm64 $(ARM_TEST_PKGS)
+
+footprint: ## memory, idle CPU and start-up time of termagent, on amd64 and ARM64 under qemu
+	$(CROSS_ENV) ./scripts/footprint.sh
+
+dist: arm arm64 ## arm + arm64, then one install tarball per architecture in dist/
+	./scripts/dist.sh $(DIST) $(VERSION) linux-armv7 linux-arm64
 
 clean: ## remove build output
 	rm -rf $(BIN) dist
