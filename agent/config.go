@@ -163,12 +163,10 @@ type UploadConfig struct {
 	// (Quarantine after N refusals is the store's MaxAttempts.)
 	RetryMin time.Duration
 	RetryMax time.Duration
-	// NearlyFull is the outbox fill ratio (0..1) at which an "outbox
-	// nearly full" device event is sent. Default 0.8. Needs Capacity.
+	// NearlyFull is the outbox fill ratio (0..1] of the store's capacity
+	// at which an "outbox nearly full" device event is sent (once, until
+	// the fill drops below it again). Default 0.8.
 	NearlyFull float64
-	// Capacity is the outbox capacity in records, for NearlyFull; it must
-	// be the store's configured capacity. 0: no nearly-full event.
-	Capacity int
 }
 
 // AccessConfig tunes the access path.
@@ -410,9 +408,6 @@ func (c Config) Validate() error {
 	}
 	if c.Upload.NearlyFull <= 0 || c.Upload.NearlyFull > 1 {
 		return bad("Upload.NearlyFull", "%v is outside (0, 1]", c.Upload.NearlyFull)
-	}
-	if c.Upload.Capacity < 0 {
-		return bad("Upload.Capacity", "%d is negative", c.Upload.Capacity)
 	}
 	if c.Access.DoorPulse < 0 {
 		return bad("Access.DoorPulse", "%v is negative", c.Access.DoorPulse)

@@ -105,25 +105,3 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
-func TestTimeFormat(t *testing.T) {
-	shanghai := time.FixedZone("CST", 8*3600)
-	at := time.Date(2019, 8, 23, 4, 34, 35, 0, time.UTC)
-	if got := FormatTime(at, shanghai); got != "20190823123435" {
-		t.Errorf("FormatTime = %q, want 20190823123435", got)
-	}
-	for _, in := range []string{"20190823123435", "2019-8-23 12:34:35", "2019-08-23 12:34:35"} {
-		got, err := ParseTime(in, shanghai)
-		if err != nil || !got.Equal(at) {
-			t.Errorf("ParseTime(%q) = %v, %v; want %v", in, got, err, at)
-		}
-	}
-	got, err := ParseTime("20190823043435Z", shanghai)
-	if err != nil || !got.Equal(at) {
-		t.Errorf("ParseTime(Z) = %v, %v", got, err)
-	}
-	for _, in := range []string{"", "2019", "2019-13-01 00:00:00", "2019-02-30 00:00:00", "20191340000000", "yesterday", "2019-1-1 1:1:1 extra"} {
-		if _, err := ParseTime(in, shanghai); err == nil {
-			t.Errorf("ParseTime(%q) accepted", in)
-		}
-	}
-}

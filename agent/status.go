@@ -1,6 +1,9 @@
 package agent
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // LinkState is the state of the link to the server.
 type LinkState string
@@ -70,4 +73,51 @@ type ModuleStatus struct {
 	Since time.Time `json:"since"`
 	// Error is the last error, when State is fault.
 	Error string `json:"error,omitempty"`
+}
+
+// Status returns a snapshot of the terminal. It reads the database (outbox
+// counters, person count) with ctx; what cannot be read is listed in
+// Errors. Safe to call from any goroutine, before, during and after Run.
+func (a *Agent) Status(ctx context.Context) Status {
+	a.mu.Lock()
+	st := Status{
+		Link:            a.linkState,
+		Server:          a.server,
+		LinkSince:       a.linkSince,
+		LocalAddr:       a.localAddr,
+		LastError:       a.lastErr,
+		Modules:         make(map[string]ModuleStatus, len(a.modules)),
+		SoftwareVersion: a.cfg.Device.SoftwareVersion,
+	}
+	for k, v := range a.modules {
+		st.Modules[k] = v
+	}
+	a.mu.Unlock()
+	if p := a.started.Load(); p != nil {
+		st.Started = *p
+		st.Uptime = a.cfg.Now().Sub(*p)
+	}
+	st.Uploaded = a.uploaded.Load()
+	if st.Server == "" {
+		if s, err := a.parts.Store.DeviceInfo(ctx); err == nil && s.ServerIP != "" {
+			st.Server = joinHostPort(s.ServerIP, s.ServerPort)
+		}
+	}
+	if ob, err := a.parts.Store.OutboxStats(ctx); err != nil {
+		st.Errors = append(st.Errors, err.Error())
+	} else {
+		st.OutboxDepth, st.OutboxOldest = ob.Depth, ob.Oldest
+		st.OutboxQuarantined, st.OutboxDropped = ob.Quarantined, ob.Dropped
+	}
+	if n, err := a.parts.Store.CountPersons(ctx); err != nil {
+		st.Errors = append(st.Errors, err.Error())
+	} else {
+		st.Persons = n
+	}
+	if d := a.parts.Door; d != nil {
+		ds := d.State()
+		st.DoorUnlocked = ds.Unlocked
+		st.DoorOpen = ds.HasSensor && ds.Open
+	}
+	return st
 }

@@ -1,0 +1,238 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"termagent/hal"
+	"termagent/protocol"
+	"termagent/store"
+)
+
+// enqueueTimeout bounds one durable enqueue of an access record. It is
+// detached from Run's context so that a shutdown finishes the write.
+const enqueueTimeout = 5 * time.Second
+
+// Access is one decided access attempt, as the access path saw it.
+type access struct {
+	kind    int // open_door_type
+	person  store.Person
+	granted bool
+	card    string // card number presented, if any
+	at      time.Time
+}
+
+// decide looks the credential up and returns the decision. A lookup error
+// other than "not found" denies (fail secure) and is logged.
+func (a *Agent) decide(ctx context.Context, kind int, card string, at time.Time, lookup func(context.Context) (store.Person, error)) access {
+	acc := access{kind: kind, card: card, at: at}
+	p, err := lookup(ctx)
+	switch {
+	case err == nil:
+		acc.person, acc.granted = p, true
+		if acc.card == "" {
+			acc.card = p.CardNumber
+		}
+	case errors.Is(err, store.ErrNotFound):
+	default:
+		a.log.Error().Err(err).Int("open_door_type", kind).Msg("person lookup failed; access denied")
+	}
+	return acc
+}
+
+// grant runs the access path after the decision: the door first (it never
+// waits for the network or the disk), then the durable record.
+func (a *Agent) grant(ctx context.Context, acc access) {
+	if acc.granted {
+		a.openDoor(ctx)
+	}
+	l := a.log.Info()
+	if !acc.granted {
+		l = a.log.Warn()
+	}
+	l.Bool("granted", acc.granted).Int("open_door_type", acc.kind).Str(logPerson, acc.person.PersonID).Msg("access")
+	if acc.granted || a.cfg.Access.RecordDenied {
+		if err := a.record(ctx, acc); err != nil {
+			a.log.Error().Err(err).Str(logPerson, acc.person.PersonID).Msg("access record NOT stored")
+		}
+	}
+}
+
+// openDoor pulses the door relay, if the terminal has one.
+func (a *Agent) openDoor(ctx context.Context) error {
+	d := a.parts.Door
+	if d == nil {
+		return nil
+	}
+	if err := d.Unlock(ctx, a.cfg.Access.DoorPulse); err != nil {
+		a.moduleError(moduleDoor, err)
+		return err
+	}
+	a.moduleOK(moduleDoor)
+	return nil
+}
+
+// record enqueues the access record durably and checks the outbox fill.
+func (a *Agent) record(ctx context.Context, acc access) error {
+	body, err := a.recordBody(acc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
+	defer cancel()
+	if _, err := a.parts.Store.Enqueue(ctx, store.Record{Body: body}); err != nil {
+		return err
+	}
+	a.checkOutboxFill(ctx)
+	return nil
+}
+
+// recordBody builds the upload_access_info message stored in the outbox
+// (without session_id: the store assigns one per record).
+func (a *Agent) recordBody(acc access) ([]byte, error) {
+	st := a.cachedSettings()
+	m := protocol.NewRequest(protocol.ModUploadAccessInfo)
+	m.AccessInfo = &protocol.AccessInfo{
+		PersonID:      acc.person.PersonID,
+		Time:          protocol.FormatTime(acc.at, a.cfg.Device.Location),
+		IDNumber:      acc.person.IDNumber,
+		CardNumber:    acc.card,
+		Role:          acc.person.Role,
+		OpenDoorType:  acc.kind,
+		InOutType:     a.cfg.Device.InOutType,
+		CommunityCode: st.CommunityCode,
+	}
+	return protocol.Marshal(m)
+}
+
+// cachedSettings returns the stored settings, read at most once per
+// second (the community code is in every record; the access path must not
+// wait on the database more than it has to).
+func (a *Agent) cachedSettings() store.Settings {
+	a.smu.Lock()
+	defer a.smu.Unlock()
+	now := a.cfg.Now()
+	if a.settingsAt.IsZero() || now.Sub(a.settingsAt) > time.Second {
+		ctx, cancel := context.WithTimeout(context.Background(), enqueueTimeout)
+		s, err := a.parts.Store.DeviceInfo(ctx)
+		cancel()
+		if err == nil {
+			a.settings, a.settingsAt = s, now
+		} else {
+			a.log.Error().Err(err).Msg("read settings for a record")
+			if a.settings.CommunityCode == "" {
+				a.settings.CommunityCode = a.cfg.Device.CommunityCode
+			}
+		}
+	}
+	return a.settings
+}
+
+// invalidateSettings makes the next record re-read the settings.
+func (a *Agent) invalidateSettings() {
+	a.smu.Lock()
+	a.settingsAt = time.Time{}
+	a.smu.Unlock()
+}
+
+// checkOutboxFill sends the "outbox nearly full" event once each time the
+// fill crosses Upload.NearlyFull.
+func (a *Agent) checkOutboxFill(ctx context.Context) {
+	st, err := a.parts.Store.OutboxStats(ctx)
+	if err != nil || st.Capacity <= 0 {
+		return
+	}
+	full := float64(st.Depth+st.Quarantined) >= a.cfg.Upload.NearlyFull*float64(st.Capacity)
+	if full && a.nearlyFull.CompareAndSwap(false, true) {
+		a.sendEvent(a.cfg.Events.OutboxNearlyFull, "outbox nearly full")
+	} else if !full {
+		a.nearlyFull.Store(false)
+	}
+}
+
+// remoteOpen opens the door for a server command and records it with
+// open_door_type Remote.
+func (a *Agent) remoteOpen(ctx context.Context) error {
+	if err := a.openDoor(ctx); err != nil {
+		return devErr("door: %v", err)
+	}
+	acc := access{kind: a.cfg.Access.OpenDoorTypes.Remote, granted: true, at: a.cfg.Now()}
+	if err := a.record(ctx, acc); err != nil {
+		return dbError("record remote open: %w", err)
+	}
+	return nil
+}
+
+// readerLoop runs one reader: wait for an event, act on it; on a device
+// error mark the module faulty and retry with backoff until it answers.
+func (a *Agent) readerLoop(ctx context.Context, module string, next func(context.Context) error) {
+	b := Backoff{Min: a.cfg.Modules.RetryMin, Max: a.cfg.Modules.RetryMax}
+	attempt := 0
+	for ctx.Err() == nil {
+		err := next(ctx)
+		if ctx.Err() != nil || errors.Is(err, hal.ErrClosed) {
+			return
+		}
+		if err == nil {
+			attempt = 0
+			continue
+		}
+		a.moduleError(module, err)
+		if !sleepCtx(ctx, b.Delay(attempt)) {
+			return
+		}
+		attempt++
+	}
+}
+
+// runCard runs the card reader's access path.
+func (a *Agent) runCard(ctx context.Context) {
+	r := a.parts.Card
+	a.readerLoop(ctx, moduleCard, func(ctx context.Context) error {
+		c, err := r.ReadCard(ctx)
+		if err != nil {
+			return err
+		}
+		a.moduleOK(moduleCard)
+		at := c.At
+		if at.IsZero() {
+			at = a.cfg.Now()
+		}
+		acc := a.decide(ctx, a.cfg.Access.OpenDoorTypes.Card, c.Number, at, func(ctx context.Context) (store.Person, error) {
+			return a.parts.Store.PersonByCard(ctx, c.Number)
+		})
+		a.grant(ctx, acc)
+		return nil
+	})
+}
+
+// sleepCtx waits d; false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// runDoorInputs logs the door's inputs (sensor, exit button). The exit
+// button opens the door (it is inside).
+func (a *Agent) runDoorInputs(ctx context.Context, in hal.DoorInputs) {
+	for {
+		ev, err := in.NextInput(ctx)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, hal.ErrClosed) {
+				a.moduleError(moduleDoor, err)
+			}
+			return
+		}
+		a.log.Info().Stringer("input", ev.Kind).Bool("active", ev.Active).Msg("door input")
+		if ev.Kind == hal.ExitButton && ev.Active {
+			a.openDoor(ctx)
+		}
+	}
+}

@@ -1,0 +1,217 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"termagent/hal"
+	"termagent/store"
+)
+
+// Parts are the concrete pieces the agent composes. cmd builds them and
+// closes them after Run has returned; the agent never closes a part.
+type Parts struct {
+	// Store is the database (*store.DB). Required.
+	Store Store
+	// Card, Fingerprint and Face are the readers this terminal has; nil
+	// means the terminal has no such module.
+	Card        hal.CardReader
+	Fingerprint hal.FingerprintModule
+	Face        hal.FaceModule
+	// Door is the lock relay; nil means no relay (accesses are still
+	// decided and recorded). If it also implements hal.DoorInputs, its
+	// inputs are logged and the door state is reported.
+	Door hal.Door
+	// FingerCapacity is the fingerprint module's number of slots, for slot
+	// allocation. Default 1000 (an R30x's library is 300..3000).
+	FingerCapacity int
+}
+
+// Agent is one terminal. Create it with New, run it with Run (once); Status
+// may be called at any time from any goroutine.
+type Agent struct {
+	cfg   Config
+	parts Parts
+	log   zerolog.Logger
+
+	started atomic.Pointer[time.Time]
+
+	mu        sync.Mutex
+	linkState LinkState
+	linkSince time.Time
+	server    string
+	localAddr string
+	lastErr   string
+	modules   map[string]ModuleStatus
+
+	uploaded   atomic.Int64
+	nearlyFull atomic.Bool // the "outbox nearly full" event was sent
+
+	smu        sync.Mutex // guards settings, settingsAt
+	settings   store.Settings
+	settingsAt time.Time
+
+	link    *linkManager
+	events  *eventQueue
+	restart chan struct{} // closed-once signal: the server ordered a restart
+	once    sync.Once
+
+	// dl serialises download_person and remove_person (they allocate
+	// module slots and must not interleave).
+	dl sync.Mutex
+}
+
+// New checks cfg and parts and returns an Agent. It does no I/O.
+func New(cfg Config, parts Parts) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if parts.Store == nil {
+		return nil, fmt.Errorf("%w: Parts.Store is required", ErrConfig)
+	}
+	if parts.FingerCapacity == 0 {
+		parts.FingerCapacity = 1000
+	}
+	cfg = cfg.withDefaults()
+	a := &Agent{
+		cfg:     cfg,
+		parts:   parts,
+		log:     cfg.Logger.With().Str(logComponent, "agent").Logger(),
+		modules: map[string]ModuleStatus{},
+		restart: make(chan struct{}),
+	}
+	now := cfg.Now()
+	a.linkState, a.linkSince = LinkDown, now
+	for name, present := range map[string]bool{
+		moduleCard: parts.Card != nil, moduleFingerprint: parts.Fingerprint != nil,
+		moduleFace: parts.Face != nil, moduleDoor: parts.Door != nil,
+	} {
+		st := ModuleAbsent
+		if present {
+			st = ModuleOK
+		}
+		a.modules[name] = ModuleStatus{State: st, Since: now}
+	}
+	a.events = newEventQueue(cfg.Events.Queue)
+	a.link = newLinkManager(a)
+	return a, nil
+}
+
+// Module names used in Status.Modules, logs and device events.
+const (
+	moduleCard        = "card"
+	moduleFingerprint = "fingerprint"
+	moduleFace        = "face"
+	moduleDoor        = "door"
+)
+
+// Log field keys.
+const (
+	logComponent = "component"
+	logModule    = "module"
+	logServer    = "server"
+	logPerson    = "person_id"
+	logSession   = "session_id"
+	logMod       = "mod"
+	logRecord    = "record_id"
+	logAttempt   = "attempt"
+	logDelay     = "delay"
+)
+
+// Run runs the terminal until ctx is done: the link manager, the uploader
+// (while the link is up), the access path for each reader and the module
+// supervisors. It seeds the database with the configured first values,
+// queues a "started" event and resynchronises the modules at start. It
+// returns nil when ctx is cancelled (after every goroutine has stopped and
+// no database write is in progress), ErrRestart when the server ordered a
+// restart and no hook is configured, or an error when the database cannot
+// be read at start. The parts stay open; the caller closes them.
+func (a *Agent) Run(ctx context.Context) error {
+	now := a.cfg.Now()
+	if !a.started.CompareAndSwap(nil, &now) {
+		return errors.New("agent: Run called twice")
+	}
+	if err := a.seed(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	a.sendEvent(a.cfg.Events.Started, "started "+a.cfg.Device.SoftwareVersion)
+
+	var wg sync.WaitGroup
+	goRun := func(name string, f func(context.Context)) {
+		wg.Go(func() {
+			f(ctx)
+			a.log.Debug().Str("loop", name).Msg("stopped")
+		})
+	}
+	goRun("link", func(ctx context.Context) { a.link.Run(ctx) })
+	if a.parts.Card != nil {
+		goRun("card", a.runCard)
+	}
+	if a.parts.Fingerprint != nil {
+		goRun("fingerprint", a.runFingerprint)
+	}
+	if a.parts.Face != nil {
+		goRun("face", a.runFace)
+	}
+	if in, ok := a.parts.Door.(hal.DoorInputs); ok && a.parts.Door != nil {
+		goRun("door", func(ctx context.Context) { a.runDoorInputs(ctx, in) })
+	}
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-a.restart:
+		err = ErrRestart
+	}
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// requestRestart makes Run return ErrRestart.
+func (a *Agent) requestRestart() {
+	a.once.Do(func() { close(a.restart) })
+}
+
+// setModule records a module's state and reports whether it changed.
+func (a *Agent) setModule(name string, st ModuleState, err error) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old := a.modules[name]
+	ms := ModuleStatus{State: st, Since: old.Since}
+	if err != nil {
+		ms.Error = err.Error()
+	}
+	changed := old.State != st
+	if changed {
+		ms.Since = a.cfg.Now()
+	}
+	a.modules[name] = ms
+	return changed
+}
+
+// setLink records the link state.
+func (a *Agent) setLink(st LinkState, server, local string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.linkState != st {
+		a.linkSince = a.cfg.Now()
+	}
+	a.linkState = st
+	if server != "" {
+		a.server = server
+	}
+	a.localAddr = local
+	if err != nil {
+		a.lastErr = err.Error()
+	}
+}

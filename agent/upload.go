@@ -1,0 +1,204 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"termagent/protocol"
+	"termagent/store"
+)
+
+// uploadResult is the outcome of one upload_access_info call.
+type uploadResult struct {
+	rec store.Record
+	err error
+}
+
+// runUploader drains the outbox over peer while the session lasts:
+// oldest first, up to Upload.Window calls in flight, each record with its
+// stable session_id. A record is acknowledged (removed) only on code 0 for
+// its session_id; a non-zero code Nacks it (retried later with backoff,
+// quarantined by the store after MaxAttempts); a transport error leaves it
+// queued and pauses the drain. It sleeps on the outbox's Wake channel (and
+// the next retry time), never polls.
+func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
+	log := a.cfg.Logger.With().Str(logComponent, "uploader").Logger()
+	ob := a.parts.Store
+	window := a.cfg.Upload.Window
+	retry := Backoff{Min: a.cfg.Upload.RetryMin, Max: a.cfg.Upload.RetryMax}
+	inflight := make(map[int64]bool, window)
+	results := make(chan uploadResult, window)
+	pause := 0 // consecutive transport errors
+	var pauseUntil time.Time
+
+	// finish handles results: acks are batched into one transaction.
+	var acks []int64
+	finish := func(r uploadResult) {
+		delete(inflight, r.rec.ID)
+		var re *protocol.RemoteError
+		switch {
+		case r.err == nil:
+			acks = append(acks, r.rec.ID)
+			pause = 0
+		case errors.As(r.err, &re):
+			pause = 0
+			next := a.cfg.Now().Add(retry.Delay(r.rec.Attempts))
+			q, err := ob.Nack(context.WithoutCancel(ctx), r.rec.ID, next, re.Error())
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				log.Error().Err(err).Int64(logRecord, r.rec.ID).Msg("nack")
+			}
+			log.Warn().Int64(logRecord, r.rec.ID).Str(logSession, r.rec.SessionID).Int("code", re.Code).
+				Str("message", re.Message).Bool("quarantined", q).Msg("server refused a record")
+		default:
+			if ctx.Err() == nil {
+				d := retry.Delay(pause)
+				pause++
+				pauseUntil = a.cfg.Now().Add(d)
+				log.Warn().Err(r.err).Int64(logRecord, r.rec.ID).Dur(logDelay, d).Msg("upload failed; pausing")
+			}
+		}
+	}
+	flushAcks := func() {
+		if len(acks) == 0 {
+			return
+		}
+		if err := ob.Ack(context.WithoutCancel(ctx), acks...); err != nil {
+			// Not acked: the records stay and are sent again with the
+			// same session_id; the server drops duplicates.
+			log.Error().Err(err).Int("records", len(acks)).Msg("ack")
+		} else {
+			a.uploaded.Add(int64(len(acks)))
+		}
+		acks = acks[:0]
+	}
+	defer func() {
+		for len(inflight) > 0 {
+			finish(<-results)
+		}
+		flushAcks()
+	}()
+
+	for {
+		// Launch what the window allows.
+		paused := a.cfg.Now().Before(pauseUntil)
+		var nextDue time.Time
+		if !paused && len(inflight) < window {
+			recs, err := ob.Peek(ctx, window+len(inflight))
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Error().Err(err).Msg("peek outbox")
+				pauseUntil = a.cfg.Now().Add(retry.Delay(pause))
+				pause++
+			}
+			for _, rec := range recs {
+				if len(inflight) >= window {
+					break
+				}
+				if inflight[rec.ID] {
+					continue
+				}
+				inflight[rec.ID] = true
+				go a.upload(ctx, peer, rec, results)
+			}
+			if len(inflight) == 0 {
+				if st, err := ob.OutboxStats(ctx); err == nil {
+					nextDue = st.NextDue
+				}
+			}
+		}
+		// Wait for something to do.
+		var (
+			timer <-chan time.Time
+			t     *time.Timer
+		)
+		wakeAt := nextDue
+		if a.cfg.Now().Before(pauseUntil) {
+			wakeAt = pauseUntil
+		}
+		if !wakeAt.IsZero() {
+			t = time.NewTimer(max(wakeAt.Sub(a.cfg.Now()), time.Millisecond))
+			timer = t.C
+		}
+		wake := ob.Wake()
+		if len(inflight) >= window || a.cfg.Now().Before(pauseUntil) {
+			wake = nil // nothing new can start before a result or the pause ends
+		}
+		select {
+		case <-ctx.Done():
+			if t != nil {
+				t.Stop()
+			}
+			return
+		case r := <-results:
+			finish(r)
+			for more := true; more; {
+				select {
+				case r := <-results:
+					finish(r)
+				default:
+					more = false
+				}
+			}
+			flushAcks()
+		case <-wake:
+		case <-timer:
+		}
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+// upload sends one record and reports the outcome on results (buffered to
+// the window, so it never blocks).
+func (a *Agent) upload(ctx context.Context, peer *protocol.Peer, rec store.Record, results chan<- uploadResult) {
+	req, err := protocol.Decode(rec.Body)
+	if err == nil && req.AccessInfo == nil {
+		err = errors.New("record body has no access_info")
+	}
+	if err != nil {
+		// A body this program cannot read will never be accepted: let the
+		// store count it towards quarantine like a refusal.
+		results <- uploadResult{rec: rec, err: protocol.Errorf(protocol.CodeError, "unreadable record: %v", err)}
+		return
+	}
+	req.Mod, req.Type, req.SessionID, req.HasCode = protocol.ModUploadAccessInfo, protocol.TypeRequest, rec.SessionID, false
+	_, err = peer.Call(ctx, req)
+	results <- uploadResult{rec: rec, err: err}
+}
+
+// runEvents sends the queued device events over peer as
+// send_device_command while the session lasts. An event the server refuses
+// is dropped (logged); a transport error ends the loop (the session ends).
+func (a *Agent) runEvents(ctx context.Context, peer *protocol.Peer) {
+	for {
+		ev, ok := a.events.peek()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.events.wake:
+				continue
+			}
+		}
+		req := protocol.NewRequest(protocol.ModSendDeviceCommand)
+		req.CommandType, req.CommandValue = ev.Type, ev.Value
+		_, err := peer.Call(ctx, req)
+		var re *protocol.RemoteError
+		switch {
+		case err == nil:
+			a.events.pop()
+		case errors.As(err, &re):
+			a.log.Warn().Err(err).Int("command_type", ev.Type).Msg("server refused a device event; dropped")
+			a.events.pop()
+		default:
+			if ctx.Err() == nil {
+				a.log.Warn().Err(err).Msg("device event not delivered; kept for the next link")
+			}
+			return
+		}
+	}
+}
