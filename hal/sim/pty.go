@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
@@ -243,4 +244,19 @@ func (pl *Plug) Close() error {
 	}
 	pl.closed = true
 	return pl.unplugLocked()
+}
+
+// SetReadDeadline sets the deadline for pending and future Reads of the
+// master, as os.File does; a zero time means none.
+func (p *PTY) SetReadDeadline(t time.Time) error { return p.master.SetReadDeadline(t) }
+
+// wakeOnDone makes a Read of port blocked past ctx's end return, when port
+// supports read deadlines (a PTY or os.File does). The returned stop
+// releases the watch; call it before Serve returns.
+func wakeOnDone(ctx context.Context, port io.Reader) (stop func() bool) {
+	d, ok := port.(interface{ SetReadDeadline(time.Time) error })
+	if !ok {
+		return func() bool { return false }
+	}
+	return context.AfterFunc(ctx, func() { _ = d.SetReadDeadline(time.Unix(1, 0)) })
 }

@@ -1,0 +1,243 @@
+package card
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"termagent/hal"
+	"termagent/hal/serialport"
+)
+
+// Protocol names a reader's wire protocol, as written in configuration.
+type Protocol string
+
+// Protocols.
+const (
+	ProtoRDM6300   Protocol = "rdm6300"   // STX + ASCII hex + XOR + ETX
+	ProtoGwiot7941 Protocol = "gwiot7941" // binary push frames 02 LEN TYPE UID BCC 03
+	ProtoLine      Protocol = "line"      // digits + CR/LF
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultRepeatWindow = time.Second
+	DefaultFrameGap     = 100 * time.Millisecond
+)
+
+// pollEvery bounds how long ReadCard takes to notice a done ctx.
+const pollEvery = 100 * time.Millisecond
+
+// bufSize bounds the bytes a Reader holds while looking for a frame; every
+// protocol's longest frame is far shorter.
+const bufSize = 256
+
+// Log field keys.
+const (
+	logComponent = "component"
+	logPort      = "port"
+)
+
+// Config configures a Reader. Zero values mean the documented defaults.
+type Config struct {
+	// Port is the serial device path, e.g. /dev/ttyS2. Required.
+	Port string
+	// Protocol is the reader's wire protocol; zero means rdm6300.
+	Protocol Protocol
+	// Baud is the line speed in bits per second; zero means 9600.
+	Baud int
+	// Line configures the line protocol (ignored by the others).
+	Line Line
+	// Format turns identifiers into card numbers; zero means 10-digit
+	// decimal of the low 32 bits.
+	Format Format
+	// RepeatWindow: a read of the same card within this time of the
+	// previous read of it (readers repeat every ~50 ms while the card stays
+	// in the field) is a repeat and is not delivered. Zero means 1 s;
+	// negative delivers every read.
+	RepeatWindow time.Duration
+	// FrameGap is the silence after which a partial frame is dropped, so a
+	// half-received line never glues onto the next. Silence is observed
+	// while ReadCard runs: call it in a loop. Zero means 100 ms.
+	FrameGap time.Duration
+	// Backoff paces reopening a vanished port; zero means serialport's
+	// defaults (100 ms doubling to 5 s).
+	Backoff serialport.Backoff
+	// Log receives faults (warn), reconnects (info) and frames (debug).
+	// The zero Logger discards.
+	Log zerolog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Protocol == "" {
+		c.Protocol = ProtoRDM6300
+	}
+	if c.RepeatWindow == 0 {
+		c.RepeatWindow = DefaultRepeatWindow
+	}
+	if c.FrameGap == 0 {
+		c.FrameGap = DefaultFrameGap
+	}
+	return c
+}
+
+func (c Config) decoder() (decoder, error) {
+	switch c.Protocol {
+	case ProtoRDM6300:
+		return DecodeRDM6300, nil
+	case ProtoGwiot7941:
+		return DecodeGwiot7941, nil
+	case ProtoLine:
+		if lo, hi := c.Line.limits(); c.Line.MinDigits < 0 || lo > hi {
+			return nil, fmt.Errorf("card reader %s: line digits %d..%d", c.Port, c.Line.MinDigits, c.Line.MaxDigits)
+		}
+		return c.Line.Decode, nil
+	}
+	return nil, fmt.Errorf("card reader %s: unknown protocol %q (want rdm6300, gwiot7941 or line)", c.Port, c.Protocol)
+}
+
+// Reader is a serial card reader. It implements hal.CardReader. ReadCard is
+// for one goroutine at a time; Close may be called from any goroutine.
+type Reader struct {
+	cfg    Config
+	port   *serialport.Port
+	decode decoder
+	log    zerolog.Logger
+
+	buf    [bufSize]byte
+	n      int       // bytes pending in buf
+	lastIn time.Time // when the last byte arrived
+	repeat repeatFilter
+}
+
+var _ hal.CardReader = (*Reader)(nil)
+
+// Open validates cfg and opens the reader's port. A missing port is an
+// error wrapping hal.ErrFault naming it. The caller closes the Reader.
+func Open(cfg Config) (*Reader, error) {
+	cfg = cfg.withDefaults()
+	dec, err := cfg.decoder()
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Format.Validate(); err != nil {
+		return nil, fmt.Errorf("card reader %s: %w", cfg.Port, err)
+	}
+	if cfg.FrameGap < 0 {
+		return nil, fmt.Errorf("card reader %s: negative frame gap %v", cfg.Port, cfg.FrameGap)
+	}
+	port, err := serialport.Open(serialport.Config{
+		Name: cfg.Port, Baud: cfg.Baud, ReadTimeout: min(cfg.FrameGap, pollEvery), Backoff: cfg.Backoff,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("card reader: %w", err)
+	}
+	return &Reader{
+		cfg:    cfg,
+		port:   port,
+		decode: dec,
+		log:    cfg.Log.With().Str(logComponent, "card").Str(logPort, cfg.Port).Logger(),
+		repeat: repeatFilter{window: cfg.RepeatWindow},
+	}, nil
+}
+
+// ReadCard blocks until a card is presented and returns it, formatted. It
+// returns ctx.Err() within about 100 ms of ctx being done, and an error
+// wrapping hal.ErrClosed once Close is called. Garbage, bad checksums and
+// partial frames are dropped; a vanished port is reopened with backoff
+// while ReadCard keeps waiting.
+func (r *Reader) ReadCard(ctx context.Context) (hal.Card, error) {
+	for {
+		if c, ok := r.next(); ok {
+			return c, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return hal.Card{}, err
+		}
+		if r.n == len(r.buf) { // cannot happen with the bounded decoders; stay safe
+			r.n = 0
+		}
+		k, err := r.port.Read(r.buf[r.n:])
+		switch {
+		case err == nil:
+			r.n += k
+			r.lastIn = time.Now()
+		case errors.Is(err, hal.ErrTimeout):
+			if r.n > 0 && time.Since(r.lastIn) >= r.cfg.FrameGap {
+				r.log.Debug().Int("bytes", r.n).Msg("dropped partial frame after silence")
+				r.n = 0
+			}
+		case errors.Is(err, hal.ErrClosed):
+			return hal.Card{}, fmt.Errorf("card reader %s: %w", r.cfg.Port, hal.ErrClosed)
+		default: // the port vanished
+			r.log.Warn().Err(err).Msg("card reader lost; reopening")
+			r.n = 0
+			if err := r.port.Reopen(ctx); err != nil {
+				if errors.Is(err, hal.ErrClosed) {
+					return hal.Card{}, fmt.Errorf("card reader %s: %w", r.cfg.Port, hal.ErrClosed)
+				}
+				return hal.Card{}, err
+			}
+			r.log.Info().Msg("card reader back")
+		}
+	}
+}
+
+// next decodes what is buffered and returns the first fresh card.
+func (r *Reader) next() (hal.Card, bool) {
+	for r.n > 0 {
+		rd, ok, adv, err := r.decode(r.buf[:r.n])
+		if adv == 0 {
+			return hal.Card{}, false
+		}
+		if err != nil {
+			r.log.Debug().Err(err).Msg("dropped bad frame")
+		}
+		r.n = copy(r.buf[:], r.buf[adv:r.n])
+		if !ok {
+			continue
+		}
+		now := time.Now()
+		if !r.repeat.fresh(rd.UID, now) {
+			continue
+		}
+		number, err := r.cfg.Format.Apply(rd)
+		if err != nil { // Format was validated in Open
+			r.log.Error().Err(err).Msg("format card number")
+			continue
+		}
+		r.log.Debug().Hex("uid", rd.UID).Str("number", number).Msg("card")
+		return hal.Card{Number: number, Raw: rd.UID, At: now}, true
+	}
+	return hal.Card{}, false
+}
+
+// Close closes the port, which wakes ReadCard; idempotent.
+func (r *Reader) Close() error {
+	if err := r.port.Close(); err != nil {
+		return fmt.Errorf("card reader: %w", err)
+	}
+	return nil
+}
+
+// repeatFilter suppresses a card read again within window of its previous
+// read. The window slides: a card held in the field keeps being suppressed.
+type repeatFilter struct {
+	window time.Duration // negative: no suppression
+	last   []byte
+	at     time.Time
+}
+
+// fresh reports whether uid, read at now, should be delivered.
+func (f *repeatFilter) fresh(uid []byte, now time.Time) bool {
+	if f.window < 0 {
+		return true
+	}
+	same := bytes.Equal(uid, f.last) && now.Sub(f.at) < f.window
+	f.last, f.at = uid, now
+	return !same
+}
