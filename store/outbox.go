@@ -185,17 +185,17 @@ func (db *DB) commitBatch(batch []*enqueueReq) {
 		}
 		return
 	}
-	for _, r := range accept {
-		r.done <- nil
-	}
-	if len(accept) > 0 {
-		db.signal()
-	}
 	if dropped > 0 {
 		db.log.Warn().Int(logDropped, dropped).Msg("outbox full: dropped the oldest records")
 		if db.cfg.OnDrop != nil {
 			db.cfg.OnDrop(dropped)
 		}
+	}
+	for _, r := range accept {
+		r.done <- nil
+	}
+	if len(accept) > 0 {
+		db.signal()
 	}
 }
 
@@ -359,10 +359,14 @@ func (db *DB) Ack(ctx context.Context, ids ...int64) error {
 // Returns whether the record is now quarantined; ErrNotFound if id is not
 // in the outbox.
 func (db *DB) Nack(ctx context.Context, id int64, nextTry time.Time, reason string) (bool, error) {
-	if len(reason) > MaxTextBytes {
-		reason = reason[:MaxTextBytes]
-	}
 	reason = strings.ToValidUTF8(reason, "\uFFFD")
+	if len(reason) > MaxTextBytes {
+		cut := MaxTextBytes
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
+	}
 	var quarantined, was bool
 	var attempts int
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {

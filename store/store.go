@@ -110,7 +110,8 @@ type Config struct {
 	// value is DropOldest.
 	WhenFull FullPolicy
 	// OnDrop, if set, is called after a commit that dropped n records
-	// under DropOldest. It is called from the committer goroutine: it must
+	// under DropOldest, before that commit's Enqueue calls return. It is
+	// called from the committer goroutine: it must
 	// not block and must not call Enqueue.
 	OnDrop func(n int)
 	// MaxAttempts is how many Nacks quarantine a record; 0 means
