@@ -104,4 +104,3 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("Delay(2) not jittered across (0, 4s]: buckets %v", seen)
 	}
 }
-
