@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -272,17 +274,18 @@ type ListenConfig struct {
 	HandshakeTimeout time.Duration
 }
 
-// Listener accepts connections for any transport. For WebSocket it runs an
-// HTTP server in its own goroutine that upgrades requests on the configured
-// path and queues them for Accept. Close stops it.
+// Listener accepts connections for any transport. For TLS it runs each
+// handshake in its own goroutine, and for WebSocket an HTTP server that
+// upgrades requests on the configured path, so a slow client never holds
+// up Accept. Close stops it.
 type Listener struct {
 	cfg    ListenConfig
 	ln     net.Listener
-	srv    *http.Server // ws and wss only
-	conns  chan Conn
-	closed chan struct{}
+	conns  chan Conn // tls, ws and wss: connections ready for Accept
+	ctx    context.Context
+	cancel context.CancelFunc
 	once   sync.Once
-	served chan struct{}
+	served chan struct{} // closed when the background goroutines are done
 }
 
 // Listen starts listening as cfg says. The caller must Close the Listener;
@@ -318,20 +321,71 @@ func Listen(ctx context.Context, cfg ListenConfig) (*Listener, error) {
 	if tlsConf != nil {
 		ln = tls.NewListener(ln, tlsConf)
 	}
-	l := &Listener{cfg: cfg, ln: ln, closed: make(chan struct{}), served: make(chan struct{})}
-	if cfg.Transport == TransportWS || cfg.Transport == TransportWSS {
+	l := &Listener{cfg: cfg, ln: ln, served: make(chan struct{})}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	switch cfg.Transport {
+	case TransportWS, TransportWSS:
 		l.conns = make(chan Conn)
 		mux := http.NewServeMux()
 		mux.HandleFunc(cfg.Path, l.serveWS)
-		l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: cfg.HandshakeTimeout}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: cfg.HandshakeTimeout, ErrorLog: log.New(io.Discard, "", 0)}
 		go func() {
 			defer close(l.served)
-			l.srv.Serve(ln)
+			srv.Serve(ln)
 		}()
-	} else {
+	case TransportTLS:
+		l.conns = make(chan Conn)
+		go l.acceptTLS()
+	default:
 		close(l.served)
 	}
 	return l, nil
+}
+
+// acceptTLS accepts connections and hands each to Accept once its
+// handshake succeeds; a failed handshake only closes that connection.
+func (l *Listener) acceptTLS() {
+	var wg sync.WaitGroup
+	defer close(l.served)
+	defer wg.Wait()
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			// Out of descriptors and the like: wait, as net/http does.
+			select {
+			case <-l.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
+			defer cancel()
+			if err := c.(*tls.Conn).HandshakeContext(ctx); err != nil {
+				c.Close()
+				return
+			}
+			l.hand(NewStreamConn(c, l.cfg.MaxMessageSize))
+		}()
+	}
+}
+
+// hand passes c to Accept, or closes it if the Listener closes first. It
+// reports whether Accept took it.
+func (l *Listener) hand(c Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.ctx.Done():
+		c.Close()
+		return false
+	}
 }
 
 func (t ListenTLSConfig) serverConfig() (*tls.Config, error) {
@@ -354,7 +408,8 @@ func (t ListenTLSConfig) serverConfig() (*tls.Config, error) {
 }
 
 // serveWS upgrades one request and hands the connection to Accept; it
-// returns when the connection is closed, so the HTTP server tracks it.
+// returns when the connection is closed, so the request's resources live
+// as long as the connection.
 func (l *Listener) serveWS(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != l.cfg.Path {
 		http.NotFound(w, r)
@@ -367,60 +422,42 @@ func (l *Listener) serveWS(w http.ResponseWriter, r *http.Request) {
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	remote, _ := net.ResolveTCPAddr("tcp", r.RemoteAddr)
 	c := NewWSConn(ws, l.cfg.MaxMessageSize, local, remote)
-	select {
-	case l.conns <- c:
-	case <-l.closed:
-		c.Close()
-		return
+	if l.hand(c) {
+		<-c.closed
 	}
-	<-c.closed
 }
 
-// Accept blocks until a connection arrives (its TLS or WebSocket handshake
-// done) or the Listener is closed (then the error wraps ErrClosed). The
-// caller owns the Conn.
+// Accept blocks until a connection arrives, its TLS or WebSocket handshake
+// done, or the Listener is closed (then the error wraps ErrClosed). The
+// caller owns the Conn. Accept may be called from several goroutines.
 func (l *Listener) Accept() (Conn, error) {
 	if l.conns != nil {
 		select {
 		case c := <-l.conns:
 			return c, nil
-		case <-l.closed:
+		case <-l.ctx.Done():
 			return nil, fmt.Errorf("accept: %w", ErrClosed)
 		}
 	}
-	for {
-		c, err := l.ln.Accept()
-		if err != nil {
-			select {
-			case <-l.closed:
-				return nil, fmt.Errorf("accept: %w", ErrClosed)
-			default:
-			}
-			return nil, fmt.Errorf("accept: %w", err)
+	c, err := l.ln.Accept()
+	if err != nil {
+		if l.ctx.Err() != nil {
+			return nil, fmt.Errorf("accept: %w", ErrClosed)
 		}
-		if tc, ok := c.(*tls.Conn); ok {
-			ctx, cancel := context.WithTimeout(context.Background(), l.cfg.HandshakeTimeout)
-			err := tc.HandshakeContext(ctx)
-			cancel()
-			if err != nil {
-				// A failed handshake is the client's problem, not the
-				// listener's: drop it and wait for the next.
-				c.Close()
-				continue
-			}
-		}
-		return NewStreamConn(c, l.cfg.MaxMessageSize), nil
+		return nil, fmt.Errorf("accept: %w", err)
 	}
+	return NewStreamConn(c, l.cfg.MaxMessageSize), nil
 }
 
 // Addr returns the address the Listener listens on.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
-// Close stops listening. It is idempotent. Accepted connections stay open.
+// Close stops listening and waits for the Listener's goroutines. It is
+// idempotent. Accepted connections stay open.
 func (l *Listener) Close() error {
 	var err error
 	l.once.Do(func() {
-		close(l.closed)
+		l.cancel()
 		err = l.ln.Close()
 		<-l.served
 	})

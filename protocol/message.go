@@ -2,9 +2,12 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"reflect"
 )
 
 // Mod names of V1.0 and of the project's extensions (PROTOCOL.md,
@@ -292,7 +295,7 @@ func (m *Message) Validate() error {
 func Decode(b []byte) (*Message, error) {
 	var w wireIn
 	if err := json.Unmarshal(b, &w); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %s", ErrMalformed, explain(err))
 	}
 	m := w.message()
 	return m, nil
@@ -352,6 +355,40 @@ func WriteMessage(w io.Writer, m *Message) error {
 		return fmt.Errorf("write %s message: %w", m.Mod, err)
 	}
 	return nil
+}
+
+// explain turns an encoding/json error into words fit for a response's
+// message, naming the field in wire terms.
+func explain(err error) string {
+	var (
+		te  *json.UnmarshalTypeError
+		se  *json.SyntaxError
+		b64 base64.CorruptInputError
+	)
+	switch {
+	case errors.As(err, &te):
+		want := "a " + te.Type.Kind().String()
+		switch te.Type.Kind() {
+		case reflect.Int, reflect.Int64:
+			want = "a number"
+		case reflect.Struct, reflect.Pointer:
+			want = "an object"
+		case reflect.Slice:
+			want = "a list"
+			if te.Type.Elem().Kind() == reflect.Uint8 {
+				want = "base64 text"
+			}
+		}
+		if te.Field == "" {
+			return fmt.Sprintf("the message is %s, not an object", te.Value)
+		}
+		return fmt.Sprintf("%s: %s is not %s", te.Field, te.Value, want)
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at byte %d: %v", se.Offset, se)
+	case errors.As(err, &b64):
+		return fmt.Sprintf("a data field is not standard base64: %v", b64)
+	}
+	return err.Error()
 }
 
 func (p *PersonInfo) blobSize() int {

@@ -137,6 +137,10 @@ func (r *Reader) scan() ([]byte, error) {
 					r.reset()
 					r.pos = i + 1
 					r.start = r.pos
+					if c != '}' {
+						r.skipping = true
+						return nil, fmt.Errorf("%w: object closed by ']', skipping to the next line", ErrMalformed)
+					}
 					if len(msg) > r.max {
 						r.err = fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg), r.max)
 						return nil, r.err

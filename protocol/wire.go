@@ -6,6 +6,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"unicode/utf8"
 )
 
 // The wire forms of Message: wireIn decodes leniently, wireOut encodes the
@@ -447,7 +448,7 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 	case len(b) == 0:
 		return nil
 	case b[0] == '"':
-		if bytes.IndexByte(b, '\\') < 0 {
+		if bytes.IndexByte(b, '\\') < 0 && utf8.Valid(b) {
 			*s = flexString(b[1 : len(b)-1])
 			return nil
 		}
