@@ -221,6 +221,16 @@ func (d *Decoder) Next() (Packet, error) {
 	return p, err
 }
 
+// Resync gives up on the packet whose start is pending: it drops the
+// first pending byte so the next Next looks for a later sync word. Use it
+// when no byte has arrived for a while (a stray EF 01 announced a length
+// the stream never fills).
+func (d *Decoder) Resync() {
+	if len(d.buf) > 0 {
+		d.buf = append(d.buf[:0], d.buf[1:]...)
+	}
+}
+
 // Buffered returns the number of bytes waiting for the rest of a packet.
 func (d *Decoder) Buffered() int { return len(d.buf) }
 

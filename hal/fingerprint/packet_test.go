@@ -167,6 +167,21 @@ func TestDecoderByteByByte(t *testing.T) {
 	}
 }
 
+func TestDecoderResync(t *testing.T) {
+	var d Decoder
+	// A false start announcing 256 content bytes, then a whole ACK.
+	d.Write(unhex(t, "EF 01 FF FF FF FF 07 01 02"))
+	d.Write(unhex(t, "EF 01 FF FF FF FF 07 00 03 00 00 0A"))
+	if _, err := d.Next(); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("before Resync: %v, want ErrIncomplete", err)
+	}
+	d.Resync()
+	p, err := d.Next()
+	if err != nil || p.PID != PIDAck || !bytes.Equal(p.Content, []byte{0}) {
+		t.Fatalf("after Resync: %+v, %v", p, err)
+	}
+}
+
 func TestDecoderBounded(t *testing.T) {
 	var d Decoder
 	junk := bytes.Repeat([]byte{0xEF}, 10*MaxPacketLen)

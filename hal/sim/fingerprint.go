@@ -276,6 +276,16 @@ func (f *Fingerprint) Noise(n int) error {
 	return rfNoise(&f.wire, n)
 }
 
+// WriteRaw writes b to the host as is, between replies (tests use it for
+// stray bytes and false packet starts). It returns ErrUnplugged while no
+// Serve runs.
+func (f *Fingerprint) WriteRaw(b []byte) error {
+	if err := f.wire.write(b); err != nil {
+		return fmt.Errorf("sim: fingerprint: %w", err)
+	}
+	return nil
+}
+
 // rfNoise writes n random bytes through w.
 func rfNoise(w *wire, n int) error {
 	if n < 0 || n > maxNoise {

@@ -1,0 +1,668 @@
+// Package fingerprint drives UART fingerprint modules. Its one driver,
+// "r30x", speaks the Synochip / ZhianTec 0xEF01 packet protocol of the
+// R30x, AS608, ZFM-20/60/70 and R502/R503 families (reference:
+// reference/fingerprint-r30x.md, after the ZFM-20 user manual and the
+// R503 user manual).
+//
+// The package has two layers: a pure packet codec (Packet, Parse, Decoder:
+// functions over bytes, no I/O, no goroutines) and the R30x driver, which
+// implements hal.FingerprintModule over a serial port from hal/serialport.
+// hal/sim.Fingerprint simulates the module side on a pseudo-terminal.
+//
+// Import rule: like every hal sub-package it imports only hal and
+// hal/serialport, never agent, store or protocol.
+package fingerprint
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"termagent/hal"
+	"termagent/hal/serialport"
+)
+
+// Driver is the name configuration uses to select this driver.
+const Driver = "r30x"
+
+// Defaults for zero Config fields.
+const (
+	DefaultBaud           = 57600
+	DefaultPollInterval   = 150 * time.Millisecond
+	DefaultCommandTimeout = 2 * time.Second
+	DefaultSlowTimeout    = 5 * time.Second
+	DefaultByteGap        = 200 * time.Millisecond
+	DefaultCapacity       = 200
+	DefaultPacketSize     = 128
+	// MaxTemplate bounds the template Store accepts, in bytes (the largest
+	// templates seen are 1536 bytes).
+	MaxTemplate = 4096
+)
+
+// Log field keys.
+const (
+	logComponent = "component"
+	logPort      = "port"
+)
+
+// Config configures an R30x driver. Zero values mean the documented
+// defaults.
+type Config struct {
+	// Port is the serial device path, e.g. /dev/ttyS2. Required by Open.
+	Port string
+	// Baud is the line speed in bits per second; zero means 57600.
+	Baud int
+	// Address is the module address; zero means 0xFFFFFFFF (the factory
+	// value; a module set to address 0 cannot be driven).
+	Address uint32
+	// Password is the module password VfyPwd presents; zero is the
+	// factory value.
+	Password uint32
+	// PollInterval is the pause between GenImg polls while Identify waits
+	// for a finger; zero means 150 ms.
+	PollInterval time.Duration
+	// CommandTimeout bounds the wait for the ACK of an ordinary command;
+	// zero means 2 s.
+	CommandTimeout time.Duration
+	// SlowTimeout bounds the wait for the ACK of Store, Empty and Search
+	// (flash writes, searches over the whole library); zero means 5 s.
+	SlowTimeout time.Duration
+	// ByteGap is how long a started packet may stall before the driver
+	// takes its header for noise and resynchronises; zero means 200 ms.
+	ByteGap time.Duration
+	// Capacity (slots) and PacketSize (bytes per data packet) are used
+	// only when the module does not answer ReadSysPara (the R308); zero
+	// means 200 and 128.
+	Capacity   int
+	PacketSize int
+	// Logger receives the driver's events; the zero Logger means none.
+	Logger zerolog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Baud == 0 {
+		c.Baud = DefaultBaud
+	}
+	if c.Address == 0 {
+		c.Address = DefaultAddress
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.CommandTimeout == 0 {
+		c.CommandTimeout = DefaultCommandTimeout
+	}
+	if c.SlowTimeout == 0 {
+		c.SlowTimeout = DefaultSlowTimeout
+	}
+	if c.ByteGap == 0 {
+		c.ByteGap = DefaultByteGap
+	}
+	if c.Capacity == 0 {
+		c.Capacity = DefaultCapacity
+	}
+	if c.PacketSize == 0 {
+		c.PacketSize = DefaultPacketSize
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.PollInterval < 0 || c.CommandTimeout < 0 || c.SlowTimeout < 0 || c.ByteGap < 0:
+		return errors.New("fingerprint: negative poll interval or timeout")
+	case c.Capacity < 1 || c.Capacity > 0xFFFF:
+		return fmt.Errorf("fingerprint: capacity %d out of range 1..65535", c.Capacity)
+	case packetCode(c.PacketSize) < 0:
+		return fmt.Errorf("fingerprint: packet size %d is not 32, 64, 128 or 256", c.PacketSize)
+	}
+	return nil
+}
+
+func packetCode(size int) int {
+	for code, s := range [...]int{32, 64, 128, 256} {
+		if s == size {
+			return code
+		}
+	}
+	return -1
+}
+
+// R30x drives one 0xEF01 fingerprint module. All methods are safe for
+// concurrent use: commands are serialised, one outstanding on the link at
+// a time, and Identify releases the link between two polls so that Store,
+// Delete, Clear and Slots interleave with it. After a timeout or a corrupt
+// reply the next command first probes the module again (VfyPwd,
+// ReadSysPara).
+type R30x struct {
+	cfg  Config
+	port io.ReadWriteCloser
+	name string
+	log  zerolog.Logger
+
+	sem        chan struct{} // holds the link; a channel so waiting honours ctx
+	rx         chan []byte   // received chunks, from readLoop
+	done       chan struct{} // closed by Close
+	readerDone chan struct{} // closed when readLoop returns
+	closeOnce  sync.Once
+	closeErr   error
+
+	deadMu sync.Mutex
+	dead   error // why readLoop stopped for good, if it did
+
+	// Guarded by sem.
+	dec        Decoder
+	probed     bool
+	capacity   int
+	packetSize int
+}
+
+var _ hal.FingerprintModule = (*R30x)(nil)
+
+// reopener is implemented by ports that can come back after vanishing
+// (serialport.Port).
+type reopener interface {
+	Reopen(ctx context.Context) error
+}
+
+// Open opens cfg.Port, probes the module (VfyPwd, ReadSysPara) and
+// returns the driver. A missing port is an error wrapping hal.ErrFault that
+// names it; a silent module one wrapping hal.ErrTimeout. The caller closes
+// the driver.
+func Open(ctx context.Context, cfg Config) (*R30x, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Port == "" {
+		return nil, errors.New("fingerprint: open: empty port name")
+	}
+	p, err := serialport.Open(serialport.Config{Name: cfg.Port, Baud: cfg.Baud})
+	if err != nil {
+		return nil, fmt.Errorf("open fingerprint module: %w", err)
+	}
+	m, err := New(p, cfg)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	if err := m.Probe(ctx); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// New returns a driver speaking over port, which it owns and closes. It
+// does not probe: the first command does. port's Read may return errors
+// wrapping hal.ErrTimeout for silence; after other errors the driver calls
+// port's Reopen(ctx) error method if it has one (serialport.Port does), or
+// else treats the module as gone.
+func New(port io.ReadWriteCloser, cfg Config) (*R30x, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	name := cfg.Port
+	if name == "" {
+		name = "(unnamed port)"
+	}
+	m := &R30x{
+		cfg:        cfg,
+		port:       port,
+		name:       name,
+		log:        cfg.Logger.With().Str(logComponent, "fingerprint").Str(logPort, name).Logger(),
+		sem:        make(chan struct{}, 1),
+		rx:         make(chan []byte, 64),
+		done:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+		capacity:   cfg.Capacity,
+		packetSize: cfg.PacketSize,
+	}
+	go m.readLoop()
+	return m, nil
+}
+
+// readLoop moves received bytes to rx until Close.
+func (m *R30x) readLoop() {
+	defer close(m.readerDone)
+	buf := make([]byte, 512)
+	for {
+		n, err := m.port.Read(buf)
+		if n > 0 {
+			select {
+			case m.rx <- append([]byte(nil), buf[:n]...):
+			case <-m.done:
+				return
+			}
+		}
+		select {
+		case <-m.done:
+			return
+		default:
+		}
+		if err == nil || errors.Is(err, hal.ErrTimeout) {
+			continue
+		}
+		r, ok := m.port.(reopener)
+		if !ok || errors.Is(err, hal.ErrClosed) {
+			m.setDead(err)
+			return
+		}
+		m.log.Warn().Err(err).Msg("serial port lost; reopening")
+		if err := r.Reopen(context.Background()); err != nil {
+			m.setDead(err)
+			return
+		}
+		m.log.Info().Msg("serial port reopened")
+	}
+}
+
+func (m *R30x) setDead(err error) {
+	m.deadMu.Lock()
+	m.dead = err
+	m.deadMu.Unlock()
+}
+
+func (m *R30x) deadErr() error {
+	m.deadMu.Lock()
+	defer m.deadMu.Unlock()
+	return m.dead
+}
+
+// acquire takes the link; the returned release gives it back.
+func (m *R30x) acquire(ctx context.Context, op string) (release func(), err error) {
+	select {
+	case <-m.done:
+		return nil, m.errf(op, hal.ErrClosed)
+	default:
+	}
+	select {
+	case m.sem <- struct{}{}:
+		return func() { <-m.sem }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-m.done:
+		return nil, m.errf(op, hal.ErrClosed)
+	}
+}
+
+func (m *R30x) errf(op string, err error) error {
+	return fmt.Errorf("fingerprint %s: %s: %w", m.name, op, err)
+}
+
+// Probe checks the module answers (VfyPwd with the configured password)
+// and reads its capacity and packet size (ReadSysPara; a module without
+// it keeps the configured values). Commands probe by themselves when
+// needed; Probe is for a caller that wants to know now.
+func (m *R30x) Probe(ctx context.Context) error {
+	release, err := m.acquire(ctx, "probe")
+	if err != nil {
+		return err
+	}
+	defer release()
+	return m.probeLocked(ctx)
+}
+
+func (m *R30x) probeLocked(ctx context.Context) error {
+	m.probed = false
+	var pw [4]byte
+	binary.BigEndian.PutUint32(pw[:], m.cfg.Password)
+	code, _, err := m.exchange(ctx, "probe: VfyPwd", m.cfg.CommandTimeout, CmdVfyPwd, pw[:]...)
+	if err != nil {
+		return err
+	}
+	if code != CodeOK {
+		return m.errf("probe: VfyPwd", &CodeError{Instr: CmdVfyPwd, Code: code})
+	}
+	code, ret, err := m.exchange(ctx, "probe: ReadSysPara", m.cfg.CommandTimeout, CmdReadSysPara)
+	if err != nil {
+		return err
+	}
+	capacity, size := m.cfg.Capacity, m.cfg.PacketSize
+	if code == CodeOK && len(ret) >= 16 {
+		if c := int(binary.BigEndian.Uint16(ret[4:6])); c > 0 {
+			capacity = c
+		}
+		if pc := int(binary.BigEndian.Uint16(ret[12:14])); pc <= 3 {
+			size = 32 << pc
+		}
+	} else {
+		m.log.Info().Stringer("code", code).Msg("module does not answer ReadSysPara; using configured capacity and packet size")
+	}
+	m.capacity, m.packetSize, m.probed = capacity, size, true
+	m.log.Info().Int("capacity", capacity).Int("packet_size", size).Msg("fingerprint module ready")
+	return nil
+}
+
+// ensureProbed probes when a previous error left the module in doubt.
+func (m *R30x) ensureProbed(ctx context.Context) error {
+	if m.probed {
+		return nil
+	}
+	return m.probeLocked(ctx)
+}
+
+// exchange sends one command and waits up to timeout for its ACK. It
+// returns the confirmation code and the return values. The caller holds
+// the link. Errors other than a confirmation code make the next command
+// probe again.
+func (m *R30x) exchange(ctx context.Context, op string, timeout time.Duration, instr byte, params ...byte) (Code, []byte, error) {
+	m.drain()
+	if err := m.send(Command(m.cfg.Address, instr, params...)); err != nil {
+		m.probed = false
+		return 0, nil, m.errf(op, err)
+	}
+	p, err := m.receive(ctx, op, timeout)
+	if err != nil {
+		m.probed = false
+		return 0, nil, err
+	}
+	return Code(p.Content[0]), p.Content[1:], nil
+}
+
+// drain drops whatever arrived since the last command: late replies,
+// R503 reset bytes, noise.
+func (m *R30x) drain() {
+	for {
+		select {
+		case <-m.rx:
+		default:
+			m.dec.Reset()
+			return
+		}
+	}
+}
+
+func (m *R30x) send(p Packet) error {
+	b, err := p.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	_, err = m.port.Write(b)
+	return err
+}
+
+// receive waits for the module's ACK until timeout, ctx or Close. Corrupt
+// packets are skipped (the decoder resynchronises), and so is a packet
+// start that stalls for ByteGap; if nothing valid comes the error names
+// the corruption rather than a bare timeout.
+func (m *R30x) receive(ctx context.Context, op string, timeout time.Duration) (Packet, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	gap := time.NewTimer(m.cfg.ByteGap)
+	defer gap.Stop()
+	var corrupt error
+	for {
+		for {
+			p, err := m.dec.Next()
+			if errors.Is(err, ErrIncomplete) {
+				break
+			}
+			if err != nil {
+				corrupt = err
+				m.log.Debug().Err(err).Msg("corrupt packet skipped")
+				continue
+			}
+			if p.PID != PIDAck || p.Address != m.cfg.Address {
+				m.log.Debug().Uint8("pid", p.PID).Msg("unexpected packet skipped")
+				continue
+			}
+			return p, nil
+		}
+		gap.Reset(m.cfg.ByteGap)
+		select {
+		case b := <-m.rx:
+			m.dec.Write(b)
+		case <-gap.C:
+			if m.dec.Buffered() > 0 {
+				m.log.Debug().Int("bytes", m.dec.Buffered()).Msg("stalled packet start skipped")
+				m.dec.Resync()
+			}
+		case <-t.C:
+			if corrupt != nil {
+				return Packet{}, m.errf(op, fmt.Errorf("%w: %w", hal.ErrFault, corrupt))
+			}
+			return Packet{}, m.errf(op, fmt.Errorf("no reply within %v: %w", timeout, hal.ErrTimeout))
+		case <-ctx.Done():
+			return Packet{}, ctx.Err()
+		case <-m.done:
+			return Packet{}, m.errf(op, hal.ErrClosed)
+		case <-m.readerDone:
+			return Packet{}, m.errf(op, fmt.Errorf("%w: port gone: %w", hal.ErrFault, m.deadErr()))
+		}
+	}
+}
+
+// command is exchange for commands whose only success is CodeOK.
+func (m *R30x) command(ctx context.Context, op string, timeout time.Duration, instr byte, params ...byte) ([]byte, error) {
+	code, ret, err := m.exchange(ctx, op, timeout, instr, params...)
+	if err != nil {
+		return nil, err
+	}
+	if code != CodeOK {
+		if code == CodeVerifyPassword {
+			m.probed = false // the module was reset and forgot VfyPwd
+		}
+		return nil, m.errf(op, &CodeError{Instr: instr, Code: code})
+	}
+	return ret, nil
+}
+
+// begin takes the link and makes sure the module is probed.
+func (m *R30x) begin(ctx context.Context, op string) (func(), error) {
+	release, err := m.acquire(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.ensureProbed(ctx); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+func (m *R30x) checkSlot(op string, slot int) error {
+	if slot < 0 || slot >= m.capacity {
+		return m.errf(op, fmt.Errorf("slot %d out of range 0..%d: %w", slot, m.capacity-1, hal.ErrRejected))
+	}
+	return nil
+}
+
+// Capacity returns the number of slots the module reported (or the
+// configured value before the first probe).
+func (m *R30x) Capacity(ctx context.Context) (int, error) {
+	release, err := m.begin(ctx, "capacity")
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	return m.capacity, nil
+}
+
+// Store downloads template into CharBuffer1 (DownChar, then data packets
+// of the module's packet size, the last one an end packet) and stores it
+// at slot. template is opaque; the module decides its size, and refuses a
+// template it cannot use (hal.ErrRejected).
+func (m *R30x) Store(ctx context.Context, slot int, template []byte) error {
+	op := fmt.Sprintf("store slot %d", slot)
+	if len(template) == 0 || len(template) > MaxTemplate {
+		return m.errf(op, fmt.Errorf("template of %d bytes, want 1..%d: %w", len(template), MaxTemplate, hal.ErrRejected))
+	}
+	release, err := m.begin(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := m.checkSlot(op, slot); err != nil {
+		return err
+	}
+	if _, err := m.command(ctx, op+": DownChar", m.cfg.CommandTimeout, CmdDownChar, 1); err != nil {
+		return err
+	}
+	for rest := template; len(rest) > 0; {
+		n := min(len(rest), m.packetSize)
+		pid := PIDData
+		if n == len(rest) {
+			pid = PIDEnd
+		}
+		if err := m.send(Packet{Address: m.cfg.Address, PID: pid, Content: rest[:n]}); err != nil {
+			m.probed = false
+			return m.errf(op+": data", err)
+		}
+		rest = rest[n:]
+	}
+	_, err = m.command(ctx, op, m.cfg.SlowTimeout, CmdStore, 1, byte(slot>>8), byte(slot))
+	return err
+}
+
+// Delete removes the template at slot (DeleteChar of one slot); an empty
+// slot is no error.
+func (m *R30x) Delete(ctx context.Context, slot int) error {
+	op := fmt.Sprintf("delete slot %d", slot)
+	release, err := m.begin(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := m.checkSlot(op, slot); err != nil {
+		return err
+	}
+	_, err = m.command(ctx, op, m.cfg.SlowTimeout, CmdDeleteChar, byte(slot>>8), byte(slot), 0, 1)
+	return err
+}
+
+// Clear removes every template (Empty).
+func (m *R30x) Clear(ctx context.Context) error {
+	release, err := m.begin(ctx, "clear")
+	if err != nil {
+		return err
+	}
+	defer release()
+	_, err = m.command(ctx, "clear", m.cfg.SlowTimeout, CmdEmpty)
+	return err
+}
+
+// Slots lists the occupied slots in ascending order, reading the index
+// table page by page (256 slots a page).
+func (m *R30x) Slots(ctx context.Context) ([]int, error) {
+	release, err := m.begin(ctx, "list slots")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	var slots []int
+	for page := 0; page*256 < m.capacity; page++ {
+		op := fmt.Sprintf("list slots: page %d", page)
+		table, err := m.command(ctx, op, m.cfg.CommandTimeout, CmdReadIndexTable, byte(page))
+		if err != nil {
+			return nil, err
+		}
+		if len(table) < 32 {
+			return nil, m.errf(op, fmt.Errorf("index table of %d bytes: %w: %w", len(table), hal.ErrFault, ErrLength))
+		}
+		for i, b := range table[:32] {
+			for j := range 8 {
+				if slot := page*256 + 8*i + j; b&(1<<j) != 0 && slot < m.capacity {
+					slots = append(slots, slot)
+				}
+			}
+		}
+	}
+	return slots, nil
+}
+
+// Identify polls GenImg every PollInterval until a finger is on the
+// sensor, then turns the image into features (Img2Tz) and searches the
+// whole library. It returns Finger{Matched: true, Slot, Score} on a hit
+// and Finger{Matched: false} for an unknown finger. An image too poor to
+// use is not a result: polling goes on. It returns ctx.Err() when ctx is
+// done, an error wrapping hal.ErrClosed after Close, and the error of a
+// failed exchange (the next call probes again).
+func (m *R30x) Identify(ctx context.Context) (hal.Finger, error) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return hal.Finger{}, ctx.Err()
+		case <-m.done:
+			return hal.Finger{}, m.errf("identify", hal.ErrClosed)
+		}
+		f, ok, err := m.poll(ctx)
+		if err != nil || ok {
+			return f, err
+		}
+		t.Reset(m.cfg.PollInterval)
+	}
+}
+
+// poll is one GenImg and, with a finger, Img2Tz and Search, all under one
+// hold of the link so no Store can reuse CharBuffer1 in between.
+func (m *R30x) poll(ctx context.Context) (hal.Finger, bool, error) {
+	release, err := m.begin(ctx, "identify")
+	if err != nil {
+		return hal.Finger{}, false, err
+	}
+	defer release()
+	code, _, err := m.exchange(ctx, "identify: GenImg", m.cfg.CommandTimeout, CmdGenImg)
+	switch {
+	case err != nil:
+		return hal.Finger{}, false, err
+	case code == CodeNoFinger || code == CodeImageFail:
+		return hal.Finger{}, false, nil
+	case code != CodeOK:
+		return hal.Finger{}, false, m.errf("identify: GenImg", &CodeError{Instr: CmdGenImg, Code: code})
+	}
+	code, _, err = m.exchange(ctx, "identify: Img2Tz", m.cfg.CommandTimeout, CmdImg2Tz, 1)
+	switch {
+	case err != nil:
+		return hal.Finger{}, false, err
+	case code == CodeImageMessy || code == CodeFewFeatures || code == CodeNoImage:
+		m.log.Debug().Stringer("code", code).Msg("finger image unusable; polling on")
+		return hal.Finger{}, false, nil
+	case code != CodeOK:
+		return hal.Finger{}, false, m.errf("identify: Img2Tz", &CodeError{Instr: CmdImg2Tz, Code: code})
+	}
+	n := m.capacity
+	code, ret, err := m.exchange(ctx, "identify: Search", m.cfg.SlowTimeout, CmdSearch, 1, 0, 0, byte(n>>8), byte(n))
+	switch {
+	case err != nil:
+		return hal.Finger{}, false, err
+	case code == CodeNotFound:
+		return hal.Finger{At: time.Now()}, true, nil
+	case code != CodeOK:
+		return hal.Finger{}, false, m.errf("identify: Search", &CodeError{Instr: CmdSearch, Code: code})
+	case len(ret) < 4:
+		m.probed = false
+		return hal.Finger{}, false, m.errf("identify: Search", fmt.Errorf("reply of %d bytes: %w: %w", len(ret), hal.ErrFault, ErrLength))
+	}
+	return hal.Finger{
+		Matched: true,
+		Slot:    int(binary.BigEndian.Uint16(ret[0:2])),
+		Score:   int(binary.BigEndian.Uint16(ret[2:4])),
+		At:      time.Now(),
+	}, true, nil
+}
+
+// Close stops the driver: it wakes any call waiting for the link or a
+// reply (they return an error wrapping hal.ErrClosed), closes the port and
+// waits for the reader goroutine. Idempotent; the module itself keeps its
+// templates and needs no inert state.
+func (m *R30x) Close() error {
+	m.closeOnce.Do(func() {
+		close(m.done)
+		if err := m.port.Close(); err != nil {
+			m.closeErr = m.errf("close", err)
+		}
+		<-m.readerDone
+	})
+	return m.closeErr
+}
