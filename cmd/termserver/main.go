@@ -1,0 +1,4 @@
+// Command termserver is the project's reference server.
+package main
+
+func main() {}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// progress draws a one-line progress bar on a terminal-like writer:
+//
+//	push [##########..........]  12/24  ok 11  failed 1  alice
+//
+// Not safe for concurrent use.
+type progress struct {
+	w      io.Writer
+	label  string
+	total  int
+	done   int
+	failed int
+	width  int
+}
+
+func newProgress(w io.Writer, label string, total int) *progress {
+	return &progress{w: w, label: label, total: total, width: 30}
+}
+
+// step records one finished item and redraws the bar.
+func (p *progress) step(ok bool, item string) {
+	p.done++
+	if !ok {
+		p.failed++
+	}
+	filled := p.width
+	if p.total > 0 {
+		filled = p.width * p.done / p.total
+	}
+	if len(item) > 24 {
+		item = item[:24]
+	}
+	fmt.Fprintf(p.w, "\r%s [%s%s] %*d/%d  ok %d  failed %d  %-24s",
+		p.label, strings.Repeat("#", filled), strings.Repeat(".", p.width-filled),
+		len(fmt.Sprint(p.total)), p.done, p.total, p.done-p.failed, p.failed, item)
+}
+
+// finish ends the bar's line.
+func (p *progress) finish() {
+	fmt.Fprintln(p.w)
+}
