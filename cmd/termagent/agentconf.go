@@ -59,7 +59,6 @@ func (c Config) agentConfig() (agent.Config, error) {
 			RetryMin:   c.Upload.RetryMin,
 			RetryMax:   c.Upload.RetryMax,
 			NearlyFull: c.Upload.NearlyFull,
-			Capacity:   c.Store.OutboxCapacity,
 		},
 		Access: agent.AccessConfig{
 			DoorPulse:    c.HAL.Door.Pulse,

@@ -216,6 +216,11 @@ type FingerprintConfig struct {
 	Address uint32 `yaml:"address"`
 	// Password is the module's 32-bit password; default 0.
 	Password uint32 `yaml:"password"`
+	// Capacity is the number of template slots, used when the module does
+	// not report it (R308); default 200.
+	Capacity int `yaml:"capacity"`
+	// PollInterval is the pause between finger polls; default 150ms.
+	PollInterval time.Duration `yaml:"poll_interval"`
 }
 
 // FaceConfig is the face module.
@@ -242,7 +247,8 @@ type DoorConfig struct {
 	Baud int `yaml:"baud"`
 	// Channel (lcus) is the relay number on the board, from 1; default 1.
 	Channel int `yaml:"channel"`
-	// Chip (gpio) is the GPIO chip; default gpiochip0.
+	// Chip (gpio) is the GPIO chip: name (gpiochip0), label or path;
+	// default "": the first chip.
 	Chip string `yaml:"chip"`
 	// Line (gpio) is the relay's line, by name or offset; required with gpio.
 	Line string `yaml:"line"`
@@ -252,6 +258,9 @@ type DoorConfig struct {
 	Sensor InputConfig `yaml:"sensor"`
 	// ExitButton (gpio) is the request-to-exit button; empty line: none.
 	ExitButton InputConfig `yaml:"exit_button"`
+	// Debounce (gpio) is how long an input must hold a new level; default
+	// 30ms.
+	Debounce time.Duration `yaml:"debounce"`
 }
 
 // InputConfig is one GPIO input.
@@ -394,13 +403,15 @@ func (c Config) withDefaults() Config {
 	setDefault(&h.Fingerprint.Driver, driverNone)
 	setDefault(&h.Fingerprint.Baud, 57600)
 	setDefault(&h.Fingerprint.Address, 0xFFFFFFFF)
+	setDefault(&h.Fingerprint.Capacity, 200)
+	setDefault(&h.Fingerprint.PollInterval, 150*time.Millisecond)
 	setDefault(&h.Face.Driver, driverNone)
 	setDefault(&h.Face.Baud, 115200)
 	setDefault(&h.Door.Driver, driverNone)
 	setDefault(&h.Door.Pulse, 3*time.Second)
 	setDefault(&h.Door.Baud, 9600)
 	setDefault(&h.Door.Channel, 1)
-	setDefault(&h.Door.Chip, "gpiochip0")
+	setDefault(&h.Door.Debounce, 30*time.Millisecond)
 
 	t := &c.Access.OpenDoorType
 	setDefault(&t.Card, 1)
@@ -587,6 +598,9 @@ func (c Config) validate() *configError {
 		if !validBaud(sp.baud) {
 			return bad(sp.name+".baud", "%d is not a serial speed", sp.baud)
 		}
+	}
+	if c := h.Fingerprint.Capacity; c < 1 || c > 0xFFFF {
+		return bad("hal.fingerprint.capacity", "%d is outside 1..65535", c)
 	}
 	d := h.Door
 	if d.Pulse < 100*time.Millisecond || d.Pulse > 60*time.Second {

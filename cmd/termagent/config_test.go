@@ -125,7 +125,7 @@ func TestMinimalConfigMapsToAgent(t *testing.T) {
 	if !reflect.DeepEqual(a, b) {
 		t.Errorf("minimal and example files map differently:\n%+v\n%+v", a, b)
 	}
-	if a.Link.ServerAddress != "192.0.2.10:49003" || a.Upload.Capacity != 100000 || a.Access.DoorPulse != 3*time.Second ||
+	if a.Link.ServerAddress != "192.0.2.10:49003" || a.Upload.Window != 8 || a.Access.DoorPulse != 3*time.Second ||
 		a.Device.DevicePort != 1545 || a.Device.SoftwareVersion != version || a.Commands[1].Action != agent.ActionOpenDoor {
 		t.Errorf("agent config not mapped: %+v", a)
 	}
