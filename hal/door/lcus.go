@@ -1,0 +1,119 @@
+package door
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"termagent/hal"
+	"termagent/hal/serialport"
+)
+
+// LCUS frame bytes.
+const (
+	lcusStart = 0xA0
+	lcusOff   = 0x00
+	lcusOn    = 0x01
+	// LCUSFrameLen is the length of one LCUS command frame in bytes.
+	LCUSFrameLen = 4
+	// LCUSMaxChannel is the highest channel of the largest board (LCUS-8).
+	LCUSMaxChannel = 8
+)
+
+// AppendLCUS appends the LCUS frame switching channel (1..8) on or off to
+// dst: A0, channel, 01 or 00, and the low byte of the sum of the three.
+func AppendLCUS(dst []byte, channel byte, on bool) []byte {
+	op := byte(lcusOff)
+	if on {
+		op = lcusOn
+	}
+	return append(dst, lcusStart, channel, op, lcusStart+channel+op)
+}
+
+// LCUSConfig configures the lcus driver. Zero values mean the documented
+// defaults.
+type LCUSConfig struct {
+	// Port is the board's serial device, e.g. /dev/ttyUSB0. Required.
+	Port string
+	// Baud is the line speed in bits per second; zero means 9600.
+	Baud int
+	// Channel is the relay to drive, 1..8; zero means 1.
+	Channel int
+	// Pulse is the hold for Unlock with d <= 0; zero means 3 s.
+	Pulse time.Duration
+	// Backoff paces reopening a vanished port; zero means serialport's
+	// defaults.
+	Backoff serialport.Backoff
+	// Log receives relay faults and switches. The zero Logger discards.
+	Log zerolog.Logger
+}
+
+// LCUS drives a CH340 USB relay board. It implements hal.Door; all methods
+// are safe for concurrent use. The board has no inputs and does not
+// answer, so State reports what was last switched successfully.
+type LCUS struct {
+	port    *serialport.Port
+	channel byte
+	h       *hold
+}
+
+var _ hal.Door = (*LCUS)(nil)
+
+// OpenLCUS opens the board's port and releases the relay at once, so the
+// lock starts locked whatever state the board was left in. A missing port
+// is an error wrapping hal.ErrFault naming it. The caller closes the LCUS.
+func OpenLCUS(cfg LCUSConfig) (*LCUS, error) {
+	if cfg.Channel == 0 {
+		cfg.Channel = 1
+	}
+	if cfg.Channel < 1 || cfg.Channel > LCUSMaxChannel {
+		return nil, fmt.Errorf("door lcus %s: channel %d out of range 1..%d", cfg.Port, cfg.Channel, LCUSMaxChannel)
+	}
+	port, err := serialport.Open(serialport.Config{Name: cfg.Port, Baud: cfg.Baud, Backoff: cfg.Backoff})
+	if err != nil {
+		return nil, fmt.Errorf("door lcus: %w", err)
+	}
+	l := &LCUS{port: port, channel: byte(cfg.Channel)}
+	log := cfg.Log.With().Str(logComponent, "door").Str(logDriver, DriverLCUS).Str("port", cfg.Port).Logger()
+	l.h = newHold("door lcus "+cfg.Port, cfg.Pulse, l.set, log)
+	ctx, cancel := context.WithTimeout(context.Background(), switchTimeout)
+	defer cancel()
+	if err := l.set(ctx, false); err != nil {
+		port.Close()
+		return nil, fmt.Errorf("door lcus %s: release relay at start: %w", cfg.Port, err)
+	}
+	return l, nil
+}
+
+// set writes the switch frame; if the port has vanished it reopens it once,
+// within ctx, and writes again.
+func (l *LCUS) set(ctx context.Context, on bool) error {
+	frame := AppendLCUS(make([]byte, 0, LCUSFrameLen), l.channel, on)
+	_, err := l.port.Write(frame)
+	if err == nil || !errors.Is(err, hal.ErrFault) {
+		return err
+	}
+	if rerr := l.port.Reopen(ctx); rerr != nil {
+		return fmt.Errorf("%w (reopen: %w)", err, rerr)
+	}
+	_, err = l.port.Write(frame)
+	return err
+}
+
+// Unlock energises the relay and returns once the frame is written; the
+// relay is released when d has passed (d <= 0: the configured pulse). A
+// second Unlock extends the hold to d from now. An unplugged board is
+// reopened within ctx; failing that, the error wraps hal.ErrFault.
+func (l *LCUS) Unlock(ctx context.Context, d time.Duration) error { return l.h.unlock(ctx, d) }
+
+// State reports whether the relay is held; the board has no sensor.
+func (l *LCUS) State() hal.DoorState { return hal.DoorState{Unlocked: l.h.unlocked.Load()} }
+
+// Close releases the relay and closes the port; idempotent.
+func (l *LCUS) Close() error {
+	err := l.h.close()
+	return errors.Join(err, l.port.Close())
+}
