@@ -187,6 +187,15 @@ func (d *Decoder) Next() (Frame, error) {
 	return f, err
 }
 
+// Resync gives up on the frame whose start is pending: it drops the first
+// pending byte so the next Next looks for a later sync word. Use it when
+// no byte has arrived for a while.
+func (d *Decoder) Resync() {
+	if len(d.buf) > 0 {
+		d.buf = append(d.buf[:0], d.buf[1:]...)
+	}
+}
+
 // Buffered returns the number of bytes waiting for the rest of a frame.
 func (d *Decoder) Buffered() int { return len(d.buf) }
 

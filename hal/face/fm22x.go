@@ -1,0 +1,616 @@
+// Package face drives UART face-recognition modules. Its one driver,
+// "fm22x", speaks the "EF AA" protocol of the HLK-FM225/FM223 family and
+// its relatives (Kneron KID, Rockchip RMSL, DFRobot SEN0677); reference:
+// reference/hal-devices.md §2, after esphome's hlk_fm22x component and the
+// L015 protocol document.
+//
+// The package has two layers: a pure frame codec (Frame, Parse, Decoder)
+// and the FM22x driver, which implements hal.FaceModule over a serial port
+// from hal/serialport. hal/sim.Face simulates the module side.
+//
+// # Enrolment from a photo
+//
+// The family has no documented way to enrol from a JPEG. Some firmware
+// builds take one through a message whose id varies (0xF7 in the host code
+// seen, 0x1E in another script), so the driver sends it only when
+// Config.PhotoEnrollMsgID names it, and otherwise Enroll returns an error
+// wrapping hal.ErrUnsupported. Our reading of the sequence (the host code
+// stops at the last chunk; the final reply is ours to define):
+//
+//	host → [id] seq 0x0000 | photo size (4, BE) | bio type 0x00   module → REPLY [id, result, seq(2)]
+//	host → [id] seq n (2, BE, from 1) | up to PhotoChunk bytes      module → REPLY [id, result, seq(2)]
+//	the packet that completes the photo                            module → REPLY [id, result, seq(2), user id(2)]
+//
+// A non-zero result ends the enrolment (0x18/0x19 photo too large/small,
+// 0x09 full, 0x0A already enrolled). The module stores no name this way.
+//
+// Import rule: like every hal sub-package it imports only hal and
+// hal/serialport, never agent, store or protocol.
+package face
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"termagent/hal"
+	"termagent/hal/serialport"
+)
+
+// Driver is the name configuration uses to select this driver.
+const Driver = "fm22x"
+
+// Defaults for zero Config fields.
+const (
+	DefaultBaud           = 115200
+	DefaultVerifySeconds  = 3
+	DefaultCommandTimeout = 3 * time.Second
+	DefaultDeleteTimeout  = 10 * time.Second
+	DefaultEnrollTimeout  = 10 * time.Second
+	DefaultPhotoChunk     = 246
+	DefaultMaxPhoto       = 512 << 10
+	DefaultByteGap        = 200 * time.Millisecond
+)
+
+// Log field keys.
+const (
+	logComponent = "component"
+	logPort      = "port"
+)
+
+// Config configures an FM22x driver. Zero values mean the documented
+// defaults.
+type Config struct {
+	// Port is the serial device path. Required by Open.
+	Port string
+	// Baud is the line speed in bits per second; zero means 115200.
+	Baud int
+	// VerifySeconds is the module-side timeout of one VERIFY, 1..255 s.
+	// Recognize repeats VERIFY, and other commands wait for the current
+	// one to end, so it bounds their latency; zero means 3.
+	VerifySeconds int
+	// CommandTimeout bounds the wait for an ordinary reply; zero means 3 s.
+	CommandTimeout time.Duration
+	// DeleteTimeout bounds DELUSER and DELALL; zero means 10 s.
+	DeleteTimeout time.Duration
+	// EnrollTimeout bounds the reply to a photo's last chunk (the module
+	// computes the face features); zero means 10 s.
+	EnrollTimeout time.Duration
+	// PhotoEnrollMsgID is the firmware's enrol-from-photo message id
+	// (0xF7 on the builds seen); zero means the module has none and
+	// Enroll returns an error wrapping hal.ErrUnsupported.
+	PhotoEnrollMsgID byte
+	// PhotoChunk is the JPEG bytes per enrolment packet, 1..4094; zero
+	// means 246.
+	PhotoChunk int
+	// MaxPhoto bounds the photo Enroll accepts, in bytes; zero means 512 KiB.
+	MaxPhoto int
+	// ByteGap is how long a started frame may stall before the driver
+	// takes its header for noise and resynchronises; zero means 200 ms.
+	ByteGap time.Duration
+	// Logger receives the driver's events; the zero Logger means none.
+	Logger zerolog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Baud == 0 {
+		c.Baud = DefaultBaud
+	}
+	if c.VerifySeconds == 0 {
+		c.VerifySeconds = DefaultVerifySeconds
+	}
+	if c.CommandTimeout == 0 {
+		c.CommandTimeout = DefaultCommandTimeout
+	}
+	if c.DeleteTimeout == 0 {
+		c.DeleteTimeout = DefaultDeleteTimeout
+	}
+	if c.EnrollTimeout == 0 {
+		c.EnrollTimeout = DefaultEnrollTimeout
+	}
+	if c.PhotoChunk == 0 {
+		c.PhotoChunk = DefaultPhotoChunk
+	}
+	if c.MaxPhoto == 0 {
+		c.MaxPhoto = DefaultMaxPhoto
+	}
+	if c.ByteGap == 0 {
+		c.ByteGap = DefaultByteGap
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.VerifySeconds < 1 || c.VerifySeconds > 255:
+		return fmt.Errorf("face: verify seconds %d out of range 1..255", c.VerifySeconds)
+	case c.CommandTimeout < 0 || c.DeleteTimeout < 0 || c.EnrollTimeout < 0 || c.ByteGap < 0:
+		return errors.New("face: negative timeout")
+	case c.PhotoChunk < 1 || c.PhotoChunk > MaxData-2:
+		return fmt.Errorf("face: photo chunk %d out of range 1..%d", c.PhotoChunk, MaxData-2)
+	case c.MaxPhoto < 1 || c.MaxPhoto > 0xFFFF*c.PhotoChunk:
+		return fmt.Errorf("face: max photo %d bytes out of range 1..%d", c.MaxPhoto, 0xFFFF*c.PhotoChunk)
+	}
+	switch c.PhotoEnrollMsgID {
+	case MsgNote, MsgImage, MsgReset, MsgGetStatus, MsgVerify, MsgDelUser, MsgDelAll, MsgGetAllUserID:
+		return fmt.Errorf("face: photo enrol message id 0x%02X is another message", c.PhotoEnrollMsgID)
+	}
+	return nil
+}
+
+// FM22x drives one EF AA face module. All methods are safe for concurrent
+// use: commands are serialised, one outstanding at a time, and Recognize
+// releases the link between two VERIFY commands so that Enroll, Delete,
+// Clear and Users interleave with it (waiting at most VerifySeconds).
+type FM22x struct {
+	cfg  Config
+	port io.ReadWriteCloser
+	name string
+	log  zerolog.Logger
+
+	sem        chan struct{}
+	rx         chan []byte
+	done       chan struct{}
+	readerDone chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
+
+	deadMu sync.Mutex
+	dead   error
+
+	// Guarded by sem.
+	dec    Decoder
+	probed bool
+}
+
+var _ hal.FaceModule = (*FM22x)(nil)
+
+type reopener interface {
+	Reopen(ctx context.Context) error
+}
+
+// Open opens cfg.Port, checks the module answers GET_STATUS and returns
+// the driver. A missing port is an error wrapping hal.ErrFault that names
+// it. The caller closes the driver.
+func Open(ctx context.Context, cfg Config) (*FM22x, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Port == "" {
+		return nil, errors.New("face: open: empty port name")
+	}
+	p, err := serialport.Open(serialport.Config{Name: cfg.Port, Baud: cfg.Baud})
+	if err != nil {
+		return nil, fmt.Errorf("open face module: %w", err)
+	}
+	m, err := New(p, cfg)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	if err := m.Probe(ctx); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// New returns a driver speaking over port, which it owns and closes; it
+// does not probe. port's Read may return errors wrapping hal.ErrTimeout
+// for silence; after other errors the driver calls port's Reopen(ctx)
+// error method if it has one, or else treats the module as gone.
+func New(port io.ReadWriteCloser, cfg Config) (*FM22x, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	name := cfg.Port
+	if name == "" {
+		name = "(unnamed port)"
+	}
+	m := &FM22x{
+		cfg:        cfg,
+		port:       port,
+		name:       name,
+		log:        cfg.Logger.With().Str(logComponent, "face").Str(logPort, name).Logger(),
+		sem:        make(chan struct{}, 1),
+		rx:         make(chan []byte, 64),
+		done:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+	}
+	go m.readLoop()
+	return m, nil
+}
+
+func (m *FM22x) readLoop() {
+	defer close(m.readerDone)
+	buf := make([]byte, 512)
+	for {
+		n, err := m.port.Read(buf)
+		if n > 0 {
+			select {
+			case m.rx <- append([]byte(nil), buf[:n]...):
+			case <-m.done:
+				return
+			}
+		}
+		select {
+		case <-m.done:
+			return
+		default:
+		}
+		if err == nil || errors.Is(err, hal.ErrTimeout) {
+			continue
+		}
+		r, ok := m.port.(reopener)
+		if !ok || errors.Is(err, hal.ErrClosed) {
+			m.deadMu.Lock()
+			m.dead = err
+			m.deadMu.Unlock()
+			return
+		}
+		m.log.Warn().Err(err).Msg("serial port lost; reopening")
+		if err := r.Reopen(context.Background()); err != nil {
+			m.deadMu.Lock()
+			m.dead = err
+			m.deadMu.Unlock()
+			return
+		}
+		m.log.Info().Msg("serial port reopened")
+	}
+}
+
+func (m *FM22x) errf(op string, err error) error {
+	return fmt.Errorf("face %s: %s: %w", m.name, op, err)
+}
+
+func (m *FM22x) acquire(ctx context.Context, op string) (func(), error) {
+	select {
+	case <-m.done:
+		return nil, m.errf(op, hal.ErrClosed)
+	default:
+	}
+	select {
+	case m.sem <- struct{}{}:
+		return func() { <-m.sem }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-m.done:
+		return nil, m.errf(op, hal.ErrClosed)
+	}
+}
+
+// begin takes the link and makes sure the module answered since the last
+// error.
+func (m *FM22x) begin(ctx context.Context, op string) (func(), error) {
+	release, err := m.acquire(ctx, op)
+	if err != nil {
+		return nil, err
+	}
+	if !m.probed {
+		if _, err := m.command(ctx, op+": GET_STATUS", m.cfg.CommandTimeout, MsgGetStatus); err != nil {
+			release()
+			return nil, err
+		}
+		m.probed = true
+	}
+	return release, nil
+}
+
+// Probe checks now that the module answers GET_STATUS. Commands probe by
+// themselves after an error.
+func (m *FM22x) Probe(ctx context.Context) error {
+	release, err := m.acquire(ctx, "probe")
+	if err != nil {
+		return err
+	}
+	defer release()
+	m.probed = false
+	if _, err := m.command(ctx, "probe: GET_STATUS", m.cfg.CommandTimeout, MsgGetStatus); err != nil {
+		return err
+	}
+	m.probed = true
+	m.log.Info().Msg("face module ready")
+	return nil
+}
+
+// exchange sends one command and waits up to timeout for its REPLY,
+// skipping notes and stale replies. NOTE READY means the module reset and
+// will not answer: it returns an error wrapping ErrReset. Errors other
+// than a reply make the next command probe again.
+func (m *FM22x) exchange(ctx context.Context, op string, timeout time.Duration, msg byte, data []byte) (Reply, error) {
+	for {
+		select {
+		case <-m.rx:
+			continue
+		default:
+		}
+		break
+	}
+	m.dec.Reset()
+	b, err := Frame{MsgID: msg, Data: data}.MarshalBinary()
+	if err == nil {
+		_, err = m.port.Write(b)
+	}
+	if err != nil {
+		m.probed = false
+		return Reply{}, m.errf(op, err)
+	}
+	r, err := m.receive(ctx, op, timeout, msg)
+	if err != nil && !errors.Is(err, ErrReset) {
+		m.probed = false
+	}
+	return r, err
+}
+
+func (m *FM22x) receive(ctx context.Context, op string, timeout time.Duration, msg byte) (Reply, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	gap := time.NewTimer(m.cfg.ByteGap)
+	defer gap.Stop()
+	var corrupt error
+	for {
+		for {
+			f, err := m.dec.Next()
+			if errors.Is(err, ErrIncomplete) {
+				break
+			}
+			if err != nil {
+				corrupt = err
+				m.log.Debug().Err(err).Msg("corrupt frame skipped")
+				continue
+			}
+			switch f.MsgID {
+			case MsgReply:
+				r, err := ParseReply(f.Data)
+				if err != nil || r.Cmd != msg {
+					m.log.Debug().Err(err).Msg("stale or short reply skipped")
+					continue
+				}
+				return r, nil
+			case MsgNote:
+				if len(f.Data) > 0 && f.Data[0] == NoteReady {
+					m.log.Info().Msg("module reset (NOTE READY) during a command")
+					return Reply{}, m.errf(op, ErrReset)
+				}
+			}
+		}
+		gap.Reset(m.cfg.ByteGap)
+		select {
+		case b := <-m.rx:
+			m.dec.Write(b)
+		case <-gap.C:
+			if m.dec.Buffered() > 0 {
+				m.dec.Resync()
+			}
+		case <-t.C:
+			if corrupt != nil {
+				return Reply{}, m.errf(op, fmt.Errorf("%w: %w", hal.ErrFault, corrupt))
+			}
+			return Reply{}, m.errf(op, fmt.Errorf("no reply within %v: %w", timeout, hal.ErrTimeout))
+		case <-ctx.Done():
+			return Reply{}, ctx.Err()
+		case <-m.done:
+			return Reply{}, m.errf(op, hal.ErrClosed)
+		case <-m.readerDone:
+			m.deadMu.Lock()
+			dead := m.dead
+			m.deadMu.Unlock()
+			return Reply{}, m.errf(op, fmt.Errorf("%w: port gone: %w", hal.ErrFault, dead))
+		}
+	}
+}
+
+// command is exchange for an idempotent command: a module reset during it
+// sends it once more.
+func (m *FM22x) command(ctx context.Context, op string, timeout time.Duration, msg byte, data ...byte) (Reply, error) {
+	r, err := m.exchange(ctx, op, timeout, msg, data)
+	if errors.Is(err, ErrReset) {
+		r, err = m.exchange(ctx, op, timeout, msg, data)
+	}
+	return r, err
+}
+
+// Recognize sends VERIFY (VerifySeconds each) until the module sees a
+// face: a recognised user gives Face{Recognised: true, UserID}; a face the
+// module rejects or does not know gives Face{Recognised: false}. A VERIFY
+// that times out, is aborted, fails the liveness check or is cut by a
+// module reset is not a result: Recognize sends the next one. It returns
+// ctx.Err() when ctx is done, an error wrapping hal.ErrClosed after
+// Close, and the error of a failed exchange (the next call probes again).
+func (m *FM22x) Recognize(ctx context.Context) (hal.Face, error) {
+	for {
+		f, ok, err := m.verifyOnce(ctx)
+		if err != nil || ok {
+			return f, err
+		}
+	}
+}
+
+func (m *FM22x) verifyOnce(ctx context.Context) (hal.Face, bool, error) {
+	release, err := m.begin(ctx, "recognize")
+	if err != nil {
+		return hal.Face{}, false, err
+	}
+	defer release()
+	timeout := time.Duration(m.cfg.VerifySeconds)*time.Second + m.cfg.CommandTimeout
+	r, err := m.exchange(ctx, "recognize: VERIFY", timeout, MsgVerify, []byte{0, byte(m.cfg.VerifySeconds)})
+	switch {
+	case errors.Is(err, ErrReset):
+		return hal.Face{}, false, nil
+	case err != nil:
+		return hal.Face{}, false, err
+	}
+	switch r.Result {
+	case ResultSuccess:
+		if len(r.Payload) < 2 {
+			m.probed = false
+			return hal.Face{}, false, m.errf("recognize", fmt.Errorf("reply of %d bytes: %w: %w", len(r.Payload), hal.ErrFault, ErrShortReply))
+		}
+		return hal.Face{Recognised: true, UserID: int(binary.BigEndian.Uint16(r.Payload)), At: time.Now()}, true, nil
+	case ResultRejected, ResultUnknownUser:
+		return hal.Face{At: time.Now()}, true, nil
+	case ResultTimeout, ResultAborted, ResultLiveness:
+		return hal.Face{}, false, nil
+	}
+	return hal.Face{}, false, m.errf("recognize", &ResultError{Cmd: MsgVerify, Result: r.Result})
+}
+
+func (m *FM22x) checkID(op string, id int) error {
+	if id < 1 || id > 0xFFFF {
+		return m.errf(op, fmt.Errorf("user id %d out of range 1..65535: %w", id, hal.ErrRejected))
+	}
+	return nil
+}
+
+// Delete removes user id (DELUSER); an unknown user is no error.
+func (m *FM22x) Delete(ctx context.Context, id int) error {
+	op := fmt.Sprintf("delete user %d", id)
+	if err := m.checkID(op, id); err != nil {
+		return err
+	}
+	release, err := m.begin(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer release()
+	r, err := m.command(ctx, op, m.cfg.DeleteTimeout, MsgDelUser, byte(id>>8), byte(id))
+	if err != nil {
+		return err
+	}
+	if r.Result != ResultSuccess && r.Result != ResultUnknownUser {
+		return m.errf(op, &ResultError{Cmd: MsgDelUser, Result: r.Result})
+	}
+	return nil
+}
+
+// Clear removes every user (DELALL).
+func (m *FM22x) Clear(ctx context.Context) error {
+	release, err := m.begin(ctx, "clear")
+	if err != nil {
+		return err
+	}
+	defer release()
+	r, err := m.command(ctx, "clear", m.cfg.DeleteTimeout, MsgDelAll)
+	if err != nil {
+		return err
+	}
+	if r.Result != ResultSuccess {
+		return m.errf("clear", &ResultError{Cmd: MsgDelAll, Result: r.Result})
+	}
+	return nil
+}
+
+// Users lists the enrolled user ids in ascending order (GET_ALL_USERID).
+func (m *FM22x) Users(ctx context.Context) ([]int, error) {
+	release, err := m.begin(ctx, "list users")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	r, err := m.command(ctx, "list users", m.cfg.CommandTimeout, MsgGetAllUserID)
+	if err != nil {
+		return nil, err
+	}
+	if r.Result != ResultSuccess {
+		return nil, m.errf("list users", &ResultError{Cmd: MsgGetAllUserID, Result: r.Result})
+	}
+	if len(r.Payload) < 1 || len(r.Payload) < 1+2*int(r.Payload[0]) {
+		m.probed = false
+		return nil, m.errf("list users", fmt.Errorf("reply of %d bytes: %w: %w", len(r.Payload), hal.ErrFault, ErrShortReply))
+	}
+	ids := make([]int, r.Payload[0])
+	for i := range ids {
+		ids[i] = int(binary.BigEndian.Uint16(r.Payload[1+2*i:]))
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// Enroll enrols a user from photo (JPEG bytes) through the configured
+// photo-enrol message (see the package documentation) and returns the id
+// the module assigned. Without Config.PhotoEnrollMsgID it returns an error
+// wrapping hal.ErrUnsupported without touching the link; a module that
+// answers the first packet with "unknown" (0x05) gets the same. name is
+// not sent: this message carries none.
+func (m *FM22x) Enroll(ctx context.Context, name string, photo []byte) (int, error) {
+	const op = "enroll from photo"
+	id := m.cfg.PhotoEnrollMsgID
+	if id == 0 {
+		return 0, m.errf(op, fmt.Errorf("no photo enrol message configured: %w", hal.ErrUnsupported))
+	}
+	if len(photo) == 0 || len(photo) > m.cfg.MaxPhoto {
+		return 0, m.errf(op, fmt.Errorf("photo of %d bytes, want 1..%d: %w", len(photo), m.cfg.MaxPhoto, hal.ErrRejected))
+	}
+	release, err := m.begin(ctx, op)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	first := binary.BigEndian.AppendUint32([]byte{0, 0}, uint32(len(photo)))
+	first = append(first, 0) // bio type: normal photo
+	r, err := m.exchange(ctx, op+": start", m.cfg.CommandTimeout, id, first)
+	if err != nil {
+		return 0, err
+	}
+	switch r.Result {
+	case ResultSuccess:
+	case ResultUnknown:
+		return 0, m.errf(op, fmt.Errorf("module does not know message 0x%02X: %w", id, hal.ErrUnsupported))
+	default:
+		return 0, m.errf(op, &ResultError{Cmd: id, Result: r.Result})
+	}
+	rest := photo
+	for seq := 1; ; seq++ {
+		n := min(len(rest), m.cfg.PhotoChunk)
+		timeout := m.cfg.CommandTimeout
+		if n == len(rest) {
+			timeout = m.cfg.EnrollTimeout
+		}
+		pkt := append(binary.BigEndian.AppendUint16(nil, uint16(seq)), rest[:n]...)
+		cop := fmt.Sprintf("%s: packet %d", op, seq)
+		r, err := m.exchange(ctx, cop, timeout, id, pkt)
+		if err != nil {
+			return 0, err
+		}
+		if r.Result != ResultSuccess {
+			return 0, m.errf(cop, &ResultError{Cmd: id, Result: r.Result})
+		}
+		if len(r.Payload) < 2 || int(binary.BigEndian.Uint16(r.Payload)) != seq {
+			m.probed = false
+			return 0, m.errf(cop, fmt.Errorf("reply for another packet: %w", hal.ErrFault))
+		}
+		rest = rest[n:]
+		if len(rest) == 0 {
+			if len(r.Payload) < 4 {
+				m.probed = false
+				return 0, m.errf(cop, fmt.Errorf("final reply without a user id: %w: %w", hal.ErrFault, ErrShortReply))
+			}
+			uid := int(binary.BigEndian.Uint16(r.Payload[2:4]))
+			m.log.Info().Int("user_id", uid).Int("photo_bytes", len(photo)).Msg("user enrolled from photo")
+			return uid, nil
+		}
+	}
+}
+
+// Close stops the driver: calls waiting for the link or a reply return an
+// error wrapping hal.ErrClosed, the port is closed and the reader
+// goroutine has ended when Close returns. Idempotent.
+func (m *FM22x) Close() error {
+	m.closeOnce.Do(func() {
+		close(m.done)
+		if err := m.port.Close(); err != nil {
+			m.closeErr = m.errf("close", err)
+		}
+		<-m.readerDone
+	})
+	return m.closeErr
+}
