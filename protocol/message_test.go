@@ -39,7 +39,9 @@ type golden struct {
 
 func goldens() []golden {
 	face, leftImg, leftCode, rightImg, rightCode := blob(123221, 1), blob(123221, 2), blob(123221, 3), blob(123221, 4), blob(123221, 5)
-	img := func(d []byte) *Biometric { return &Biometric{Width: 520, Height: 690, Format: 2, Length: 123221, Data: d} }
+	img := func(d []byte) *Biometric {
+		return &Biometric{Width: 520, Height: 690, Format: 2, Length: 123221, Data: d}
+	}
 	code := func(d []byte) *Biometric { return &Biometric{Length: 123221, Data: d} }
 	imgJSON := func(d []byte) string {
 		return fmt.Sprintf(`{"width":520,"height":690,"format":2,"length":123221,"data":"%s"}`, b64(d))
@@ -400,7 +402,7 @@ func TestEncodeDocumentedForm(t *testing.T) {
 	st := &Message{Mod: ModGetDeviceStatus, SessionID: "s", Type: 2, HasCode: true, DeviceStatus: &DeviceStatus{
 		Link: "up", OutboxDepth: 3, OldestUnsent: "20260101000000", PersonsEnrolled: 10,
 		Modules: []ModuleStatus{{Name: "card", State: "ok"}, {Name: "fingerprint", State: "fault", Detail: "no answer"}},
-		Door: "closed", SoftwareVersion: "v1", UptimeSeconds: 42,
+		Door:    "closed", SoftwareVersion: "v1", UptimeSeconds: 42,
 	}}
 	b, _ = Marshal(st)
 	if want := `{"mod":"get_device_status","session_id":"s","type":2,"code":0,"message":"","device_status":{"link":"up","outbox_depth":3,"oldest_unsent":"20260101000000","persons_enrolled":10,"modules":[{"name":"card","state":"ok"},{"name":"fingerprint","state":"fault","detail":"no answer"}],"door":"closed","software_version":"v1","uptime_seconds":42}}` + "\n"; string(b) != want {

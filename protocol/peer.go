@@ -332,10 +332,7 @@ func (p *Peer) Call(ctx context.Context, req *Message) (*Message, error) {
 			return p.result(name, r)
 		default:
 		}
-		p.mu.Lock()
-		cause := p.cause
-		p.mu.Unlock()
-		return nil, fmt.Errorf("call %s: %w: connection ended: %w", name, ErrNoResponse, cause)
+		return nil, fmt.Errorf("call %s: %w: connection ended: %w", name, ErrNoResponse, p.stopCause())
 	}
 }
 
@@ -358,21 +355,36 @@ func (p *Peer) write(ctx context.Context, b []byte) error {
 	case <-ctx.Done():
 		return fmt.Errorf("%w: waiting to write: %w", ErrNotSent, ctx.Err())
 	case <-p.closing:
-		return fmt.Errorf("%w: %w", ErrNotSent, ErrClosed)
+		return fmt.Errorf("%w: connection ended: %w", ErrNotSent, p.stopCause())
 	}
 	defer func() { <-p.wmu }()
 	select {
 	case <-p.closing:
-		return fmt.Errorf("%w: %w", ErrNotSent, ErrClosed)
+		return fmt.Errorf("%w: connection ended: %w", ErrNotSent, p.stopCause())
 	default:
 	}
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
 	defer cancel()
 	err := p.conn.WriteMessage(wctx, b)
-	if err != nil && !errors.Is(err, ErrNotSent) {
+	if err == nil {
+		return nil
+	}
+	select {
+	case <-p.closing:
+		// The connection ended under the write; say why.
+		err = fmt.Errorf("%w (connection ended: %w)", err, p.stopCause())
+	default:
+	}
+	if !errors.Is(err, ErrNotSent) {
 		p.shutdown(fmt.Errorf("write: %w", err))
 	}
 	return err
+}
+
+func (p *Peer) stopCause() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cause
 }
 
 func (p *Peer) take(sid string) chan result {
