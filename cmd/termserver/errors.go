@@ -5,6 +5,8 @@ import "errors"
 // Errors of the server and its admin commands; wrapped with what was being
 // done, tested with errors.Is.
 var (
+	// ErrConfig means a Config value is invalid; the message names it.
+	ErrConfig = errors.New("termserver: invalid configuration")
 	// ErrClosed is returned by a Records or Server method after Close.
 	ErrClosed = errors.New("termserver: closed")
 	// ErrNoSessionID means an upload carried no session_id to store it by.

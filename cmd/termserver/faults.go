@@ -24,6 +24,10 @@ type Faults struct {
 	// (an upload is stored) but never answered, the case of a record that
 	// arrived but whose acknowledgement was lost. 0 means never.
 	DropEvery int
+	// Refuse closes every terminal connection as soon as it is accepted,
+	// and setting it closes those connected: a network cut as terminals
+	// see it, until it is turned off.
+	Refuse bool
 }
 
 // Validate reports a clear error for an impossible setting.
@@ -42,7 +46,7 @@ func (f Faults) Validate() error {
 
 // String formats f as the query the admin endpoint accepts.
 func (f Faults) String() string {
-	return fmt.Sprintf("fail=%g delay=%s drop_every=%d", f.FailUploads, f.Delay, f.DropEvery)
+	return fmt.Sprintf("fail=%g delay=%s drop_every=%d refuse=%t", f.FailUploads, f.Delay, f.DropEvery, f.Refuse)
 }
 
 // Values encodes f as URL query values (see ParseFaults).
@@ -51,10 +55,11 @@ func (f Faults) Values() url.Values {
 	v.Set("fail", strconv.FormatFloat(f.FailUploads, 'g', -1, 64))
 	v.Set("delay", f.Delay.String())
 	v.Set("drop_every", strconv.Itoa(f.DropEvery))
+	v.Set("refuse", strconv.FormatBool(f.Refuse))
 	return v
 }
 
-// ParseFaults reads fail, delay and drop_every from v; absent keys keep
+// ParseFaults reads fail, delay, drop_every and refuse from v; absent keys keep
 // base's value.
 func ParseFaults(base Faults, v url.Values) (Faults, error) {
 	f := base
@@ -78,6 +83,13 @@ func ParseFaults(base Faults, v url.Values) (Faults, error) {
 			return base, fmt.Errorf("drop_every %q: %w", s, ErrBadFaults)
 		}
 		f.DropEvery = n
+	}
+	if s := v.Get("refuse"); s != "" {
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		if err != nil {
+			return base, fmt.Errorf("refuse %q: %w", s, ErrBadFaults)
+		}
+		f.Refuse = b
 	}
 	if err := f.Validate(); err != nil {
 		return base, err

@@ -1,0 +1,483 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"termagent/protocol"
+)
+
+// cmdServe runs the server and its admin endpoint until a signal.
+func cmdServe(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "serve", "[flags]")
+	cfg := Config{}
+	fs.StringVar(&cfg.Listen, "listen", DefaultListen, `TCP address for terminals ("off" disables)`)
+	fs.StringVar(&cfg.WSListen, "ws", "", "WebSocket address for terminals (empty: off)")
+	fs.StringVar(&cfg.DB, "db", DefaultDB, "record database file")
+	fs.Float64Var(&cfg.Faults.FailUploads, "fail", 0, "fraction (0..1) of uploads answered -1")
+	fs.DurationVar(&cfg.Faults.Delay, "delay", 0, "delay before every reply")
+	fs.IntVar(&cfg.Faults.DropEvery, "drop-every", 0, "drop a connection after every N requests on it (0: never)")
+	fs.DurationVar(&cfg.CallTimeout, "call-timeout", DefaultCallTimeout, "bound on each request sent to a terminal")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	pretty := fs.Bool("pretty", false, "human-readable logs instead of JSON lines")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("serve takes no arguments, got %q", fs.Args())
+	}
+	lvl, err := zerolog.ParseLevel(*level)
+	if err != nil {
+		return usagef("log level %q: %v", *level, err)
+	}
+	var out io.Writer = c.stderr
+	if *pretty {
+		out = zerolog.ConsoleWriter{Out: c.stderr, TimeFormat: "15:04:05.000"}
+	}
+	cfg.Logger = zerolog.New(out).Level(lvl).With().Timestamp().Logger()
+	ln, err := listenAdmin(c.admin)
+	if err != nil {
+		return err
+	}
+	s, err := NewServer(ctx, cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	adminDone := make(chan error, 1)
+	go func() { adminDone <- serveAdmin(ctx, s, ln) }()
+	cfg.Logger.Info().Str("admin", ln.Addr().String()).Str("db", cfg.DB).Msg("termserver started")
+	err = s.Run(ctx)
+	cancel()
+	if aerr := <-adminDone; err == nil {
+		err = aerr
+	}
+	return err
+}
+
+func cmdList(ctx context.Context, c *cli, args []string) error {
+	if len(args) > 0 {
+		return usagef("list takes no arguments")
+	}
+	var ts []TerminalStatus
+	if err := c.client().do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UUID\tREMOTE\tTRANSPORT\tCONNECTED\tADDRESS\tVERSION\tUPLOADS\tSTORED\tDUPS\tLAST EVENT")
+	for _, t := range ts {
+		u := t.UUID
+		if u == "" {
+			u = "(unidentified)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", u, t.Remote, t.Transport,
+			t.Connected.Local().Format("15:04:05"), t.Address, t.Software, t.Uploads, t.Stored,
+			t.Duplicates, t.LastEvent)
+	}
+	tw.Flush()
+	fmt.Fprintf(c.stdout, "%d terminal(s) connected\n", len(ts))
+	return nil
+}
+
+func cmdStats(ctx context.Context, c *cli, args []string) error {
+	if len(args) > 0 {
+		return usagef("stats takes no arguments")
+	}
+	var st Stats
+	if err := c.client().do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "connected %d (accepted %d)  uploads %d  stored %d  duplicates %d  refused %d  failed %d  events %d  drops %d\nfaults: %s\n",
+		st.Connected, st.Connections, st.Uploads, st.Stored, st.Duplicates, st.Refused,
+		st.Failed, st.Events, st.Drops, st.Faults)
+	return nil
+}
+
+// printResults prints one line per terminal answer and returns an error
+// when any terminal did not answer code 0.
+func printResults(w io.Writer, what string, res []CallResult) error {
+	failed := 0
+	for _, r := range res {
+		switch {
+		case r.OK():
+			fmt.Fprintf(w, "%s: %s: ok\n", r.Terminal, what)
+		default:
+			failed++
+			fmt.Fprintf(w, "%s: %s: FAILED: %s\n", r.Terminal, what, r.Error)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%s failed on %d of %d terminal(s)", what, failed, len(res))
+	}
+	return nil
+}
+
+func cmdInfo(ctx context.Context, c *cli, args []string) error {
+	if len(args) != 1 {
+		return usagef("usage: info TERMINAL|all")
+	}
+	res, err := c.client().call(ctx, args[0], protocol.NewRequest(protocol.ModGetDeviceInfo))
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		if !r.OK() || r.Response.DeviceInfo == nil {
+			continue
+		}
+		d := r.Response.DeviceInfo
+		fmt.Fprintf(c.stdout, "%s:\n  uuid             %s\n  device_ip        %s\n  device_port      %d\n  server_ip        %s\n  server_port      %d\n  address          %s\n  community_code   %s\n  software_version %s\n  hardware_version %s\n",
+			r.Terminal, d.UUID, d.DeviceIP, d.DevicePort, d.ServerIP, d.ServerPort, d.Address,
+			d.CommunityCode, d.SoftwareVersion, d.HardwareVersion)
+	}
+	return printFailures(c.stdout, "get_device_info", res)
+}
+
+// printFailures prints only the terminals that did not answer 0.
+func printFailures(w io.Writer, what string, res []CallResult) error {
+	var bad []CallResult
+	for _, r := range res {
+		if !r.OK() {
+			bad = append(bad, r)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return printResults(w, what, bad)
+}
+
+func cmdStatus(ctx context.Context, c *cli, args []string) error {
+	if len(args) != 1 {
+		return usagef("usage: status TERMINAL|all")
+	}
+	res, err := c.client().call(ctx, args[0], protocol.NewRequest(protocol.ModGetDeviceStatus))
+	if err != nil {
+		return err
+	}
+	for _, r := range res {
+		if !r.OK() || r.Response.DeviceStatus == nil {
+			continue
+		}
+		d := r.Response.DeviceStatus
+		fmt.Fprintf(c.stdout, "%s: link %s, outbox %d (oldest %q), persons %d, door %s, version %s, up %ds\n",
+			r.Terminal, d.Link, d.OutboxDepth, d.OldestUnsent, d.PersonsEnrolled, d.Door,
+			d.SoftwareVersion, d.UptimeSeconds)
+		for _, m := range d.Modules {
+			fmt.Fprintf(c.stdout, "  %-12s %s %s\n", m.Name, m.State, m.Detail)
+		}
+	}
+	return printFailures(c.stdout, "get_device_status", res)
+}
+
+// parseDeviceInfo turns key=value words into a device_info carrying
+// exactly those fields.
+func parseDeviceInfo(words []string) (*protocol.DeviceInfo, error) {
+	d := &protocol.DeviceInfo{}
+	for _, w := range words {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok {
+			return nil, usagef("%q is not key=value", w)
+		}
+		port := func() (int, error) {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 65535 {
+				return 0, usagef("%s=%q is not a port 1..65535", k, v)
+			}
+			return n, nil
+		}
+		var err error
+		switch k {
+		case "uuid":
+			d.UUID, d.Fields = v, d.Fields|protocol.FieldUUID
+		case "device_ip":
+			d.DeviceIP, d.Fields = v, d.Fields|protocol.FieldDeviceIP
+		case "device_port":
+			d.DevicePort, err = port()
+			d.Fields |= protocol.FieldDevicePort
+		case "server_ip":
+			d.ServerIP, d.Fields = v, d.Fields|protocol.FieldServerIP
+		case "server_port":
+			d.ServerPort, err = port()
+			d.Fields |= protocol.FieldServerPort
+		case "address":
+			d.Address, d.Fields = v, d.Fields|protocol.FieldAddress
+		case "community_code":
+			d.CommunityCode, d.Fields = v, d.Fields|protocol.FieldCommunityCode
+		default:
+			return nil, usagef("unknown device_info key %q (uuid device_ip device_port server_ip server_port address community_code)", k)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if d.Fields == 0 {
+		return nil, usagef("nothing to set")
+	}
+	return d, nil
+}
+
+func cmdSet(ctx context.Context, c *cli, args []string) error {
+	if len(args) < 2 {
+		return usagef("usage: set TERMINAL|all key=value...")
+	}
+	d, err := parseDeviceInfo(args[1:])
+	if err != nil {
+		return err
+	}
+	req := protocol.NewRequest(protocol.ModSetDeviceInfo)
+	req.DeviceInfo = d
+	res, err := c.client().call(ctx, args[0], req)
+	if err != nil {
+		return err
+	}
+	return printResults(c.stdout, "set_device_info", res)
+}
+
+// personRequest builds the download_person request for p.
+func personRequest(p personFile) *protocol.Message {
+	blob := func(b []byte, image bool) *protocol.Biometric {
+		if len(b) == 0 {
+			return nil
+		}
+		bio := &protocol.Biometric{Length: len(b), Data: b}
+		if image {
+			bio.Width, bio.Height = jpegSize(b)
+		}
+		return bio
+	}
+	req := protocol.NewRequest(protocol.ModDownloadPerson)
+	req.PersonInfo = &protocol.PersonInfo{
+		PersonID: p.ID, PersonName: p.Name, IDNumber: p.IDNumber, CardNumber: p.CardNumber,
+		KeyNumber: p.KeyNumber, DepartmentNumber: p.Department, Role: p.Role,
+		Face: blob(p.Face, true), LeftImage: blob(p.LeftImage, true), RightImage: blob(p.RightImage, true),
+		LeftCode: blob(p.LeftCode, false), RightCode: blob(p.RightCode, false),
+	}
+	return req
+}
+
+func cmdPush(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "push", "[-to TERMINAL|all] FOLDER|FILE.csv")
+	to := fs.String("to", "all", "terminal to push to, or all")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return usagef("push needs one folder or CSV file")
+	}
+	persons, err := loadPersons(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	return pushPersons(ctx, c.client(), *to, persons, c.stderr, c.stdout)
+}
+
+// pushPersons downloads persons one by one to the terminals named to,
+// drawing a progress bar on bar and listing failures on out.
+func pushPersons(ctx context.Context, ac *adminClient, to string, persons []personFile, bar, out io.Writer) error {
+	p := newProgress(bar, "push", len(persons))
+	var failures []string
+	for _, person := range persons {
+		res, err := ac.call(ctx, to, personRequest(person))
+		ok := err == nil
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("%s: %v", person.ID, err))
+		}
+		for _, r := range res {
+			if !r.OK() {
+				ok = false
+				failures = append(failures, fmt.Sprintf("%s on %s: %s", person.ID, r.Terminal, r.Error))
+			}
+		}
+		p.step(ok, person.ID)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	p.finish()
+	for _, f := range failures {
+		fmt.Fprintln(out, "FAILED:", f)
+	}
+	if len(failures) > 0 {
+		return fmt.Errorf("push: %d failure(s)", len(failures))
+	}
+	fmt.Fprintf(out, "pushed %d person(s) to %s\n", len(persons), to)
+	return nil
+}
+
+func cmdRemove(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "remove", "[-to TERMINAL|all] PERSON_ID...")
+	to := fs.String("to", "all", "terminal, or all")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return usagef("remove needs at least one person_id")
+	}
+	req := protocol.NewRequest(protocol.ModRemovePerson)
+	req.PersonIDs = fs.Args()
+	res, err := c.client().call(ctx, *to, req)
+	if err != nil {
+		return err
+	}
+	return printResults(c.stdout, "remove_person "+strings.Join(fs.Args(), ","), res)
+}
+
+func cmdCommand(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "command", "[-to TERMINAL|all] TYPE [VALUE]")
+	to := fs.String("to", "all", "terminal, or all")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 {
+		fs.Usage()
+		return usagef("command needs TYPE and an optional VALUE")
+	}
+	typ, err := strconv.Atoi(fs.Arg(0))
+	if err != nil {
+		return usagef("command type %q is not a number", fs.Arg(0))
+	}
+	req := protocol.NewRequest(protocol.ModSendUserCommand)
+	req.CommandType, req.CommandValue = typ, fs.Arg(1)
+	res, err := c.client().call(ctx, *to, req)
+	if err != nil {
+		return err
+	}
+	return printResults(c.stdout, fmt.Sprintf("send_user_command %d", typ), res)
+}
+
+func recordQuery(terminal string, after int64, limit int) url.Values {
+	q := url.Values{}
+	if terminal != "" {
+		q.Set("terminal", terminal)
+	}
+	if after > 0 {
+		q.Set("after", strconv.FormatInt(after, 10))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return q
+}
+
+func cmdRecords(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "records", "[-terminal T] [-after ID] [-limit N]")
+	terminal := fs.String("terminal", "", "only this terminal's uuid")
+	after := fs.Int64("after", 0, "only records with id > after")
+	limit := fs.Int("limit", 50, "at most this many (0: all)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var recs []Record
+	if err := c.client().do(ctx, http.MethodGet, "/v1/records", recordQuery(*terminal, *after, *limit), nil, &recs); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTERMINAL\tPERSON\tTIME\tCARD\tOPEN\tINOUT\tRECEIVED")
+	for _, r := range recs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Terminal, r.PersonID, r.Time,
+			r.CardNumber, openDoorName(r.OpenDoorType), r.InOutType, r.Received.Local().Format(time.DateTime))
+	}
+	tw.Flush()
+	fmt.Fprintf(c.stdout, "%d record(s)\n", len(recs))
+	return nil
+}
+
+// openDoorName names the project's open_door_type values.
+func openDoorName(t int) string {
+	switch t {
+	case 1:
+		return "card"
+	case 2:
+		return "face"
+	case 3:
+		return "finger"
+	case 4:
+		return "remote"
+	case 5:
+		return "key"
+	}
+	return strconv.Itoa(t)
+}
+
+func cmdExport(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "export", "[-terminal T] [-o FILE]")
+	terminal := fs.String("terminal", "", "only this terminal's uuid")
+	outPath := fs.String("o", "", "write to FILE (mode 0600) instead of stdout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	w := c.stdout
+	if *outPath != "" {
+		f, err := os.OpenFile(*outPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		defer f.Close()
+		w = f
+	}
+	if err := c.client().do(ctx, http.MethodGet, "/v1/records.csv", recordQuery(*terminal, 0, 0), nil, w); err != nil {
+		return err
+	}
+	if f, ok := w.(*os.File); ok && f != os.Stdout {
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+	}
+	return nil
+}
+
+func cmdFaults(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "faults", "[-fail F] [-delay D] [-drop-every N] [-refuse=B]")
+	fs.String("fail", "", "fraction (0..1) of uploads answered -1")
+	fs.String("delay", "", "delay before every reply, e.g. 200ms")
+	fs.String("drop-every", "", "drop a connection after every N requests (0: never)")
+	fs.String("refuse", "", "true: cut every terminal off until false")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("faults takes only flags")
+	}
+	q := url.Values{}
+	fs.Visit(func(f *flag.Flag) { q.Set(strings.ReplaceAll(f.Name, "-", "_"), f.Value.String()) })
+	method := http.MethodGet
+	if len(q) > 0 {
+		method = http.MethodPost
+	}
+	var got url.Values
+	if err := c.client().do(ctx, method, "/v1/faults", q, nil, &got); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "faults: fail=%s delay=%s drop_every=%s refuse=%s\n",
+		got.Get("fail"), got.Get("delay"), got.Get("drop_every"), got.Get("refuse"))
+	return nil
+}
+
+func cmdDrop(ctx context.Context, c *cli, args []string) error {
+	if len(args) != 1 {
+		return usagef("usage: drop TERMINAL|all")
+	}
+	var dropped []string
+	if err := c.client().do(ctx, http.MethodPost, "/v1/drop", url.Values{"to": {args[0]}}, nil, &dropped); err != nil {
+		return err
+	}
+	for _, d := range dropped {
+		fmt.Fprintf(c.stdout, "%s: dropped\n", d)
+	}
+	return nil
+}
