@@ -1,0 +1,306 @@
+// Command termsim is the terminal's hardware simulator: it makes a card
+// reader, a door relay board, a fingerprint module and a face module, each
+// on its own pseudo-terminal speaking the real wire protocol, so termagent
+// (or any driver) runs against them unchanged. Events (a card swiped, a
+// finger placed, a face shown, a cable pulled) come from the console, a
+// scenario file or a control socket. Run `termsim -help` for the details.
+//
+// Import rule: cmd/termsim parses flags and wires hal/sim; nothing imports
+// it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"termagent/hal/sim"
+)
+
+// version is stamped by the Makefile with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitError = 1 // a device could not be made, or the scenario failed
+	exitUsage = 2 // bad command line
+)
+
+const defaultDir = "/tmp/termsim"
+
+const intro = `termsim simulates a terminal's hardware on pseudo-terminals.
+
+It creates one pseudo-terminal per device and links it in a directory
+(-dir, default ` + defaultDir + `):
+
+  DIR/card          card reader (rdm6300, gwiot7941 or line protocol, -card)
+  DIR/relay         LCUS USB relay board driving the door lock
+  DIR/fingerprint   R30x/AS608 fingerprint module (0xEF01 packets)
+  DIR/face          HLK-FM22x face module (EF AA frames)
+  DIR/control.sock  control socket (-control)
+
+Point termagent's configuration at those paths, e.g.
+  hal: {card: {driver: rdm6300, port: DIR/card},
+        door: {driver: lcus, port: DIR/relay}, ...}
+
+Each device speaks the module side of its real protocol and keeps its state
+(stored fingerprints, enrolled faces, relay contact) across unplug/replug.
+Then drive it with commands, from any of:
+  - this console: type a command and press Enter (Ctrl-D or quit to stop);
+  - a scenario file (-scenario FILE): one command per line, run in order,
+    "wait 2s" between steps; -exit stops termsim when it ends;
+  - the control socket: connect (e.g. socat - UNIX-CONNECT:DIR/control.sock,
+    or hal/sim.Dial from Go), send command lines, read one reply line each.
+
+Example session:
+  swipe 0006547886        a card: termagent reads card number 0006547886
+  await relay on 5s       wait for termagent to unlock the door
+  door open               the simulated door-position sensor says open
+                          (shown by relay?; the LCUS board has no inputs, so
+                          only a GPIO door reads a real sensor)
+  finger 3                a finger matching the template stored at slot 3
+  unplug card             the reader vanishes; termagent should reconnect
+  replug card             ... once it is back
+
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// options are the parsed command line.
+type options struct {
+	dir, control, scenario string
+	exitAfter, console     bool
+	verbose                bool
+	cfg                    sim.RigConfig
+}
+
+func parseArgs(args []string, stdout, stderr io.Writer) (options, int, bool) {
+	var o options
+	fs := flag.NewFlagSet("termsim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.dir, "dir", defaultDir, "`directory` for the device links (created 0700)")
+	fs.StringVar(&o.control, "control", "", "control socket `path`; default DIR/control.sock; \"none\" disables it")
+	devices := fs.String("devices", strings.Join(sim.AllDevices, ","), "comma-separated `list` of devices to simulate")
+	fs.StringVar(&o.cfg.Card.Protocol, "card", sim.CardRDM6300, "card reader `protocol`: rdm6300, gwiot7941 or line")
+	fs.IntVar(&o.cfg.Card.Repeats, "card-repeats", 3, "frames one swipe sends, as a reader repeats while the card stays in the field")
+	fs.IntVar(&o.cfg.Relay.Channels, "relay-channels", 1, "relays on the board (LCUS-1/2/4/8)")
+	fs.IntVar(&o.cfg.Fingerprint.Capacity, "finger-capacity", 200, "fingerprint template slots")
+	fs.BoolVar(&o.cfg.Face.NoPhotoEnroll, "face-no-photo-enroll", false, "simulate a face module without enrolment from a photo")
+	fs.StringVar(&o.scenario, "scenario", "", "run the commands in `file` after start")
+	fs.BoolVar(&o.exitAfter, "exit", false, "exit when the scenario ends (status 1 if a command failed)")
+	fs.BoolVar(&o.console, "console", true, "read commands from standard input")
+	fs.BoolVar(&o.verbose, "v", false, "log every command, from any source, to standard error")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprint(stdout, intro)
+		fmt.Fprintf(stdout, "%s\n\nUsage: termsim [flags]\n\nFlags:\n", sim.Help)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(stderr)
+	}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return o, exitOK, false
+	case err != nil:
+		return o, exitUsage, false
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "termsim: unexpected argument %q (try -help)\n", fs.Arg(0))
+		return o, exitUsage, false
+	case *showVersion:
+		fmt.Fprintf(stdout, "termsim %s\n", version)
+		return o, exitOK, false
+	case o.exitAfter && o.scenario == "":
+		fmt.Fprintln(stderr, "termsim: -exit needs -scenario")
+		return o, exitUsage, false
+	}
+	o.cfg.Dir = o.dir
+	for _, d := range strings.Split(*devices, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			o.cfg.Devices = append(o.cfg.Devices, d)
+		}
+	}
+	if len(o.cfg.Devices) == 0 {
+		fmt.Fprintln(stderr, "termsim: -devices lists no device")
+		return o, exitUsage, false
+	}
+	switch o.control {
+	case "":
+		o.control = filepath.Join(o.dir, "control.sock")
+	case "none":
+		o.control = ""
+	}
+	return o, 0, true
+}
+
+// run runs termsim with args until ctx is done, the console quits or (with
+// -exit) the scenario ends, and returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, code, ok := parseArgs(args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	level := zerolog.WarnLevel
+	if o.verbose {
+		level = zerolog.InfoLevel
+	}
+	o.cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true}).Level(level).
+		With().Timestamp().Str("component", "termsim").Logger()
+
+	rig, err := sim.NewRig(o.cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "termsim: %v\n", err)
+		return exitError
+	}
+	defer rig.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan error, 1)
+	if o.control != "" {
+		ln, err := listenControl(o.control)
+		if err != nil {
+			fmt.Fprintf(stderr, "termsim: %v\n", err)
+			return exitError
+		}
+		defer os.Remove(o.control)
+		go func() { served <- rig.ServeControl(ctx, ln) }()
+	} else {
+		close(served)
+	}
+
+	for _, d := range rig.Devices() {
+		target, _ := os.Readlink(rig.Path(d))
+		fmt.Fprintf(stdout, "%-12s %s -> %s\n", d, rig.Path(d), target)
+	}
+	if o.control != "" {
+		fmt.Fprintf(stdout, "%-12s %s\n", "control", o.control)
+	}
+	fmt.Fprintln(stdout, "termsim: ready (type help for commands)")
+
+	code = exitOK
+	if o.scenario != "" {
+		if err := runScenario(ctx, rig, o.scenario, stdout); err != nil {
+			fmt.Fprintf(stderr, "termsim: %v\n", err)
+			code = exitError
+			if o.exitAfter || errors.Is(err, fs.ErrNotExist) {
+				return stopControl(cancel, served, code)
+			}
+		}
+		if o.exitAfter {
+			return stopControl(cancel, served, code)
+		}
+	}
+	if o.console {
+		if quit := console(ctx, rig, stdin, stdout); quit {
+			return stopControl(cancel, served, code)
+		}
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "termsim: stopped")
+	return stopControl(cancel, served, code)
+}
+
+func stopControl(cancel context.CancelFunc, served <-chan error, code int) int {
+	cancel()
+	if err := <-served; err != nil && code == exitOK {
+		return exitError
+	}
+	return code
+}
+
+// listenControl listens on a unix socket at path, replacing a stale socket
+// left by a killed termsim but nothing else, and makes it owner-only.
+func listenControl(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&fs.ModeSocket == 0 {
+			return nil, fmt.Errorf("control socket %s: exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("control socket %s: another termsim is listening", path)
+		}
+		os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
+}
+
+func runScenario(ctx context.Context, rig *sim.Rig, path string, stdout io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("scenario: %w", err)
+	}
+	defer f.Close()
+	return rig.RunScript(ctx, f, stdout)
+}
+
+// console runs commands typed on stdin, printing each reply, until quit, end
+// of input or ctx. It reports whether termsim should stop: on quit, or at
+// end of input from a terminal (Ctrl-D). End of input from a file or
+// /dev/null (termsim in the background) only ends the console.
+func console(ctx context.Context, rig *sim.Rig, stdin io.Reader, stdout io.Writer) (quit bool) {
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdin)
+		sc.Buffer(make([]byte, sim.MaxCommandLen), sim.MaxCommandLen)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case line, ok := <-lines:
+			if !ok {
+				return isTerminal(stdin)
+			}
+			switch strings.TrimSpace(line) {
+			case "quit", "exit":
+				return true
+			}
+			fmt.Fprintln(stdout, rig.Exec(ctx, line))
+		}
+	}
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
