@@ -231,6 +231,17 @@ type FaceConfig struct {
 	Port string `yaml:"port"`
 	// Baud in bits/s; default 115200.
 	Baud int `yaml:"baud"`
+	// VerifySeconds is the module-side timeout of one recognition, 1..255;
+	// default 3. It bounds how long other commands wait.
+	VerifySeconds int `yaml:"verify_seconds"`
+	// PhotoEnrollMsgID is the firmware's enrol-from-photo message id (0xF7
+	// on the builds seen); default 0: the module cannot enrol from a photo
+	// and downloaded faces are stored only.
+	PhotoEnrollMsgID uint8 `yaml:"photo_enroll_msg_id"`
+	// PhotoChunk is the JPEG bytes per enrolment packet, 1..4094; default 246.
+	PhotoChunk int `yaml:"photo_chunk"`
+	// MaxPhoto bounds an enrolled photo, in bytes; default 524288 (512 KiB).
+	MaxPhoto int `yaml:"max_photo"`
 }
 
 // DoorConfig is the lock relay and the door's inputs.
@@ -407,6 +418,9 @@ func (c Config) withDefaults() Config {
 	setDefault(&h.Fingerprint.PollInterval, 150*time.Millisecond)
 	setDefault(&h.Face.Driver, driverNone)
 	setDefault(&h.Face.Baud, 115200)
+	setDefault(&h.Face.VerifySeconds, 3)
+	setDefault(&h.Face.PhotoChunk, 246)
+	setDefault(&h.Face.MaxPhoto, 512<<10)
 	setDefault(&h.Door.Driver, driverNone)
 	setDefault(&h.Door.Pulse, 3*time.Second)
 	setDefault(&h.Door.Baud, 9600)
@@ -601,6 +615,15 @@ func (c Config) validate() *configError {
 	}
 	if c := h.Fingerprint.Capacity; c < 1 || c > 0xFFFF {
 		return bad("hal.fingerprint.capacity", "%d is outside 1..65535", c)
+	}
+	if v := h.Face.VerifySeconds; v < 1 || v > 255 {
+		return bad("hal.face.verify_seconds", "%d is outside 1..255", v)
+	}
+	if v := h.Face.PhotoChunk; v < 1 || v > 4094 {
+		return bad("hal.face.photo_chunk", "%d is outside 1..4094", v)
+	}
+	if v := h.Face.MaxPhoto; v < 1024 || v > 16<<20 {
+		return bad("hal.face.max_photo", "%d is outside 1024..16777216 bytes", v)
 	}
 	d := h.Door
 	if d.Pulse < 100*time.Millisecond || d.Pulse > 60*time.Second {

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"termagent/hal"
 	"termagent/hal/card"
 	"termagent/hal/door"
+	"termagent/hal/face"
 	"termagent/hal/fingerprint"
 )
 
@@ -60,8 +60,23 @@ func (d *daemon) openDevices(ctx context.Context) error {
 		d.parts.FingerCapacity = m.capacity(ctx, h.Fingerprint.Capacity)
 	}
 	if h.Face.Driver != driverNone {
-		// TODO(face): wire hal/face.Open when the fm22x driver lands.
-		return fmt.Errorf("hal.face.driver %s: the face driver is not in this build yet", h.Face.Driver)
+		fc := face.Config{
+			Port:             h.Face.Port,
+			Baud:             h.Face.Baud,
+			VerifySeconds:    h.Face.VerifySeconds,
+			PhotoEnrollMsgID: h.Face.PhotoEnrollMsgID,
+			PhotoChunk:       h.Face.PhotoChunk,
+			MaxPhoto:         h.Face.MaxPhoto,
+			Logger:           log,
+		}
+		m := newLazyFace(func(ctx context.Context) (*face.FM22x, error) {
+			ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+			defer cancel()
+			return face.Open(ctx, fc)
+		}, d.backoff())
+		d.report("face", m.open(ctx))
+		d.addCloser("face", m)
+		d.parts.Face = m
 	}
 
 	dc := door.Config{

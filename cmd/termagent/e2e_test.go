@@ -17,29 +17,44 @@ import (
 )
 
 // rig is one simulated terminal's hardware and configuration: a card
-// reader and an LCUS relay board on pseudo-terminals, a systemd notify
-// socket and a config file pointing the daemon at them.
+// reader and an LCUS relay board (and, if asked, a fingerprint and a face
+// module) on pseudo-terminals, a systemd notify socket and a config file
+// pointing the daemon at them.
 type rig struct {
 	t      *testing.T
 	dir    string
 	cfg    string
 	card   *sim.CardReader
 	relay  *sim.Relay
+	finger *sim.Fingerprint
+	face   *sim.Face
 	notify <-chan string
 	env    string // NOTIFY_SOCKET=...
 }
 
-// newRig builds the hardware and writes the config. extra is appended to
-// the config file (top-level sections not already written).
-func newRig(t *testing.T, serverAddr, extra string) *rig {
-	return newRigCard(t, serverAddr, extra, "card")
+// rigOpts varies the rig.
+type rigOpts struct {
+	// extra is appended to the config file (top-level sections not
+	// already written).
+	extra string
+	// cardLink is the card reader's port, relative to the rig's
+	// directory; the reader is plugged in at start only when it is
+	// "card" (the default).
+	cardLink string
+	// biometrics adds a fingerprint and a face module.
+	biometrics bool
 }
 
-// newRigCard is newRig with the card reader's port at cardLink (relative
-// to the rig's directory); the reader is plugged in only when cardLink is
-// "card".
-func newRigCard(t *testing.T, serverAddr, extra, cardLink string) *rig {
+// newRig builds the hardware and writes the config.
+func newRig(t *testing.T, serverAddr, extra string) *rig {
+	return newRigOpts(t, serverAddr, rigOpts{extra: extra})
+}
+
+func newRigOpts(t *testing.T, serverAddr string, o rigOpts) *rig {
 	t.Helper()
+	if o.cardLink == "" {
+		o.cardLink = "card"
+	}
 	dir := t.TempDir()
 	card, err := sim.NewCardReader(sim.CardReaderConfig{Repeats: 1})
 	if err != nil {
@@ -50,8 +65,26 @@ func newRigCard(t *testing.T, serverAddr, extra, cardLink string) *rig {
 		t.Fatal(err)
 	}
 	devs := map[string]sim.Device{"relay": relay}
-	if cardLink == "card" {
+	if o.cardLink == "card" {
 		devs["card"] = card
+	}
+	notifyPath := filepath.Join(dir, "notify.sock")
+	r := &rig{
+		t: t, dir: dir, card: card, relay: relay,
+		notify: listenNotify(t, notifyPath),
+		env:    "NOTIFY_SOCKET=" + notifyPath,
+	}
+	hal := ""
+	if o.biometrics {
+		if r.finger, err = sim.NewFingerprint(sim.FingerprintConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		if r.face, err = sim.NewFace(sim.FaceConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		devs["finger"], devs["face"] = r.finger, r.face
+		hal = fmt.Sprintf("  fingerprint:\n    driver: r30x\n    port: %s\n  face:\n    driver: fm22x\n    port: %s\n    photo_enroll_msg_id: 0xF7\n",
+			filepath.Join(dir, "finger"), filepath.Join(dir, "face"))
 	}
 	for link, dev := range devs {
 		plug, err := sim.Attach(dev, filepath.Join(dir, link))
@@ -59,12 +92,6 @@ func newRigCard(t *testing.T, serverAddr, extra, cardLink string) *rig {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { plug.Close() })
-	}
-	notifyPath := filepath.Join(dir, "notify.sock")
-	r := &rig{
-		t: t, dir: dir, card: card, relay: relay,
-		notify: listenNotify(t, notifyPath),
-		env:    "NOTIFY_SOCKET=" + notifyPath,
 	}
 	r.cfg = writeConfig(t, fmt.Sprintf(`
 server:
@@ -83,12 +110,12 @@ hal:
     driver: lcus
     port: %s
     pulse: 20s
-control:
+%scontrol:
   socket: %s
 log:
   level: debug
-%s`, serverAddr, filepath.Join(dir, "termagent.db"), filepath.Join(dir, cardLink), filepath.Join(dir, "relay"),
-		filepath.Join(dir, "ctl.sock"), extra))
+%s`, serverAddr, filepath.Join(dir, "termagent.db"), filepath.Join(dir, o.cardLink), filepath.Join(dir, "relay"),
+		hal, filepath.Join(dir, "ctl.sock"), o.extra))
 	return r
 }
 
@@ -319,7 +346,10 @@ func TestDaemonKillDuringDrain(t *testing.T) {
 // runs, reports the card reader faulty, and uses it once it appears.
 func TestDaemonModuleAppearsLater(t *testing.T) {
 	srv := startServer(t, "127.0.0.1:0")
-	r := newRigCard(t, srv.addr, "access:\n  record_denied: true\nmodules:\n  retry_min: 50ms\n  retry_max: 200ms\n", "late-card")
+	r := newRigOpts(t, srv.addr, rigOpts{
+		extra:    "access:\n  record_denied: true\nmodules:\n  retry_min: 50ms\n  retry_max: 200ms\n",
+		cardLink: "late-card",
+	})
 	late := filepath.Join(r.dir, "late-card")
 	r.start()
 	srv.nextPeer()
@@ -350,4 +380,58 @@ func TestDaemonModuleAppearsLater(t *testing.T) {
 		break
 	}
 	r.waitStatus("card reader recovered", func(s agent.Status) bool { return s.Modules["card"].State == agent.ModuleOK })
+}
+
+// Biometrics through the real binary and the real drivers: a downloaded
+// person is enrolled into the simulated fingerprint and face modules, and
+// the person's finger and face open the door and are recorded with their
+// open_door_type.
+func TestDaemonBiometrics(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0")
+	r := newRigOpts(t, srv.addr, rigOpts{biometrics: true})
+	d := r.start()
+	peer := srv.nextPeer()
+	r.waitStatus("modules up", func(s agent.Status) bool {
+		return s.Modules["fingerprint"].State == agent.ModuleOK && s.Modules["face"].State == agent.ModuleOK
+	})
+
+	template := r.finger.Template(7)
+	photo := append([]byte{0xFF, 0xD8, 0xFF, 0xE0}, make([]byte, 2000)...) // a JPEG's size and start
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req := protocol.NewRequest(protocol.ModDownloadPerson)
+	req.PersonInfo = &protocol.PersonInfo{
+		PersonID: "p7", PersonName: "Bo",
+		LeftCode: &protocol.Biometric{Length: len(template), Data: template},
+		Face:     &protocol.Biometric{Width: 640, Height: 480, Length: len(photo), Data: photo},
+	}
+	if _, err := peer.Call(ctx, req); err != nil {
+		t.Fatalf("download_person: %v", err)
+	}
+	slots, users := r.finger.Slots(), r.face.Users()
+	if len(slots) != 1 || len(users) != 1 {
+		t.Fatalf("after download: fingerprint slots %v, face users %v; want one each", slots, users)
+	}
+
+	if err := r.finger.PlaceFinger(slots[0]); err != nil {
+		t.Fatal(err)
+	}
+	if ai := srv.nextUpload().AccessInfo; ai == nil || ai.PersonID != "p7" || ai.OpenDoorType != 3 {
+		t.Errorf("fingerprint access: %+v", ai)
+	}
+	if err := r.face.ShowFace(users[0]); err != nil {
+		t.Fatal(err)
+	}
+	if ai := srv.nextUpload().AccessInfo; ai == nil || ai.PersonID != "p7" || ai.OpenDoorType != 2 {
+		t.Errorf("face access: %+v", ai)
+	}
+	if !r.relay.State().On {
+		t.Error("door not unlocked by the person's finger and face")
+	}
+	if code, _ := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status after SIGTERM = %d", code)
+	}
+	if r.relay.State().On {
+		t.Error("relay still on after SIGTERM")
+	}
 }
