@@ -24,7 +24,7 @@ const (
 	fpMaxContent    = 256  // content bytes per packet
 	fpHeaderLen     = 9
 	fpDefaultAddr   = 0xFFFFFFFF
-	fpMatchScore    = 150 // score of every hit: matching is exact here
+	fpMatchScore    = 100 // score of every hit: matching is exact here
 	fpPendingFinger = 16  // fingers queued by PlaceFinger
 )
 
