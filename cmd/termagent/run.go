@@ -115,6 +115,11 @@ func (d *daemon) run(ctx context.Context) (err error) {
 		if cerr := d.closeAll(); cerr != nil && err == nil {
 			err = cerr
 		}
+		if err != nil && ctx.Err() != nil && !errors.Is(err, agent.ErrRestart) {
+			// A signal during start: whatever it interrupted is not a failure.
+			d.log.Info().Err(err).Msg("stopped by a signal while starting")
+			err = nil
+		}
 	}()
 	if err := d.openStore(ctx); err != nil {
 		return err
