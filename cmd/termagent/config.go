@@ -777,3 +777,47 @@ func (f CardFormatConfig) card() card.Format {
 		Lower:        f.Lower,
 	}
 }
+
+// warnings lists what looks wrong on this machine but may be right on the
+// terminal the file is for: programs and files that do not exist or cannot
+// be run, serial ports that are missing. check-config prints them; run
+// logs them.
+func (c Config) warnings() []string {
+	var out []string
+	check := func(key, path string, exec bool) {
+		if path == "" {
+			return
+		}
+		fi, err := os.Stat(path)
+		switch {
+		case err != nil:
+			out = append(out, fmt.Sprintf("%s: %v", key, err))
+		case exec && (fi.IsDir() || fi.Mode().Perm()&0o111 == 0):
+			out = append(out, fmt.Sprintf("%s: %s is not an executable program", key, path))
+		}
+	}
+	check("server.tls.ca_file", c.Server.TLS.CAFile, false)
+	check("server.tls.cert_file", c.Server.TLS.CertFile, false)
+	check("server.tls.key_file", c.Server.TLS.KeyFile, false)
+	check("hooks.set_device_time", c.Hooks.SetDeviceTime, true)
+	check("hooks.device_ip", c.Hooks.DeviceIP, true)
+	check("hooks.message", c.Hooks.Message, true)
+	check("hooks.restart", c.Hooks.Restart, true)
+	for _, typ := range slices.Sorted(maps.Keys(c.Commands)) {
+		check(fmt.Sprintf("commands.%d.hook", typ), c.Commands[typ].Hook, true)
+	}
+	h := c.HAL
+	for _, p := range []struct{ key, driver, port string }{
+		{"hal.card.port", h.Card.Driver, h.Card.Port},
+		{"hal.fingerprint.port", h.Fingerprint.Driver, h.Fingerprint.Port},
+		{"hal.face.port", h.Face.Driver, h.Face.Port},
+	} {
+		if p.driver != driverNone {
+			check(p.key, p.port, false)
+		}
+	}
+	if h.Door.Driver == "lcus" {
+		check("hal.door.port", h.Door.Port, false)
+	}
+	return out
+}

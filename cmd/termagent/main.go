@@ -111,7 +111,8 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check-config", "[-config FILE]",
 		"Reads and checks the configuration file the way run does, without opening\n"+
 			"the database or any device. Prints \"ok\" and exits 0, or prints the first\n"+
-			"problem with its line and key and exits 2.", stderr)
+			"problem with its line and key and exits 2. Hooks, TLS files and serial\n"+
+			"ports missing on this machine are printed as warnings.", stderr)
 	path := fs.String("config", defaultConfigPath, "configuration `file`")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -124,6 +125,9 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if _, err := c.agentConfig(); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
 		return exitUsage
+	}
+	for _, w := range c.warnings() {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return exitOK

@@ -119,6 +119,13 @@ func TestCheckConfigCLI(t *testing.T) {
 	if code != exitUsage || !strings.Contains(errOut, "config line 3: server.adress: unknown key") {
 		t.Errorf("unknown key: exit %d\n%s", code, errOut)
 	}
+	// Valid, but the hook is missing on this machine: a warning, exit 0.
+	missing := writeConfig(t, "server:\n  address: 127.0.0.1:9\nhooks:\n  message: /nonexistent/show\n")
+	code, out, errOut = runCLI(t, "check-config", "-config", missing)
+	if code != 0 || !strings.HasSuffix(out, ": ok\n") ||
+		!strings.Contains(errOut, "warning: hooks.message: stat /nonexistent/show: no such file or directory") {
+		t.Errorf("missing hook: exit %d, %q %q", code, out, errOut)
+	}
 	code, _, errOut = runCLI(t, "check-config", "-config", filepath.Join(t.TempDir(), "absent.yaml"))
 	if code != exitUsage || !strings.Contains(errOut, "no such file") {
 		t.Errorf("missing file: exit %d\n%s", code, errOut)

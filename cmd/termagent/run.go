@@ -63,8 +63,29 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	// SIGHUP would kill the daemon without a clean stop; there is no reload.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Warn().Msg("SIGHUP ignored: termagent does not reload its configuration; restart it to apply changes")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	d := &daemon{cfg: cfg, acfg: ac, log: log, notify: notifierFromEnv(os.Getenv)}
-	log.Info().Str(logVersion, version).Str(logConfig, *path).Msg("termagent starting")
+	h := cfg.HAL
+	log.Info().Str(logVersion, version).Str(logConfig, *path).
+		Str("server", cfg.Server.Address).Str("transport", cfg.Server.Transport).Bool("listen", cfg.Server.Listen.Enabled).
+		Str("card", h.Card.Driver).Str("fingerprint", h.Fingerprint.Driver).Str("face", h.Face.Driver).Str("door", h.Door.Driver).
+		Msg("termagent starting")
+	for _, w := range cfg.warnings() {
+		log.Warn().Str(logConfig, *path).Msg(w)
+	}
 	err = d.run(ctx)
 	switch {
 	case err == nil:
