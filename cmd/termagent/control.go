@@ -151,7 +151,10 @@ func queryStatus(ctx context.Context, path string, v any) error {
 	defer cancel()
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", path)
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("control socket %s: %w (run status as root or as the daemon's user)", path, err)
+	case err != nil:
 		return fmt.Errorf("%w (control socket %s: %v)", errNotRunning, path, err)
 	}
 	defer c.Close()

@@ -148,3 +148,20 @@ func TestControlStaleAndLiveSocket(t *testing.T) {
 		t.Error("listened over a regular file")
 	}
 }
+
+// A socket the caller may not open is not "not running".
+func TestControlPermissionDenied(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root may open any socket")
+	}
+	path := startControl(t, func(context.Context) (any, error) { return fakeStatus{}, nil })
+	if err := os.Chmod(filepath.Dir(path), 0); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(filepath.Dir(path), 0o700)
+	var st fakeStatus
+	err := queryStatus(context.Background(), path, &st)
+	if err == nil || errors.Is(err, errNotRunning) || !errors.Is(err, os.ErrPermission) {
+		t.Fatalf("err = %v, want a permission error", err)
+	}
+}

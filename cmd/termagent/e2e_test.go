@@ -230,6 +230,15 @@ func TestDaemonSwipeToAck(t *testing.T) {
 		t.Errorf("status: exit %d\n%s%s", code, out, errOut)
 	}
 
+	code, out, _ = runCLI(t, "status", "-config", r.cfg, "-json")
+	var running statusReport
+	if err := json.Unmarshal([]byte(out), &running); err != nil {
+		t.Fatalf("status -json: %v\n%s", err, out)
+	}
+	if code != 0 || !running.Running || running.Agent == nil || running.Agent.Link != agent.LinkUp || running.Agent.Persons != 1 {
+		t.Errorf("status -json of the running daemon: exit %d %+v", code, running)
+	}
+
 	// SIGTERM while the door is unlocked: the relay is switched off by the
 	// daemon (one more switch frame, not just the board losing power) and
 	// the daemon exits 0 within 5 s.
