@@ -1,0 +1,524 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"termagent/agent"
+	"termagent/hal"
+	"termagent/store"
+)
+
+// FleetConfig configures a fleet run. Zero values mean the documented
+// defaults.
+type FleetConfig struct {
+	// Terminals is how many simulated terminals run; default 100.
+	Terminals int
+	// Rate is each terminal's card presentations per second; default 1.
+	Rate float64
+	// Duration is how long events are generated; default 30 s.
+	Duration time.Duration
+	// Drain bounds the wait for the last records' acks after generation
+	// stops; default 30 s.
+	Drain time.Duration
+	// Server is the server's "host:port"; "" starts a termserver in this
+	// process on loopback.
+	Server string
+	// Transport is the link's transport ("tcp" default, "ws", ...).
+	Transport string
+	// Dir holds the terminals' databases; "" makes a temp dir, removed
+	// afterwards.
+	Dir string
+	// Durable keeps the store's full durability (fsync per commit); by
+	// default fleet terminals use store.DurabilityNoFsync to spare the
+	// disk, and the report says so.
+	Durable bool
+	// Window is each terminal's upload window; 0 means the agent default.
+	Window int
+	// Logger receives the fleet's, agents' and in-process server's
+	// events at warn level and above; default zerolog.Nop().
+	Logger zerolog.Logger
+}
+
+func (c FleetConfig) withDefaults() FleetConfig {
+	if c.Terminals <= 0 {
+		c.Terminals = 100
+	}
+	if c.Rate <= 0 {
+		c.Rate = 1
+	}
+	if c.Duration <= 0 {
+		c.Duration = 30 * time.Second
+	}
+	if c.Drain <= 0 {
+		c.Drain = 30 * time.Second
+	}
+	return c
+}
+
+// FleetReport is what a fleet run measured.
+type FleetReport struct {
+	Terminals  int
+	Connected  int           // terminals whose link came up
+	ConnectIn  time.Duration // time until every link was up (or gave up)
+	Presented  int64         // card presentations
+	Recorded   int64         // access records enqueued by the agents
+	Acked      int64         // records acknowledged by the server (code 0)
+	Generating time.Duration // how long events were generated
+	Latencies  []time.Duration
+	CPU        time.Duration // user+system CPU of this process during generation and drain
+	Durable    bool
+	Server     string
+	Stats      *Stats // the in-process server's counters, if any
+}
+
+// AckRatio is Acked / Presented.
+func (r FleetReport) AckRatio() float64 {
+	if r.Presented == 0 {
+		return 0
+	}
+	return float64(r.Acked) / float64(r.Presented)
+}
+
+// Percentile returns the p-th percentile (0..100) of the event-to-ack
+// latencies (nearest rank), or 0 with none.
+func (r FleetReport) Percentile(p float64) time.Duration {
+	n := len(r.Latencies)
+	if n == 0 {
+		return 0
+	}
+	i := int(float64(n)*p/100+0.999999) - 1
+	return r.Latencies[max(0, min(n-1, i))]
+}
+
+// Print writes the report for a reader.
+func (r FleetReport) Print(w io.Writer) {
+	dur := "full (fsync per commit)"
+	if !r.Durable {
+		dur = "RELAXED: store.DurabilityNoFsync (no fsync per commit; a power cut could lose the last records)"
+	}
+	fmt.Fprintf(w, "fleet: %d terminals against %s; %d connected in %v\n", r.Terminals, r.Server, r.Connected, r.ConnectIn.Round(time.Millisecond))
+	fmt.Fprintf(w, "  terminal durability: %s\n", dur)
+	secs := r.Generating.Seconds()
+	fmt.Fprintf(w, "  events presented  %8d  (%.0f/s over %v)\n", r.Presented, float64(r.Presented)/secs, r.Generating.Round(time.Millisecond))
+	fmt.Fprintf(w, "  records made      %8d\n", r.Recorded)
+	fmt.Fprintf(w, "  records acked     %8d  (%.3f%% of events; %.0f/s)\n", r.Acked, 100*r.AckRatio(), float64(r.Acked)/secs)
+	fmt.Fprintf(w, "  event-to-ack      p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n",
+		r.Percentile(50).Round(time.Microsecond*100), r.Percentile(90).Round(time.Microsecond*100),
+		r.Percentile(99).Round(time.Microsecond*100), r.Percentile(99.9).Round(time.Microsecond*100),
+		r.Percentile(100).Round(time.Microsecond*100))
+	fmt.Fprintf(w, "  process CPU       %v (%.2f cores)\n", r.CPU.Round(time.Millisecond), r.CPU.Seconds()/secs)
+	if r.Stats != nil {
+		fmt.Fprintf(w, "  server            uploads %d  stored %d  duplicates %d  refused %d\n",
+			r.Stats.Uploads, r.Stats.Stored, r.Stats.Duplicates, r.Stats.Refused)
+	}
+}
+
+// fleetCard is a simulated card reader in process: the fleet's clock
+// presents cards through a channel. (The real drivers and the PTY
+// simulator are exercised by the demo and the agent's tests; a thousand
+// PTYs would measure the kernel's tty layer, not the terminals.)
+type fleetCard struct {
+	cards  chan hal.Card
+	closed chan struct{}
+	once   sync.Once
+}
+
+var _ hal.CardReader = (*fleetCard)(nil)
+
+func newFleetCard() *fleetCard {
+	return &fleetCard{cards: make(chan hal.Card, 16), closed: make(chan struct{})}
+}
+
+// ReadCard implements hal.CardReader.
+func (c *fleetCard) ReadCard(ctx context.Context) (hal.Card, error) {
+	select {
+	case card := <-c.cards:
+		return card, nil
+	case <-c.closed:
+		return hal.Card{}, hal.ErrClosed
+	case <-ctx.Done():
+		return hal.Card{}, ctx.Err()
+	}
+}
+
+// Close implements hal.CardReader.
+func (c *fleetCard) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+// fleetStore is a terminal's *store.DB that timestamps its records: it
+// pairs each Enqueue with the oldest presentation not yet recorded, and
+// each Ack with that presentation, to measure event-to-ack.
+type fleetStore struct {
+	*store.DB
+	m *fleetMetrics
+
+	mu        sync.Mutex
+	presented []time.Time         // presentations awaiting their record
+	pending   map[int64]time.Time // record id → presentation
+	early     map[int64]time.Time // record id → ack seen before Enqueue returned
+}
+
+func (s *fleetStore) present(at time.Time) {
+	s.mu.Lock()
+	s.presented = append(s.presented, at)
+	s.mu.Unlock()
+	s.m.presented.Add(1)
+}
+
+// Enqueue implements agent.Outbox.
+func (s *fleetStore) Enqueue(ctx context.Context, rec store.Record) (store.Record, error) {
+	r, err := s.DB.Enqueue(ctx, rec)
+	if err != nil {
+		return r, err
+	}
+	s.m.recorded.Add(1)
+	s.mu.Lock()
+	at := time.Now()
+	if len(s.presented) > 0 {
+		at, s.presented = s.presented[0], s.presented[1:]
+	}
+	ackedAt, early := s.early[r.ID]
+	if early {
+		// The uploader saw the commit and got the ack before we got here.
+		delete(s.early, r.ID)
+	} else {
+		s.pending[r.ID] = at
+	}
+	s.mu.Unlock()
+	if early {
+		s.m.ack([]time.Duration{ackedAt.Sub(at)})
+	}
+	return r, nil
+}
+
+// Ack implements agent.Outbox.
+func (s *fleetStore) Ack(ctx context.Context, ids ...int64) error {
+	if err := s.DB.Ack(ctx, ids...); err != nil {
+		return err
+	}
+	now := time.Now()
+	s.mu.Lock()
+	var lat []time.Duration
+	for _, id := range ids {
+		if at, ok := s.pending[id]; ok {
+			delete(s.pending, id)
+			lat = append(lat, now.Sub(at))
+		} else {
+			s.early[id] = now
+		}
+	}
+	s.mu.Unlock()
+	s.m.ack(lat)
+	return nil
+}
+
+// fleetMetrics gathers every terminal's figures. Safe for concurrent use.
+type fleetMetrics struct {
+	presented atomic.Int64
+	recorded  atomic.Int64
+	acked     atomic.Int64
+	mu        sync.Mutex
+	lat       []time.Duration
+}
+
+func (m *fleetMetrics) ack(lat []time.Duration) {
+	m.acked.Add(int64(len(lat)))
+	m.mu.Lock()
+	m.lat = append(m.lat, lat...)
+	m.mu.Unlock()
+}
+
+type fleetTerminal struct {
+	card  *fleetCard
+	store *fleetStore
+	agent *agent.Agent
+	num   string // the card number of its one person
+}
+
+// RunFleet runs cfg.Terminals agents in this process against the server
+// and reports what they measured. It returns when the run is over or ctx
+// is done.
+func RunFleet(ctx context.Context, cfg FleetConfig, progress io.Writer) (FleetReport, error) {
+	cfg = cfg.withDefaults()
+	log := cfg.Logger
+	rep := FleetReport{Terminals: cfg.Terminals, Durable: cfg.Durable, Server: cfg.Server}
+	dir := cfg.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "termfleet-")
+		if err != nil {
+			return rep, fmt.Errorf("fleet: %w", err)
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	defer cancel()
+
+	var srv *Server
+	if cfg.Server == "" {
+		var err error
+		srv, err = NewServer(ctx, Config{Listen: "127.0.0.1:0", WSListen: wsIf(cfg.Transport),
+			DB: filepath.Join(dir, "server.db"), Logger: log})
+		if err != nil {
+			return rep, err
+		}
+		addr := srv.Addr(transportKind(cfg.Transport))
+		cfg.Server, rep.Server = addr, "in-process termserver at "+addr
+		bg.Go(func() {
+			if err := srv.Run(ctx); err != nil {
+				log.Error().Err(err).Msg("fleet: in-process server stopped")
+			}
+		})
+	}
+
+	// Build the terminals: a store with one person each, an in-process
+	// card reader, an agent.
+	m := &fleetMetrics{}
+	terms := make([]*fleetTerminal, 0, cfg.Terminals)
+	defer func() {
+		for _, t := range terms {
+			t.card.Close()
+			t.store.Close()
+		}
+	}()
+	durability := store.DurabilityNoFsync
+	if cfg.Durable {
+		durability = store.DurabilityFull
+	}
+	fmt.Fprintf(progress, "fleet: opening %d terminals in %s\n", cfg.Terminals, dir)
+	for i := range cfg.Terminals {
+		t, err := newFleetTerminal(ctx, cfg, dir, i, durability, m)
+		if err != nil {
+			return rep, err
+		}
+		terms = append(terms, t)
+	}
+	var agents sync.WaitGroup
+	runCtx, stopAgents := context.WithCancel(ctx)
+	defer func() { stopAgents(); agents.Wait() }()
+	start := time.Now()
+	for _, t := range terms {
+		agents.Go(func() {
+			if err := t.agent.Run(runCtx); err != nil && runCtx.Err() == nil {
+				log.Error().Err(err).Msg("fleet: agent stopped")
+			}
+		})
+	}
+
+	// Wait for the links (bounded), then generate.
+	connectDeadline := time.Now().Add(60 * time.Second)
+	for {
+		up := 0
+		for _, t := range terms {
+			if t.agent.Status(ctx).Link == agent.LinkUp {
+				up++
+			}
+		}
+		rep.Connected = up
+		if up == len(terms) || time.Now().After(connectDeadline) || ctx.Err() != nil {
+			break
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			break
+		}
+	}
+	rep.ConnectIn = time.Since(start)
+	fmt.Fprintf(progress, "fleet: %d/%d links up after %v; generating %.3g events/s per terminal for %v\n",
+		rep.Connected, len(terms), rep.ConnectIn.Round(time.Millisecond), cfg.Rate, cfg.Duration)
+	if ctx.Err() != nil {
+		return rep, ctx.Err()
+	}
+
+	cpu0 := cpuTime()
+	genStart := time.Now()
+	genCtx, stopGen := context.WithTimeout(ctx, cfg.Duration)
+	var gens sync.WaitGroup
+	period := time.Duration(float64(time.Second) / cfg.Rate)
+	for _, t := range terms {
+		gens.Go(func() { t.generate(genCtx, period) })
+	}
+	gens.Wait()
+	stopGen()
+	rep.Generating = time.Since(genStart)
+
+	drainDeadline := time.Now().Add(cfg.Drain)
+	for m.acked.Load() < m.recorded.Load() || m.recorded.Load() < m.presented.Load() {
+		if time.Now().After(drainDeadline) || !sleepCtx(ctx, 50*time.Millisecond) {
+			break
+		}
+	}
+	rep.CPU = cpuTime() - cpu0
+	rep.Presented, rep.Recorded, rep.Acked = m.presented.Load(), m.recorded.Load(), m.acked.Load()
+	m.mu.Lock()
+	rep.Latencies = slices.Clone(m.lat)
+	m.mu.Unlock()
+	slices.Sort(rep.Latencies)
+	if srv != nil {
+		st := srv.Stats()
+		rep.Stats = &st
+	}
+	return rep, ctx.Err()
+}
+
+func wsIf(transport string) string {
+	if transportKind(transport) == "ws" {
+		return "127.0.0.1:0"
+	}
+	return ""
+}
+
+func transportKind(transport string) string {
+	if transport == "ws" {
+		return "ws"
+	}
+	return "tcp"
+}
+
+func newFleetTerminal(ctx context.Context, cfg FleetConfig, dir string, i int, d store.Durability, m *fleetMetrics) (*fleetTerminal, error) {
+	db, err := store.Open(ctx, filepath.Join(dir, fmt.Sprintf("t%05d.db", i)), store.Config{Durability: d})
+	if err != nil {
+		return nil, fmt.Errorf("fleet terminal %d: %w", i, err)
+	}
+	t := &fleetTerminal{card: newFleetCard(), num: fmt.Sprintf("%010d", 1000000+i)}
+	t.store = &fleetStore{DB: db, m: m, pending: map[int64]time.Time{}, early: map[int64]time.Time{}}
+	if err := enrolCard(ctx, db, fmt.Sprintf("fleet-%d", i), t.num); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("fleet terminal %d: %w", i, err)
+	}
+	a, err := agent.New(agent.Config{
+		Device: agent.DeviceConfig{Address: fmt.Sprintf("fleet terminal %d", i), SoftwareVersion: "fleet-" + version},
+		Link:   agent.LinkConfig{ServerAddress: cfg.Server, Transport: cfg.Transport, BackoffMin: 200 * time.Millisecond, BackoffMax: 5 * time.Second},
+		Upload: agent.UploadConfig{Window: cfg.Window, RetryMin: 200 * time.Millisecond, RetryMax: 5 * time.Second},
+		Logger: cfg.Logger,
+	}, agent.Parts{Store: t.store, Card: t.card})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("fleet terminal %d: %w", i, err)
+	}
+	t.agent = a
+	return t, nil
+}
+
+// enrolCard stores one person holding card number num.
+func enrolCard(ctx context.Context, db *store.DB, id, num string) error {
+	tx, err := db.BeginPerson(ctx, id)
+	if err != nil {
+		return fmt.Errorf("enrol %s: %w", id, err)
+	}
+	defer tx.Rollback()
+	if err := tx.Put(store.Person{PersonID: id, Name: id, CardNumber: num}); err != nil {
+		return fmt.Errorf("enrol %s: %w", id, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("enrol %s: %w", id, err)
+	}
+	return nil
+}
+
+// generate presents the terminal's card every period (first after a
+// random phase, so the fleet's events spread evenly) until ctx is done.
+func (t *fleetTerminal) generate(ctx context.Context, period time.Duration) {
+	if !sleepCtx(ctx, rand.N(period)) {
+		return
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		now := time.Now()
+		t.store.present(now)
+		select {
+		case t.card.cards <- hal.Card{Number: t.num, Raw: []byte(t.num), At: now}:
+		case <-ctx.Done():
+			t.store.unpresent()
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// unpresent takes back the last presentation (its card was never read).
+func (s *fleetStore) unpresent() {
+	s.mu.Lock()
+	if n := len(s.presented); n > 0 {
+		s.presented = s.presented[:n-1]
+	}
+	s.mu.Unlock()
+	s.m.presented.Add(-1)
+}
+
+// sleepCtx waits d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// cpuTime is this process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cmdFleet runs a fleet and prints its report.
+func cmdFleet(ctx context.Context, c *cli, args []string) error {
+	fs := newFlags(c, "fleet", "[flags]")
+	cfg := FleetConfig{}
+	fs.IntVar(&cfg.Terminals, "n", 1000, "simulated terminals")
+	fs.Float64Var(&cfg.Rate, "rate", 1, "card presentations per second per terminal")
+	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to generate events")
+	fs.DurationVar(&cfg.Drain, "drain", 30*time.Second, "bound on the wait for the last acks")
+	fs.StringVar(&cfg.Server, "server", "", `server host:port (empty: an in-process termserver on loopback)`)
+	fs.StringVar(&cfg.Transport, "transport", "tcp", "tcp or ws")
+	fs.StringVar(&cfg.Dir, "dir", "", "directory for the terminals' databases (empty: a temp dir, removed)")
+	fs.BoolVar(&cfg.Durable, "durable", false, "fsync every commit in the terminals' stores (default: relaxed)")
+	fs.IntVar(&cfg.Window, "window", 0, "upload window per terminal (0: the agent's default)")
+	verbose := fs.Bool("v", false, "log warnings and errors to stderr")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("fleet takes only flags")
+	}
+	if cfg.Transport != "tcp" && cfg.Transport != "ws" {
+		return usagef("transport %q: want tcp or ws", cfg.Transport)
+	}
+	if *verbose {
+		cfg.Logger = zerolog.New(c.stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	}
+	rep, err := RunFleet(ctx, cfg, c.stderr)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	rep.Print(c.stdout)
+	return err
+}
