@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -108,10 +109,11 @@ type Reader struct {
 	decode decoder
 	log    zerolog.Logger
 
-	buf    [bufSize]byte
-	n      int       // bytes pending in buf
-	lastIn time.Time // when the last byte arrived
-	repeat repeatFilter
+	reading sync.Mutex // one ReadCard at a time owns the buffer below
+	buf     [bufSize]byte
+	n       int       // bytes pending in buf
+	lastIn  time.Time // when the last byte arrived
+	repeat  repeatFilter
 }
 
 var _ hal.CardReader = (*Reader)(nil)
@@ -151,6 +153,8 @@ func Open(cfg Config) (*Reader, error) {
 // partial frames are dropped; a vanished port is reopened with backoff
 // while ReadCard keeps waiting.
 func (r *Reader) ReadCard(ctx context.Context) (hal.Card, error) {
+	r.reading.Lock() // a second caller waits its turn rather than corrupting the buffer
+	defer r.reading.Unlock()
 	for {
 		if c, ok := r.next(); ok {
 			return c, nil

@@ -6,26 +6,32 @@
 //
 // # Device convention
 //
-// Every simulated device follows the same shape, so cmd/termsim and tests
-// can treat them alike:
+// Every simulated device follows the same shape, so Rig, cmd/termsim and
+// tests treat them alike:
 //
-//   - It is a struct built by NewX(cfg XConfig) with plain Config fields
-//     (zero means the documented default). Its state (stored fingerprint
-//     templates, enrolled faces, relay contact) lives in the struct and
-//     outlives any one connection.
+//   - It is a struct built by NewX(cfg XConfig) (*X, error) with plain
+//     Config fields (zero means the documented default). Its state (stored
+//     fingerprint templates, enrolled faces, relay contacts) lives in the
+//     struct and outlives any one connection, as a module's flash does; a
+//     device models power loss on unplug where the hardware would (the
+//     relay board drops its relays).
 //   - It implements Device: Serve(ctx, port io.ReadWriter) error speaks the
 //     module side of the protocol on port until ctx is done or port fails.
-//     Serve never closes port; whoever opened it does. Serve bounds every
-//     buffer, and ignores or answers with the module's own error code
-//     whatever garbage the host sends; it never panics on input.
+//     Serve never closes port; whoever opened it does. It returns promptly
+//     when ctx is done even while blocked reading (wakeOnDone sets a past
+//     read deadline on ports that have one, such as a PTY; Plug also closes
+//     the PTY). Serve bounds every buffer and answers garbage the way the
+//     module would (its error code, or silence); it never panics on input.
 //   - Control methods model the outside world and are safe for concurrent
-//     use with Serve: Swipe (a card enters the field), Place (a finger),
-//     Show (a face), Noise (line noise), State (relay contact). A control
-//     method that needs the wire (e.g. a card reader pushing a frame)
-//     writes through the port of the current Serve and returns ErrUnplugged
-//     while no Serve runs. Control methods take a context when they wait.
-//   - Write raw bytes only through helpers that serialise with Serve's own
-//     writes, so frames never interleave.
+//     use with Serve: Swipe (a card enters the field), PlaceFinger,
+//     ShowFace, Noise (line noise), State and Wait (relay contact). A
+//     control method that needs the wire writes through the device's wire
+//     (see wire.go): the port of the current Serve, shared with Serve's own
+//     replies so frames never interleave; while no Serve runs it returns
+//     ErrUnplugged. Control methods that wait take a context.
+//   - It has its own codec, independent of the driver's: sim never imports
+//     the drivers it simulates, so a test of driver against simulator
+//     checks two implementations of the protocol against each other.
 //
 // # Pseudo-terminals and plugging
 //
@@ -37,11 +43,14 @@
 // Plug.Replug makes a new PTY, re-points the link and serves again, so the
 // driver's next reopen succeeds at the same path.
 //
-// # Control
+// # Rig and control
 //
-// Control is a small line protocol on a unix socket (see cmd/termsim and
-// Dial) through which tests, the demo and scripts drive a running
-// simulator: one command line in, one reply line out.
+// A Rig holds the four devices in one directory of links (card, relay,
+// fingerprint, face) and runs the command language documented in Help:
+// "swipe 0006547886", "finger 3", "face stranger", "unplug card",
+// "await relay on 5s", … one line in, one reply line ("ok …" or "err …")
+// out. Rig.ServeControl serves it on a unix socket; Dial returns a Control,
+// the Go client tests and the demo use.
 //
 // Import rule: sim imports hal only for shared types; it never imports the
 // drivers it simulates, nor agent, store or protocol.
