@@ -121,8 +121,11 @@ type Port struct {
 	errTimeout error // prebuilt: timeouts are frequent and must not allocate
 	done       chan struct{}
 
+	reopening chan struct{} // holds a token while a Reopen runs
+
 	mu     sync.Mutex
 	sp     serial.Port // nil while the port has vanished
+	gen    uint64      // bumped by every successful open
 	closed bool
 }
 
@@ -138,6 +141,7 @@ func Open(cfg Config) (*Port, error) {
 		cfg:        cfg,
 		errTimeout: fmt.Errorf("serial port %s: read: no data within %v: %w", cfg.Name, cfg.ReadTimeout, hal.ErrTimeout),
 		done:       make(chan struct{}),
+		reopening:  make(chan struct{}, 1),
 	}
 	sp, err := p.open()
 	if err != nil {
@@ -240,11 +244,28 @@ func (p *Port) fault(op string, sp serial.Port, cause error) error {
 // by name, retrying with the configured backoff until it succeeds, ctx is
 // done (ctx.Err()) or the Port is closed (an error wrapping hal.ErrClosed).
 // Drivers call it from their read loop after an error wrapping hal.ErrFault.
+// Concurrent calls are serialised, and a call that finds the port already
+// reopened by another while it waited returns nil at once.
 func (p *Port) Reopen(ctx context.Context) error {
+	p.mu.Lock()
+	startGen := p.gen
+	p.mu.Unlock()
+	select {
+	case p.reopening <- struct{}{}:
+		defer func() { <-p.reopening }()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.done:
+		return fmt.Errorf("serial port %s: reopen: %w", p.cfg.Name, hal.ErrClosed)
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return fmt.Errorf("serial port %s: reopen: %w", p.cfg.Name, hal.ErrClosed)
+	}
+	if p.gen != startGen && p.sp != nil {
+		p.mu.Unlock()
+		return nil
 	}
 	old := p.sp
 	p.sp = nil
@@ -262,6 +283,7 @@ func (p *Port) Reopen(ctx context.Context) error {
 				return fmt.Errorf("serial port %s: reopen: %w", p.cfg.Name, hal.ErrClosed)
 			}
 			p.sp = sp
+			p.gen++
 			p.mu.Unlock()
 			return nil
 		}

@@ -258,3 +258,33 @@ func TestBackoffDelay(t *testing.T) {
 		t.Fatalf("Delay(huge) = %v exceeds Max", d)
 	}
 }
+
+func TestConcurrentReopensOpenOnce(t *testing.T) {
+	pl := attachEcho(t)
+	p := open(t, pl.Path())
+	if err := pl.Unplug(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
+	defer cancel()
+	errc := make(chan error, 3)
+	for range 3 {
+		go func() { errc <- p.Reopen(ctx) }()
+	}
+	if err := pl.Replug(); err != nil {
+		t.Fatal(err)
+	}
+	// All three return once the port is back, and the port works: the
+	// later callers find it reopened and do not tear it down again.
+	for range 3 {
+		if err := <-errc; err != nil {
+			t.Fatalf("Reopen: %v", err)
+		}
+	}
+	if _, err := p.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, p, 2); string(got) != "hi" {
+		t.Fatalf("got %q", got)
+	}
+}
