@@ -60,10 +60,13 @@ func (r *retryOpen[T]) attempt(ctx context.Context, now bool) (T, error) {
 		dev := r.dev
 		r.mu.Unlock()
 		return dev, nil
-	case r.opening || !now && time.Since(r.last) < r.interval:
+	case r.opening:
+		r.mu.Unlock()
+		return zero, fmt.Errorf("%s is being opened: %w", r.name, hal.ErrFault)
+	case !now && time.Since(r.last) < r.interval:
 		err := r.lastErr
 		r.mu.Unlock()
-		return zero, fmt.Errorf("%s not open: %w (%v)", r.name, hal.ErrFault, err)
+		return zero, fmt.Errorf("not open yet: %w", withFault(err))
 	}
 	r.opening = true
 	r.mu.Unlock()
@@ -75,7 +78,7 @@ func (r *retryOpen[T]) attempt(ctx context.Context, now bool) (T, error) {
 	r.opening = false
 	if err != nil {
 		r.last, r.lastErr = time.Now(), err
-		return zero, fmt.Errorf("%s: %w", r.name, withFault(err))
+		return zero, withFault(err)
 	}
 	if r.closed {
 		dev.Close()
@@ -85,7 +88,8 @@ func (r *retryOpen[T]) attempt(ctx context.Context, now bool) (T, error) {
 	return dev, nil
 }
 
-// withFault makes sure an open failure reads as a device fault.
+// withFault makes sure an open failure reads as a device fault. Drivers'
+// errors already name the device and port.
 func withFault(err error) error {
 	if isHalError(err) {
 		return err

@@ -132,11 +132,12 @@ type namedCloser struct {
 // stops, and tears everything down in order. It returns nil after a
 // signal, agent.ErrRestart after a server-ordered restart, or what failed.
 func (d *daemon) run(ctx context.Context) (err error) {
+	started := false
 	defer func() {
 		if cerr := d.closeAll(); cerr != nil && err == nil {
 			err = cerr
 		}
-		if err != nil && ctx.Err() != nil && !errors.Is(err, agent.ErrRestart) {
+		if err != nil && !started && ctx.Err() != nil {
 			// A signal during start: whatever it interrupted is not a failure.
 			d.log.Info().Err(err).Msg("stopped by a signal while starting")
 			err = nil
@@ -164,6 +165,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	defer cancelRun()
 	agentDone := make(chan error, 1)
 	go func() { agentDone <- a.Run(runCtx) }()
+	started = true
 
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -180,7 +180,7 @@ func printStatus(w io.Writer, rep statusReport, now time.Time) {
 		if a.DoorOpen {
 			door += ", open"
 		}
-		fmt.Fprintf(tw, "door\t%s\n", door)
+		fmt.Fprintf(tw, "door state\t%s\n", door)
 		for _, e := range a.Errors {
 			fmt.Fprintf(tw, "error\t%s\n", e)
 		}
