@@ -76,6 +76,9 @@ type Config struct {
 	// ByteGap is how long a started packet may stall before the driver
 	// takes its header for noise and resynchronises; zero means 200 ms.
 	ByteGap time.Duration
+	// DataPacing is a pause between two data packets of a Store, for
+	// modules that drop bytes at full speed; zero means none.
+	DataPacing time.Duration
 	// Capacity (slots) and PacketSize (bytes per data packet) are used
 	// only when the module does not answer ReadSysPara (the R308); zero
 	// means 200 and 128.
@@ -115,7 +118,7 @@ func (c Config) withDefaults() Config {
 
 func (c Config) validate() error {
 	switch {
-	case c.PollInterval < 0 || c.CommandTimeout < 0 || c.SlowTimeout < 0 || c.ByteGap < 0:
+	case c.PollInterval < 0 || c.CommandTimeout < 0 || c.SlowTimeout < 0 || c.ByteGap < 0 || c.DataPacing < 0:
 		return errors.New("fingerprint: negative poll interval or timeout")
 	case c.Capacity < 1 || c.Capacity > 0xFFFF:
 		return fmt.Errorf("fingerprint: capacity %d out of range 1..65535", c.Capacity)
@@ -507,6 +510,12 @@ func (m *R30x) Store(ctx context.Context, slot int, template []byte) error {
 		return err
 	}
 	for rest := template; len(rest) > 0; {
+		if len(rest) < len(template) {
+			if err := m.pace(ctx, op); err != nil {
+				m.probed = false // the module waits for the rest of the data
+				return err
+			}
+		}
 		n := min(len(rest), m.packetSize)
 		pid := PIDData
 		if n == len(rest) {
@@ -520,6 +529,23 @@ func (m *R30x) Store(ctx context.Context, slot int, template []byte) error {
 	}
 	_, err = m.command(ctx, op, m.cfg.SlowTimeout, CmdStore, 1, byte(slot>>8), byte(slot))
 	return err
+}
+
+// pace waits DataPacing, unless ctx ends or the driver closes first.
+func (m *R30x) pace(ctx context.Context, op string) error {
+	if m.cfg.DataPacing <= 0 {
+		return nil
+	}
+	t := time.NewTimer(m.cfg.DataPacing)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-m.done:
+		return m.errf(op, hal.ErrClosed)
+	}
 }
 
 // Delete removes the template at slot (DeleteChar of one slot); an empty

@@ -317,7 +317,8 @@ func TestSilenceTimesOut(t *testing.T) {
 }
 
 func TestUnplugReplug(t *testing.T) {
-	r := setup(t, sim.FingerprintConfig{}, fingerprint.Config{CommandTimeout: 500 * time.Millisecond})
+	// The module sends the R503's 0x55 on every power-on, replug included.
+	r := setup(t, sim.FingerprintConfig{ResetByte: true}, fingerprint.Config{CommandTimeout: 500 * time.Millisecond, DataPacing: time.Millisecond})
 	ctx := testCtx(t)
 	if err := r.m.Store(ctx, 1, r.dev.Template(1)); err != nil {
 		t.Fatal(err)
@@ -339,6 +340,27 @@ func TestUnplugReplug(t *testing.T) {
 	})
 	if !slices.Equal(slots, []int{1}) {
 		t.Fatalf("after replug Slots = %v, want [1]", slots)
+	}
+}
+
+func TestCloseWhileUnplugged(t *testing.T) {
+	r := setup(t, sim.FingerprintConfig{}, fingerprint.Config{CommandTimeout: 500 * time.Millisecond})
+	ctx := testCtx(t)
+	if err := r.plug.Unplug(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.m.Slots(ctx); err == nil {
+		t.Fatal("Slots succeeded on an unplugged module")
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.m.Close() }()
+	select {
+	case <-done:
+	case <-time.After(hang):
+		t.Fatal("Close hung while the port was being reopened")
+	}
+	if _, err := r.m.Slots(ctx); !errors.Is(err, hal.ErrClosed) {
+		t.Fatalf("after Close: %v", err)
 	}
 }
 

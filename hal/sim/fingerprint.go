@@ -47,6 +47,9 @@ type FingerprintConfig struct {
 	// BaudN is the baud-rate multiple ReadSysPara reports (bps = 9600·N);
 	// zero means 6 (57600). The pseudo-terminal does not enforce it.
 	BaudN int
+	// ResetByte makes Serve start by sending the unframed 0x55 an R503
+	// sends after power-on (a replug is a power cycle).
+	ResetByte bool
 }
 
 // ReplyFaults are faults a simulated module injects into its replies; the
@@ -308,6 +311,9 @@ func (f *Fingerprint) Serve(ctx context.Context, port io.ReadWriter) error {
 	defer wakeOnDone(ctx, port)()
 	// Power-on: volatile state is gone, the password must be verified again.
 	f.verified, f.image, f.buffers, f.down = false, nil, [3][]byte{}, nil
+	if f.cfg.ResetByte {
+		_ = f.wire.write([]byte{0x55})
+	}
 
 	var in []byte
 	buf := make([]byte, 1024)
