@@ -329,7 +329,7 @@ func (m *R30x) probeLocked(ctx context.Context) error {
 		return err
 	}
 	capacity, size := m.cfg.Capacity, m.cfg.PacketSize
-	if code == CodeOK && len(ret) >= 16 {
+	if code == CodeOK {
 		if c := int(binary.BigEndian.Uint16(ret[4:6])); c > 0 {
 			capacity = c
 		}
@@ -362,7 +362,7 @@ func (m *R30x) exchange(ctx context.Context, op string, timeout time.Duration, i
 		m.probed = false
 		return 0, nil, m.errf(op, err)
 	}
-	p, err := m.receive(ctx, op, timeout)
+	p, err := m.receive(ctx, op, timeout, instr)
 	if err != nil {
 		m.probed = false
 		return 0, nil, err
@@ -392,11 +392,30 @@ func (m *R30x) send(p Packet) error {
 	return err
 }
 
+// ackLen is the ACK content length (confirmation code included) of the
+// commands whose ACK carries return values; the others have 1.
+var ackLen = map[byte]int{
+	CmdReadSysPara:    17,
+	CmdReadIndexTable: 33,
+	CmdSearch:         5,
+	CmdHiSpeedSearch:  5,
+	CmdTempleteNum:    3,
+	CmdMatch:          3,
+}
+
+// ackFits reports whether content has the shape of instr's ACK: its full
+// length, or a bare error code. ACKs name no instruction, so this is what
+// keeps a late reply to an earlier command from passing for this one's.
+func ackFits(instr byte, content []byte) bool {
+	want := max(ackLen[instr], 1)
+	return len(content) == want || (len(content) == 1 && Code(content[0]) != CodeOK)
+}
+
 // receive waits for the module's ACK until timeout, ctx or Close. Corrupt
 // packets are skipped (the decoder resynchronises), and so is a packet
-// start that stalls for ByteGap; if nothing valid comes the error names
-// the corruption rather than a bare timeout.
-func (m *R30x) receive(ctx context.Context, op string, timeout time.Duration) (Packet, error) {
+// start that stalls for ByteGap, and an ACK of the wrong shape; if nothing
+// valid comes the error names what was skipped rather than a bare timeout.
+func (m *R30x) receive(ctx context.Context, op string, timeout time.Duration, instr byte) (Packet, error) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	gap := time.NewTimer(m.cfg.ByteGap)
@@ -415,6 +434,11 @@ func (m *R30x) receive(ctx context.Context, op string, timeout time.Duration) (P
 			}
 			if p.PID != PIDAck || p.Address != m.cfg.Address {
 				m.log.Debug().Uint8("pid", p.PID).Msg("unexpected packet skipped")
+				continue
+			}
+			if !ackFits(instr, p.Content) {
+				corrupt = fmt.Errorf("ACK of %d bytes to instruction 0x%02X: %w", len(p.Content), instr, ErrLength)
+				m.log.Debug().Err(corrupt).Msg("stale or malformed ACK skipped")
 				continue
 			}
 			return p, nil

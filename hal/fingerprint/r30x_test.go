@@ -316,6 +316,34 @@ func TestSilenceTimesOut(t *testing.T) {
 	}
 }
 
+// A reply that comes after the driver gave up on it is not taken for the
+// reply to a later command.
+func TestLateReplyIsNotMisread(t *testing.T) {
+	r := setup(t, sim.FingerprintConfig{Capacity: 300}, fingerprint.Config{CommandTimeout: 300 * time.Millisecond})
+	ctx := testCtx(t)
+	if err := r.m.Store(ctx, 9, r.dev.Template(9)); err != nil {
+		t.Fatal(err)
+	}
+	r.dev.SetFaults(sim.ReplyFaults{Delay: 500 * time.Millisecond})
+	if _, err := r.m.Slots(ctx); !errors.Is(err, hal.ErrTimeout) {
+		t.Fatalf("delayed reply: %v, want hal.ErrTimeout", err)
+	}
+	r.dev.SetFaults(sim.ReplyFaults{})
+	// The late index table must not pass for VfyPwd's or ReadSysPara's ACK.
+	var slots []int
+	waitFor(t, "a clean exchange", func() bool {
+		var err error
+		slots, err = r.m.Slots(ctx)
+		return err == nil
+	})
+	if !slices.Equal(slots, []int{9}) {
+		t.Fatalf("Slots = %v, want [9]", slots)
+	}
+	if c, err := r.m.Capacity(ctx); err != nil || c != 300 {
+		t.Fatalf("Capacity = %d, %v; want the module's 300", c, err)
+	}
+}
+
 func TestUnplugReplug(t *testing.T) {
 	// The module sends the R503's 0x55 on every power-on, replug included.
 	r := setup(t, sim.FingerprintConfig{ResetByte: true}, fingerprint.Config{CommandTimeout: 500 * time.Millisecond, DataPacing: time.Millisecond})
