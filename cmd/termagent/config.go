@@ -524,7 +524,7 @@ func (c Config) validate() *configError {
 		return bad("server.ws_path", "%q does not start with /", s.WSPath)
 	}
 	if p := s.TLS.PinSHA256; p != "" {
-		if b, err := hex.DecodeString(strings.ReplaceAll(p, ":", "")); err != nil || len(b) != 32 {
+		if b, err := hex.DecodeString(strings.NewReplacer(":", "", " ", "").Replace(p)); err != nil || len(b) != 32 {
 			return bad("server.tls.pin_sha256", "%q is not 64 hex digits (a SHA-256)", p)
 		}
 	}

@@ -43,6 +43,8 @@ type rigOpts struct {
 	cardLink string
 	// biometrics adds a fingerprint and a face module.
 	biometrics bool
+	// server is appended to the server section (keys indented by two).
+	server string
 }
 
 // newRig builds the hardware and writes the config.
@@ -98,7 +100,7 @@ server:
   address: %q
   backoff_min: 50ms
   backoff_max: 500ms
-store:
+%sstore:
   path: %s
 device:
   community_code: C1
@@ -114,7 +116,7 @@ hal:
   socket: %s
 log:
   level: debug
-%s`, serverAddr, filepath.Join(dir, "termagent.db"), filepath.Join(dir, o.cardLink), filepath.Join(dir, "relay"),
+%s`, serverAddr, o.server, filepath.Join(dir, "termagent.db"), filepath.Join(dir, o.cardLink), filepath.Join(dir, "relay"),
 		hal, filepath.Join(dir, "ctl.sock"), o.extra))
 	return r
 }

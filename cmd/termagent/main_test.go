@@ -262,8 +262,13 @@ type testServer struct {
 
 func startServer(t *testing.T, addr string) *testServer {
 	t.Helper()
+	return startServerConfig(t, protocol.ListenConfig{Address: addr})
+}
+
+func startServerConfig(t *testing.T, lc protocol.ListenConfig) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ln, err := protocol.Listen(ctx, protocol.ListenConfig{Address: addr})
+	ln, err := protocol.Listen(ctx, lc)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
