@@ -14,6 +14,8 @@ import (
 	"termagent/hal"
 	"termagent/hal/card"
 	"termagent/hal/door"
+	"termagent/hal/face"
+	"termagent/hal/fingerprint"
 	"termagent/hal/sim"
 )
 
@@ -256,5 +258,79 @@ func TestSecondTermsimRefused(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(s.dir, "control.sock"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("control socket %v, %v: want mode 0600", fi, err)
+	}
+}
+
+func TestExampleScenarioRuns(t *testing.T) {
+	// Every command of the example, without its waits (they only pace it
+	// for a person watching).
+	b, err := os.ReadFile("example.scenario")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "wait ") {
+			kept = append(kept, l)
+		}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "example.scenario")
+	if err := os.WriteFile(path, []byte(strings.Join(kept, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := run(context.Background(), []string{"-dir", filepath.Join(dir, "sim"), "-control", "none",
+		"-scenario", path, "-exit"}, nil, io.Discard, io.Discard); code != exitOK {
+		t.Fatalf("example.scenario: exit %d", code)
+	}
+}
+
+// TestModulesThroughTermsim drives the fingerprint and face drivers against
+// termsim's modules through the control socket.
+func TestModulesThroughTermsim(t *testing.T) {
+	s := start(t, strings.NewReader(""), "-devices", "fingerprint,face")
+	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
+	defer cancel()
+	ctl, err := sim.Dial(ctx, filepath.Join(s.dir, "control.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+
+	fp, err := fingerprint.Open(ctx, fingerprint.Config{Port: filepath.Join(s.dir, "fingerprint")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fp.Close()
+	template := make([]byte, 512)
+	for i := range template {
+		template[i] = byte(i * 7)
+	}
+	if err := fp.Store(ctx, 3, template); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Finger(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := fp.Identify(ctx); err != nil || !f.Matched || f.Slot != 3 {
+		t.Fatalf("finger 3: %+v %v", f, err)
+	}
+	if err := ctl.Finger(ctx, -1); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := fp.Identify(ctx); err != nil || f.Matched {
+		t.Fatalf("unknown finger: %+v %v", f, err)
+	}
+
+	fm, err := face.Open(ctx, face.Config{Port: filepath.Join(s.dir, "face"), VerifySeconds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fm.Close()
+	if err := ctl.Face(ctx, -1); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := fm.Recognize(ctx); err != nil || f.Recognised {
+		t.Fatalf("stranger: %+v %v", f, err)
 	}
 }
