@@ -15,7 +15,7 @@ import (
 // It stands in for the module only in the fuzz target, where the point is
 // arbitrary replies at full speed.
 type replyPort struct {
-	reply []byte
+	respond func(req []byte) []byte
 	mu    sync.Mutex
 	queue []byte
 	wake  chan struct{}
@@ -24,13 +24,18 @@ type replyPort struct {
 }
 
 func newReplyPort(reply []byte) *replyPort {
-	return &replyPort{reply: reply, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	return newScriptPort(func([]byte) []byte { return reply })
+}
+
+// newScriptPort answers each host write with respond(write).
+func newScriptPort(respond func(req []byte) []byte) *replyPort {
+	return &replyPort{respond: respond, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 func (p *replyPort) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	if len(p.queue) < 1<<16 {
-		p.queue = append(p.queue, p.reply...)
+		p.queue = append(p.queue, p.respond(b)...)
 	}
 	p.mu.Unlock()
 	select {

@@ -329,7 +329,7 @@ func (m *R30x) probeLocked(ctx context.Context) error {
 		return err
 	}
 	capacity, size := m.cfg.Capacity, m.cfg.PacketSize
-	if code == CodeOK {
+	if code == CodeOK && len(ret) >= 16 {
 		if c := int(binary.BigEndian.Uint16(ret[4:6])); c > 0 {
 			capacity = c
 		}
