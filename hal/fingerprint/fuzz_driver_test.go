@@ -16,11 +16,11 @@ import (
 // arbitrary replies at full speed.
 type replyPort struct {
 	respond func(req []byte) []byte
-	mu    sync.Mutex
-	queue []byte
-	wake  chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	mu      sync.Mutex
+	queue   []byte
+	wake    chan struct{}
+	done    chan struct{}
+	once    sync.Once
 }
 
 func newReplyPort(reply []byte) *replyPort {
