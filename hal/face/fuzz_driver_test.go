@@ -2,6 +2,7 @@ package face_test
 
 import (
 	"context"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -10,11 +11,12 @@ import (
 	"termagent/hal/face"
 )
 
-// replyPort is a module that answers every host write with the same
-// bytes: the fuzzer's. Reads time out after 2 ms like a serialport.Port.
-// It stands in for the module only in the fuzz target, where the point is
-// arbitrary replies at full speed.
-type replyPort struct {
+// scriptedPort is a module reduced to a script: it answers each host
+// write with bytes chosen by a function, and its reads time out after 2 ms
+// like a serialport.Port's. Tests use it where they need replies no real
+// module (nor the simulator) would send: the fuzzer's arbitrary bytes, or
+// a precise interleaving of stale and fresh ACKs.
+type scriptedPort struct {
 	reply []byte
 	mu    sync.Mutex
 	queue []byte
@@ -23,11 +25,13 @@ type replyPort struct {
 	once  sync.Once
 }
 
-func newReplyPort(reply []byte) *replyPort {
-	return &replyPort{reply: reply, wake: make(chan struct{}, 1), done: make(chan struct{})}
+var _ io.ReadWriteCloser = (*scriptedPort)(nil)
+
+func newReplyPort(reply []byte) *scriptedPort {
+	return &scriptedPort{reply: reply, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
-func (p *replyPort) Write(b []byte) (int, error) {
+func (p *scriptedPort) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	if len(p.queue) < 1<<16 {
 		p.queue = append(p.queue, p.reply...)
@@ -40,7 +44,7 @@ func (p *replyPort) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (p *replyPort) Read(b []byte) (int, error) {
+func (p *scriptedPort) Read(b []byte) (int, error) {
 	for {
 		p.mu.Lock()
 		if len(p.queue) > 0 {
@@ -60,7 +64,7 @@ func (p *replyPort) Read(b []byte) (int, error) {
 	}
 }
 
-func (p *replyPort) Close() error {
+func (p *scriptedPort) Close() error {
 	p.once.Do(func() { close(p.done) })
 	return nil
 }
