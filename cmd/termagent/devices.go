@@ -111,6 +111,6 @@ func (d *daemon) backoff() time.Duration { return d.cfg.Modules.RetryMin }
 // report logs the outcome of a module's first open.
 func (d *daemon) report(name string, err error) {
 	if err != nil {
-		d.log.Error().Err(err).Str("module", name).Msg("module not available at start; retrying in the background")
+		d.log.Error().Err(err).Str(logModule, name).Msg("module not available at start; retrying in the background")
 	}
 }

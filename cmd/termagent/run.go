@@ -35,6 +35,14 @@ const (
 	logConfig    = "config"
 	logVersion   = "version"
 	logPath      = "path"
+	logModule    = "module"
+	logServer    = "server"
+	logTransport = "transport"
+	logListen    = "listen"
+	logAfter     = "after"
+	logMovedTo   = "moved_to"
+	logReason    = "reason"
+	logDrivers   = "drivers"
 )
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
@@ -80,8 +88,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 	d := &daemon{cfg: cfg, acfg: ac, log: log, notify: notifierFromEnv(os.Getenv)}
 	h := cfg.HAL
 	log.Info().Str(logVersion, version).Str(logConfig, *path).
-		Str("server", cfg.Server.Address).Str("transport", cfg.Server.Transport).Bool("listen", cfg.Server.Listen.Enabled).
-		Str("card", h.Card.Driver).Str("fingerprint", h.Fingerprint.Driver).Str("face", h.Face.Driver).Str("door", h.Door.Driver).
+		Str(logServer, cfg.Server.Address).Str(logTransport, cfg.Server.Transport).Bool(logListen, cfg.Server.Listen.Enabled).
+		Dict(logDrivers, zerolog.Dict().Str("card", h.Card.Driver).Str("fingerprint", h.Fingerprint.Driver).
+			Str("face", h.Face.Driver).Str("door", h.Door.Driver)).
 		Msg("termagent starting")
 	for _, w := range cfg.warnings() {
 		log.Warn().Str(logConfig, *path).Msg(w)
@@ -219,7 +228,7 @@ func (d *daemon) waitAgent(done <-chan error) error {
 		return err
 	case <-time.After(stopGrace):
 	}
-	d.log.Warn().Dur("after", stopGrace).Msg("agent slow to stop; closing devices under it")
+	d.log.Warn().Dur(logAfter, stopGrace).Msg("agent slow to stop; closing devices under it")
 	d.closeDevices()
 	select {
 	case err := <-done:
@@ -246,7 +255,7 @@ func (d *daemon) openStore(ctx context.Context) error {
 		return fmt.Errorf("open database %s: %w", sc.Path, err)
 	}
 	if r, ok := db.Recovery(); ok {
-		d.log.Error().Str(logPath, sc.Path).Str("moved_to", r.MovedTo).Str("reason", r.Reason).
+		d.log.Error().Str(logPath, sc.Path).Str(logMovedTo, r.MovedTo).Str(logReason, r.Reason).
 			Msg("the database was damaged; a fresh one was started")
 	}
 	d.db = db
@@ -260,7 +269,7 @@ func (d *daemon) closeDevices() error {
 	var errs []error
 	for _, c := range d.close {
 		if err := c.c.Close(); err != nil {
-			d.log.Warn().Err(err).Str("device", c.name).Msg("close device")
+			d.log.Warn().Err(err).Str(logModule, c.name).Msg("close device")
 			errs = append(errs, fmt.Errorf("close %s: %w", c.name, err))
 		}
 	}
