@@ -127,5 +127,5 @@ func BenchmarkSwipeLatency(b *testing.B) {
 	}
 	perOp := b.Elapsed() / time.Duration(b.N)
 	b.ReportMetric(float64(perOp)/float64(wire), "x_wire_time")
-	b.ReportMetric(float64(perOp.Microseconds()), "µs/swipe")
+	b.ReportMetric(float64(perOp.Microseconds()), "us/swipe")
 }

@@ -58,6 +58,8 @@ type LCUS struct {
 	port    *serialport.Port
 	channel byte
 	h       *hold
+	life    context.Context // cancelled by Close: aborts a reopen in progress
+	stop    context.CancelFunc
 }
 
 var _ hal.Door = (*LCUS)(nil)
@@ -76,12 +78,14 @@ func OpenLCUS(cfg LCUSConfig) (*LCUS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("door lcus: %w", err)
 	}
-	l := &LCUS{port: port, channel: byte(cfg.Channel)}
+	life, stop := context.WithCancel(context.Background())
+	l := &LCUS{port: port, channel: byte(cfg.Channel), life: life, stop: stop}
 	log := cfg.Log.With().Str(logComponent, "door").Str(logDriver, DriverLCUS).Str("port", cfg.Port).Logger()
 	l.h = newHold("door lcus "+cfg.Port, cfg.Pulse, l.set, log)
 	ctx, cancel := context.WithTimeout(context.Background(), switchTimeout)
 	defer cancel()
 	if err := l.set(ctx, false); err != nil {
+		stop()
 		port.Close()
 		return nil, fmt.Errorf("door lcus %s: release relay at start: %w", cfg.Port, err)
 	}
@@ -89,13 +93,16 @@ func OpenLCUS(cfg LCUSConfig) (*LCUS, error) {
 }
 
 // set writes the switch frame; if the port has vanished it reopens it once,
-// within ctx, and writes again.
+// within ctx and at most 2 s (Close cuts that short), and writes again.
 func (l *LCUS) set(ctx context.Context, on bool) error {
 	frame := AppendLCUS(make([]byte, 0, LCUSFrameLen), l.channel, on)
 	_, err := l.port.Write(frame)
 	if err == nil || !errors.Is(err, hal.ErrFault) {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, switchTimeout)
+	defer cancel()
+	defer context.AfterFunc(l.life, cancel)()
 	if rerr := l.port.Reopen(ctx); rerr != nil {
 		return fmt.Errorf("%w (reopen: %w)", err, rerr)
 	}
@@ -106,14 +113,17 @@ func (l *LCUS) set(ctx context.Context, on bool) error {
 // Unlock energises the relay and returns once the frame is written; the
 // relay is released when d has passed (d <= 0: the configured pulse). A
 // second Unlock extends the hold to d from now. An unplugged board is
-// reopened within ctx; failing that, the error wraps hal.ErrFault.
+// reopened within ctx and at most 2 s; failing that, the error wraps
+// hal.ErrFault.
 func (l *LCUS) Unlock(ctx context.Context, d time.Duration) error { return l.h.unlock(ctx, d) }
 
 // State reports whether the relay is held; the board has no sensor.
 func (l *LCUS) State() hal.DoorState { return hal.DoorState{Unlocked: l.h.unlocked.Load()} }
 
-// Close releases the relay and closes the port; idempotent.
+// Close releases the relay and closes the port; idempotent. A board that
+// is unplugged is not waited for (it has no power: its relay is off).
 func (l *LCUS) Close() error {
+	l.stop()
 	err := l.h.close()
 	return errors.Join(err, l.port.Close())
 }

@@ -253,3 +253,33 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func TestLCUSUnpluggedNeverHangs(t *testing.T) {
+	g := newLCUSRig(t, door.LCUSConfig{}, nil)
+	if err := g.plug.Unplug(); err != nil {
+		t.Fatal(err)
+	}
+	unlocked := make(chan error, 1)
+	go func() { unlocked <- g.door.Unlock(context.Background(), time.Hour) }()
+	select {
+	case err := <-unlocked:
+		if !errors.Is(err, hal.ErrFault) {
+			t.Fatalf("Unlock without a deadline on an unplugged board: %v, want ErrFault", err)
+		}
+	case <-time.After(hangDeadline):
+		t.Fatal("Unlock without a deadline hung on an unplugged board")
+	}
+	go func() { unlocked <- g.door.Unlock(context.Background(), time.Hour) }()
+	closed := make(chan error, 1)
+	go func() { closed <- g.door.Close() }()
+	for _, c := range []chan error{closed, unlocked} {
+		select {
+		case <-c:
+		case <-time.After(hangDeadline):
+			t.Fatal("Close or Unlock hung on an unplugged board")
+		}
+	}
+	if g.door.State().Unlocked {
+		t.Fatal("unlocked after a failed Unlock and Close")
+	}
+}
