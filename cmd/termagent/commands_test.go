@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -70,4 +71,31 @@ func TestDaemonUserCommands(t *testing.T) {
 			t.Errorf("unmapped command_type %d: %v, want code -1", typ, err)
 		}
 	}
+}
+
+// A restart ordered by the server (type 3 in the default table) is
+// answered, then the daemon exits with status 75 for its supervisor to
+// start it again.
+func TestDaemonRestartCommand(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0")
+	r := newRig(t, srv.addr, "")
+	d := r.start()
+	peer := srv.nextPeer()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req := protocol.NewRequest(protocol.ModSendUserCommand)
+	req.CommandType = 3
+	if _, err := peer.Call(ctx, req); err != nil {
+		t.Fatalf("restart command: %v", err)
+	}
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon still running 30s after a restart command")
+	}
+	var exit *exec.ExitError
+	if !errors.As(d.err, &exit) || exit.ExitCode() != exitRestart {
+		t.Errorf("exit after a restart command: %v, want status %d", d.err, exitRestart)
+	}
+	r.expectNotify("STOPPING=1", d)
 }
