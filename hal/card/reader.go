@@ -41,6 +41,9 @@ const bufSize = 256
 const (
 	logComponent = "component"
 	logPort      = "port"
+	logBytes     = "bytes"
+	logUID       = "uid"
+	logNumber    = "number"
 )
 
 // Config configures a Reader. Zero values mean the documented defaults.
@@ -172,7 +175,7 @@ func (r *Reader) ReadCard(ctx context.Context) (hal.Card, error) {
 			r.lastIn = time.Now()
 		case errors.Is(err, hal.ErrTimeout):
 			if r.n > 0 && time.Since(r.lastIn) >= r.cfg.FrameGap {
-				r.log.Debug().Int("bytes", r.n).Msg("dropped partial frame after silence")
+				r.log.Debug().Int(logBytes, r.n).Msg("dropped partial frame after silence")
 				r.n = 0
 			}
 		case errors.Is(err, hal.ErrClosed):
@@ -214,7 +217,7 @@ func (r *Reader) next() (hal.Card, bool) {
 			r.log.Error().Err(err).Msg("format card number")
 			continue
 		}
-		r.log.Debug().Hex("uid", rd.UID).Str("number", number).Msg("card")
+		r.log.Debug().Hex(logUID, rd.UID).Str(logNumber, number).Msg("card")
 		return hal.Card{Number: number, Raw: rd.UID, At: now}, true
 	}
 	return hal.Card{}, false

@@ -56,6 +56,10 @@ const (
 const (
 	logComponent = "component"
 	logDriver    = "driver"
+	logPort      = "port"
+	logHold      = "hold"
+	logInput     = "input"
+	logActive    = "active"
 )
 
 // Config selects and configures a door driver. Zero values mean the
@@ -154,7 +158,7 @@ func (h *hold) unlock(ctx context.Context, d time.Duration) error {
 	}
 	gen := h.gen
 	h.timer = time.AfterFunc(d, func() { h.relock(gen) })
-	h.log.Debug().Dur("hold", d).Msg("unlocked")
+	h.log.Debug().Dur(logHold, d).Msg("unlocked")
 	return nil
 }
 

@@ -258,7 +258,7 @@ func (g *GPIO) watch(pin Pin, kind hal.DoorInputKind, activeLow bool, stable boo
 			g.open = now
 			g.mu.Unlock()
 		}
-		g.log.Info().Str("input", kind.String()).Bool("active", now).Msg("door input")
+		g.log.Info().Str(logInput, kind.String()).Bool(logActive, now).Msg("door input")
 		g.deliver(hal.DoorInput{Kind: kind, Active: now, At: time.Now()})
 	}
 }
@@ -273,7 +273,7 @@ func (g *GPIO) deliver(ev hal.DoorInput) {
 		}
 		select {
 		case old := <-g.inputs:
-			g.log.Warn().Str("input", old.Kind.String()).Msg("door input queue full; dropped oldest")
+			g.log.Warn().Str(logInput, old.Kind.String()).Msg("door input queue full; dropped oldest")
 		default:
 		}
 	}

@@ -80,7 +80,7 @@ func OpenLCUS(cfg LCUSConfig) (*LCUS, error) {
 	}
 	life, stop := context.WithCancel(context.Background())
 	l := &LCUS{port: port, channel: byte(cfg.Channel), life: life, stop: stop}
-	log := cfg.Log.With().Str(logComponent, "door").Str(logDriver, DriverLCUS).Str("port", cfg.Port).Logger()
+	log := cfg.Log.With().Str(logComponent, "door").Str(logDriver, DriverLCUS).Str(logPort, cfg.Port).Logger()
 	l.h = newHold("door lcus "+cfg.Port, cfg.Pulse, l.set, log)
 	ctx, cancel := context.WithTimeout(context.Background(), switchTimeout)
 	defer cancel()

@@ -39,6 +39,8 @@ const (
 	DefaultAwait = 10 * time.Second
 	// maxControlConns bounds concurrent control connections.
 	maxControlConns = 16
+	// logCommand is the log field of a command line.
+	logCommand = "command"
 )
 
 // ErrCommand is wrapped by a control command's error: the command was
@@ -194,10 +196,10 @@ Lines starting with # and blank lines are ignored.`
 func (r *Rig) Exec(ctx context.Context, line string) string {
 	reply, err := r.exec(ctx, line)
 	if err != nil {
-		r.log.Info().Str("command", line).Err(err).Msg("command failed")
+		r.log.Info().Str(logCommand, line).Err(err).Msg("command failed")
 		return "err " + oneLine(err.Error())
 	}
-	r.log.Info().Str("command", line).Msg("command")
+	r.log.Info().Str(logCommand, line).Msg("command")
 	if reply == "" {
 		return "ok"
 	}
