@@ -3,25 +3,33 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 )
 
-// progress draws a one-line progress bar on a terminal-like writer:
+// progress draws a progress bar:
 //
 //	push [##########..........]  12/24  ok 11  failed 1  alice
 //
-// Not safe for concurrent use.
+// redrawn in place on a terminal, one line per step on anything else (a
+// log, a pipe). Not safe for concurrent use.
 type progress struct {
-	w      io.Writer
-	label  string
-	total  int
-	done   int
-	failed int
-	width  int
+	w       io.Writer
+	label   string
+	total   int
+	done    int
+	failed  int
+	width   int
+	inPlace bool
 }
 
 func newProgress(w io.Writer, label string, total int) *progress {
-	return &progress{w: w, label: label, total: total, width: 30}
+	p := &progress{w: w, label: label, total: total, width: 30}
+	if f, ok := w.(*os.File); ok {
+		st, err := f.Stat()
+		p.inPlace = err == nil && st.Mode()&os.ModeCharDevice != 0
+	}
+	return p
 }
 
 // step records one finished item and redraws the bar.
@@ -37,12 +45,18 @@ func (p *progress) step(ok bool, item string) {
 	if len(item) > 24 {
 		item = item[:24]
 	}
-	fmt.Fprintf(p.w, "\r%s [%s%s] %*d/%d  ok %d  failed %d  %-24s",
+	start, end := "\r", ""
+	if !p.inPlace {
+		start, end = "", "\n"
+	}
+	fmt.Fprintf(p.w, "%s%s [%s%s] %*d/%d  ok %d  failed %d  %-24s%s", start,
 		p.label, strings.Repeat("#", filled), strings.Repeat(".", p.width-filled),
-		len(fmt.Sprint(p.total)), p.done, p.total, p.done-p.failed, p.failed, item)
+		len(fmt.Sprint(p.total)), p.done, p.total, p.done-p.failed, p.failed, item, end)
 }
 
 // finish ends the bar's line.
 func (p *progress) finish() {
-	fmt.Fprintln(p.w)
+	if p.inPlace {
+		fmt.Fprintln(p.w)
+	}
 }
