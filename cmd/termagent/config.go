@@ -14,6 +14,11 @@ import (
 	"time"
 
 	"termagent/hal/card"
+	"termagent/hal/door"
+	"termagent/hal/face"
+	"termagent/hal/fingerprint"
+	"termagent/protocol"
+	"termagent/store"
 )
 
 // Config is the whole configuration file. Every zero field means the default
@@ -381,12 +386,14 @@ type LogConfig struct {
 const driverNone = "none"
 
 // withDefaults returns c with every zero field set to its default. It is
-// the one place defaults live (those of the agent's sections are the ones
-// agent.Config documents).
+// the one place defaults are filled in: a part's exported default is used
+// where it has one; the agent's (unexported) ones are the values
+// agent.Config documents. TestExampleConfigDocumentsTheDefaults keeps the
+// example file in step with them.
 func (c Config) withDefaults() Config {
 	s := &c.Server
 	setDefault(&s.Transport, "tcp")
-	setDefault(&s.WSPath, "/")
+	setDefault(&s.WSPath, protocol.DefaultWSPath)
 	setDefault(&s.DialTimeout, 10*time.Second)
 	setDefault(&s.KeepAlive, 30*time.Second)
 	setDefault(&s.BackoffMin, time.Second)
@@ -394,7 +401,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&s.FallbackAfter, 5*time.Minute)
 	setDefault(&s.CallTimeout, 30*time.Second)
 	setDefault(&s.HandlerTimeout, 60*time.Second)
-	setDefault(&s.MaxMessage, 16<<20)
+	setDefault(&s.MaxMessage, protocol.DefaultMaxMessageSize)
 	setDefault(&s.Listen.DevicePort, 1545)
 	setDefault(&c.Heartbeat.Interval, 30*time.Second)
 	if c.Heartbeat.Mod != "" {
@@ -402,7 +409,7 @@ func (c Config) withDefaults() Config {
 	}
 
 	setDefault(&c.Store.Path, "/var/lib/termagent/termagent.db")
-	setDefault(&c.Store.OutboxCapacity, 100000)
+	setDefault(&c.Store.OutboxCapacity, store.DefaultOutboxCapacity)
 	setDefault(&c.Store.WhenFull, "drop_oldest")
 	setDefault(&c.Device.InOutType, 1)
 
@@ -410,22 +417,22 @@ func (c Config) withDefaults() Config {
 	setDefault(&h.Card.Driver, driverNone)
 	setDefault(&h.Card.Baud, 9600)
 	setDefault(&h.Card.Format.Style, "dec")
-	setDefault(&h.Card.RepeatWindow, time.Second)
+	setDefault(&h.Card.RepeatWindow, card.DefaultRepeatWindow)
 	setDefault(&h.Fingerprint.Driver, driverNone)
-	setDefault(&h.Fingerprint.Baud, 57600)
+	setDefault(&h.Fingerprint.Baud, fingerprint.DefaultBaud)
 	setDefault(&h.Fingerprint.Address, 0xFFFFFFFF)
-	setDefault(&h.Fingerprint.Capacity, 200)
-	setDefault(&h.Fingerprint.PollInterval, 150*time.Millisecond)
+	setDefault(&h.Fingerprint.Capacity, fingerprint.DefaultCapacity)
+	setDefault(&h.Fingerprint.PollInterval, fingerprint.DefaultPollInterval)
 	setDefault(&h.Face.Driver, driverNone)
-	setDefault(&h.Face.Baud, 115200)
-	setDefault(&h.Face.VerifySeconds, 3)
-	setDefault(&h.Face.PhotoChunk, 246)
-	setDefault(&h.Face.MaxPhoto, 512<<10)
+	setDefault(&h.Face.Baud, face.DefaultBaud)
+	setDefault(&h.Face.VerifySeconds, face.DefaultVerifySeconds)
+	setDefault(&h.Face.PhotoChunk, face.DefaultPhotoChunk)
+	setDefault(&h.Face.MaxPhoto, face.DefaultMaxPhoto)
 	setDefault(&h.Door.Driver, driverNone)
-	setDefault(&h.Door.Pulse, 3*time.Second)
+	setDefault(&h.Door.Pulse, door.DefaultPulse)
 	setDefault(&h.Door.Baud, 9600)
 	setDefault(&h.Door.Channel, 1)
-	setDefault(&h.Door.Debounce, 30*time.Millisecond)
+	setDefault(&h.Door.Debounce, door.DefaultDebounce)
 
 	t := &c.Access.OpenDoorType
 	setDefault(&t.Card, 1)
@@ -436,7 +443,7 @@ func (c Config) withDefaults() Config {
 
 	u := &c.Upload
 	setDefault(&u.Window, 8)
-	setDefault(&u.MaxAttempts, 10)
+	setDefault(&u.MaxAttempts, store.DefaultMaxAttempts)
 	setDefault(&u.RetryMin, time.Second)
 	setDefault(&u.RetryMax, 60*time.Second)
 	setDefault(&u.NearlyFull, 0.8)
