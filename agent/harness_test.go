@@ -95,11 +95,12 @@ func listenTestServer(t *testing.T, addr string) *testServer {
 
 func (s *testServer) answer(m *protocol.Message) int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.code == nil {
+	code := s.code
+	s.mu.Unlock()
+	if code == nil {
 		return 0
 	}
-	return s.code(m)
+	return code(m)
 }
 
 func (s *testServer) setCode(f func(*protocol.Message) int) {
