@@ -166,8 +166,9 @@ type FM22x struct {
 	dead   error
 
 	// Guarded by sem.
-	dec    Decoder
-	probed bool
+	dec       Decoder
+	probed    bool
+	enrolling bool // a photo enrolment is between two packets
 }
 
 var _ hal.FaceModule = (*FM22x)(nil)
@@ -324,18 +325,12 @@ func (m *FM22x) Probe(ctx context.Context) error {
 
 // exchange sends one command and waits up to timeout for its REPLY,
 // skipping notes and stale replies. NOTE READY means the module reset and
-// will not answer: it returns an error wrapping ErrReset. Errors other
+// will not answer: it returns an error wrapping ErrReset and hal.ErrFault. Errors other
 // than a reply make the next command probe again.
 func (m *FM22x) exchange(ctx context.Context, op string, timeout time.Duration, msg byte, data []byte) (Reply, error) {
-	for {
-		select {
-		case <-m.rx:
-			continue
-		default:
-		}
-		break
+	if m.drain() && m.enrolling {
+		return Reply{}, m.errf(op, fmt.Errorf("%w: %w", hal.ErrFault, ErrReset))
 	}
-	m.dec.Reset()
 	b, err := Frame{MsgID: msg, Data: data}.MarshalBinary()
 	if err == nil {
 		_, err = m.port.Write(b)
@@ -349,6 +344,31 @@ func (m *FM22x) exchange(ctx context.Context, op string, timeout time.Duration, 
 		m.probed = false
 	}
 	return r, err
+}
+
+// drain drops what arrived since the last command (late replies, notes,
+// noise) and reports whether a NOTE READY was among it: the module reset
+// between two commands.
+func (m *FM22x) drain() (reset bool) {
+	for more := true; more; {
+		select {
+		case b := <-m.rx:
+			m.dec.Write(b)
+		default:
+			more = false
+		}
+		for {
+			f, err := m.dec.Next()
+			if errors.Is(err, ErrIncomplete) {
+				break
+			}
+			if err == nil && f.MsgID == MsgNote && len(f.Data) > 0 && f.Data[0] == NoteReady {
+				reset = true
+			}
+		}
+	}
+	m.dec.Reset()
+	return reset
 }
 
 func (m *FM22x) receive(ctx context.Context, op string, timeout time.Duration, msg byte) (Reply, error) {
@@ -379,7 +399,7 @@ func (m *FM22x) receive(ctx context.Context, op string, timeout time.Duration, m
 			case MsgNote:
 				if len(f.Data) > 0 && f.Data[0] == NoteReady {
 					m.log.Info().Msg("module reset (NOTE READY) during a command")
-					return Reply{}, m.errf(op, ErrReset)
+					return Reply{}, m.errf(op, fmt.Errorf("%w: %w", hal.ErrFault, ErrReset))
 				}
 			}
 		}
@@ -568,6 +588,8 @@ func (m *FM22x) Enroll(ctx context.Context, name string, photo []byte) (int, err
 	default:
 		return 0, m.errf(op, &ResultError{Cmd: id, Result: r.Result})
 	}
+	m.enrolling = true
+	defer func() { m.enrolling = false }()
 	rest := photo
 	for seq := 1; ; seq++ {
 		n := min(len(rest), m.cfg.PhotoChunk)

@@ -312,6 +312,40 @@ func TestModuleReset(t *testing.T) {
 	}
 }
 
+// A reset in the middle of a photo enrolment fails that enrolment with a
+// fault (not a refusal of the photo), and the next one goes through.
+func TestResetDuringEnroll(t *testing.T) {
+	r := setup(t, sim.FaceConfig{}, face.Config{PhotoChunk: 64})
+	ctx := testCtx(t)
+	r.dev.SetFaults(sim.ReplyFaults{Delay: 20 * time.Millisecond})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := r.m.Enroll(ctx, "gina", photo(5, 4000)) // 63 packets
+		errc <- err
+	}()
+	waitFor(t, "the enrolment to be under way", func() bool { return r.dev.PhotoPackets() >= 3 })
+	r.dev.Reset()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, face.ErrReset) || !errors.Is(err, hal.ErrFault) {
+			t.Fatalf("enrolment cut by a reset: %v, want face.ErrReset and hal.ErrFault", err)
+		}
+	case <-time.After(hang):
+		t.Fatal("Enroll hung")
+	}
+	if users := r.dev.Users(); len(users) != 0 {
+		t.Fatalf("the module enrolled %v from a cut transfer", users)
+	}
+	r.dev.SetFaults(sim.ReplyFaults{})
+	id, err := r.m.Enroll(ctx, "gina", photo(6, 4000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if users, err := r.m.Users(ctx); err != nil || !slices.Equal(users, []int{id}) {
+		t.Fatalf("Users = %v, %v; want [%d]", users, err, id)
+	}
+}
+
 func TestStrayBytesAndPartialFrames(t *testing.T) {
 	r := setup(t, sim.FaceConfig{}, face.Config{VerifySeconds: 5})
 	ctx := testCtx(t)

@@ -90,7 +90,8 @@ type faceUser struct {
 //   - AddUser enrols a user as if at the device; Users, User and
 //     PhotoHash read the user table.
 //   - SetFaults injects reply faults; Noise and WriteRaw write line noise.
-//   - Verifies counts VERIFY commands, so tests can wait for a driver.
+//   - Verifies counts VERIFY commands and PhotoPackets photo-enrolment
+//     packets, so tests can wait for a driver.
 type Face struct {
 	cfg  FaceConfig
 	wire wire
@@ -102,6 +103,7 @@ type Face struct {
 	resetCh  chan struct{} // signalled by Reset
 	faults   ReplyFaults
 	verifies int
+	packets  int // photo-enrolment packets received
 
 	serving sync.Mutex
 	photo   *facePhoto // enrolment in progress; Serve only
@@ -255,6 +257,14 @@ func (s *Face) Verifies() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.verifies
+}
+
+// PhotoPackets returns how many photo-enrolment packets the module has
+// received, so tests can act in the middle of an enrolment.
+func (s *Face) PhotoPackets() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.packets
 }
 
 // SetFaults replaces the reply faults (they apply to replies and notes the
@@ -567,6 +577,9 @@ func (s *Face) verify(ctx context.Context, d []byte, frames <-chan faceFrame) {
 //
 // Any error ends the enrolment; the host starts again from seq 0.
 func (s *Face) enrollPhoto(ctx context.Context, msg byte, d []byte) {
+	s.mu.Lock()
+	s.packets++
+	s.mu.Unlock()
 	if len(d) < 2 {
 		s.photo = nil
 		s.reply(ctx, msg, faceInvalidParam)
