@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"termagent/agent"
+)
+
+func TestPrintStatus(t *testing.T) {
+	now := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	rep := statusReport{Running: true, Agent: &agent.Status{
+		Link: agent.LinkUp, Server: "10.0.0.5:49003", LinkSince: now.Add(-time.Hour), LocalAddr: "10.0.0.7:51000",
+		OutboxDepth: 3, OutboxOldest: now.Add(-90 * time.Second), OutboxQuarantined: 1, Uploaded: 12, Persons: 5000,
+		Modules: map[string]agent.ModuleStatus{
+			"card":        {State: agent.ModuleOK, Since: now.Add(-time.Hour)},
+			"fingerprint": {State: agent.ModuleFault, Since: now.Add(-time.Minute), Error: "fingerprint /dev/ttyS2: hal: device timed out"},
+		},
+		DoorUnlocked: true, SoftwareVersion: "1.2.3", Uptime: 3 * time.Hour,
+	}}
+	var b bytes.Buffer
+	printStatus(&b, rep, now)
+	out := squeeze(b.String())
+	for _, want := range []string{
+		"termagent 1.2.3, running, up 3h0m0s",
+		"up since", "server 10.0.0.5:49003, local 10.0.0.7:51000",
+		"3 unsent, oldest", "(1m30s ago)",
+		"quarantined 1", "persons 5000",
+		"fault since", ": fingerprint /dev/ttyS2: hal: device timed out",
+		"door state unlocked",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+
+	b.Reset()
+	printStatus(&b, statusReport{Problem: "termagent is not running (no socket)", Database: &dbStatus{Path: "/x.db", Persons: 2}}, now)
+	out = squeeze(b.String())
+	for _, want := range []string{"not running", "database /x.db", "(none stored yet)", "persons 2", "problem termagent is not running"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stopped status output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// Without a daemon and without a database, status says so and exits 3.
+func TestStatusNothingThere(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, "server:\n  address: 127.0.0.1:9\nstore:\n  path: "+dir+"/none/t.db\ncontrol:\n  socket: "+dir+"/ctl.sock\n")
+	code, out, _ := runCLI(t, "status", "-config", cfg)
+	if code != exitNotRunning || !strings.Contains(out, "not running") || !strings.Contains(out, "no such file or directory") {
+		t.Errorf("status: exit %d\n%s", code, out)
+	}
+	if _, err := readDatabase(t.Context(), StoreConfig{Path: dir + "/none/t.db"}); err == nil {
+		t.Error("readDatabase created a database that was not there")
+	}
+}
+
+// squeeze collapses the runs of spaces tabwriter puts between columns.
+func squeeze(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	return strings.Join(lines, "\n")
+}
