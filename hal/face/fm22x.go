@@ -29,6 +29,7 @@
 package face
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -339,7 +340,7 @@ func (m *FM22x) exchange(ctx context.Context, op string, timeout time.Duration, 
 		m.probed = false
 		return Reply{}, m.errf(op, err)
 	}
-	r, err := m.receive(ctx, op, timeout, msg)
+	r, err := m.receive(ctx, op, timeout, msg, data)
 	if err != nil && !errors.Is(err, ErrReset) {
 		m.probed = false
 	}
@@ -371,7 +372,12 @@ func (m *FM22x) drain() (reset bool) {
 	return reset
 }
 
-func (m *FM22x) receive(ctx context.Context, op string, timeout time.Duration, msg byte) (Reply, error) {
+// receive waits for the REPLY to msg (sent with data) until timeout, ctx
+// or Close. Corrupt frames, stalled frame starts, notes and stale replies
+// are skipped: a reply to another message, or a photo-enrolment reply for
+// another sequence number than data's.
+func (m *FM22x) receive(ctx context.Context, op string, timeout time.Duration, msg byte, data []byte) (Reply, error) {
+	photo := msg == m.cfg.PhotoEnrollMsgID && msg != 0 && len(data) >= 2
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	gap := time.NewTimer(m.cfg.ByteGap)
@@ -391,7 +397,7 @@ func (m *FM22x) receive(ctx context.Context, op string, timeout time.Duration, m
 			switch f.MsgID {
 			case MsgReply:
 				r, err := ParseReply(f.Data)
-				if err != nil || r.Cmd != msg {
+				if err != nil || r.Cmd != msg || (photo && len(r.Payload) >= 2 && !bytes.Equal(r.Payload[:2], data[:2])) {
 					m.log.Debug().Err(err).Msg("stale or short reply skipped")
 					continue
 				}
