@@ -355,3 +355,38 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestNoiseStormNeitherHangsNorLosesTheNextCard(t *testing.T) {
+	for _, proto := range []string{sim.CardRDM6300, sim.CardGwiot7941} {
+		t.Run(proto, func(t *testing.T) {
+			g := newRig(t, sim.CardReaderConfig{Protocol: proto}, card.Config{})
+			got := make(chan string, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
+				defer cancel()
+				c, err := g.reader.ReadCard(ctx)
+				if err != nil {
+					got <- err.Error()
+					return
+				}
+				got <- c.Number
+			}()
+			for range 4 {
+				if err := g.sim.Noise(4096); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Frame marks alone, in every arrangement that could make a
+			// decoder wait for bytes that never come.
+			for _, b := range [][]byte{{card.STX}, {card.STX, 0x20}, {card.STX, 0x0A, 0x02}} {
+				if err := g.sim.WriteRaw(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			g.swipe(t, "0000004321")
+			if c := <-got; c != "0000004321" {
+				t.Fatalf("after the storm: %q", c)
+			}
+		})
+	}
+}
