@@ -29,7 +29,8 @@ type Parts struct {
 	// inputs are logged and the door state is reported.
 	Door hal.Door
 	// FingerCapacity is the fingerprint module's number of slots, for slot
-	// allocation. Default 1000 (an R30x's library is 300..3000).
+	// allocation. Default: what the module reports, if its driver has a
+	// Capacity(ctx) (int, error) method (hal/fingerprint does), else 200.
 	FingerCapacity int
 }
 
@@ -62,6 +63,8 @@ type Agent struct {
 	restart chan struct{} // closed-once signal: the server ordered a restart
 	once    sync.Once
 
+	fingerCap atomic.Int64 // slots of the fingerprint module; 0 until known
+
 	// dl serialises download_person and remove_person (they allocate
 	// module slots and must not interleave).
 	dl sync.Mutex
@@ -75,8 +78,8 @@ func New(cfg Config, parts Parts) (*Agent, error) {
 	if parts.Store == nil {
 		return nil, fmt.Errorf("%w: Parts.Store is required", ErrConfig)
 	}
-	if parts.FingerCapacity == 0 {
-		parts.FingerCapacity = 1000
+	if parts.FingerCapacity < 0 {
+		return nil, fmt.Errorf("%w: Parts.FingerCapacity %d is negative", ErrConfig, parts.FingerCapacity)
 	}
 	cfg = cfg.withDefaults()
 	a := &Agent{
@@ -175,6 +178,35 @@ func (a *Agent) Run(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	return err
+}
+
+// capacityReporter is implemented by fingerprint drivers that can read the
+// module's library size (hal/fingerprint's R30x).
+type capacityReporter interface {
+	Capacity(ctx context.Context) (int, error)
+}
+
+// defaultFingerCapacity is used when neither Parts nor the module say.
+const defaultFingerCapacity = 200
+
+// fingerCapacity returns the fingerprint module's number of slots.
+func (a *Agent) fingerCapacity(ctx context.Context) int {
+	if a.parts.FingerCapacity > 0 {
+		return a.parts.FingerCapacity
+	}
+	if n := a.fingerCap.Load(); n > 0 {
+		return int(n)
+	}
+	if cr, ok := a.parts.Fingerprint.(capacityReporter); ok {
+		octx, cancel := context.WithTimeout(ctx, a.cfg.Modules.OpTimeout)
+		n, err := cr.Capacity(octx)
+		cancel()
+		if err == nil && n > 0 {
+			a.fingerCap.Store(int64(n))
+			return n
+		}
+	}
+	return defaultFingerCapacity
 }
 
 // requestRestart makes Run return ErrRestart.

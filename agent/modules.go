@@ -233,7 +233,7 @@ func (a *Agent) enrolFingers(ctx context.Context, id string) error {
 			undo()
 			return fmt.Errorf("%w: %w", ErrDatabase, err)
 		}
-		slot, err := tx.AllocFingerSlot(ctx, h.hand, a.parts.FingerCapacity)
+		slot, err := tx.AllocFingerSlot(ctx, h.hand, a.fingerCapacity(ctx))
 		if err != nil {
 			undo()
 			return err

@@ -97,9 +97,9 @@ func (a *Agent) downloadPerson(ctx context.Context, req *protocol.Message) (*pro
 			if h.code == nil {
 				continue
 			}
-			slot, err := tx.AllocFingerSlot(ctx, h.hand, a.parts.FingerCapacity)
+			slot, err := tx.AllocFingerSlot(ctx, h.hand, a.fingerCapacity(ctx))
 			if errors.Is(err, store.ErrNoFreeSlot) {
-				return fail(devErr("fingerprint module is full (%d slots)", a.parts.FingerCapacity))
+				return fail(devErr("fingerprint module is full (%d slots)", a.fingerCapacity(ctx)))
 			}
 			if err != nil {
 				return fail(dbError("allocate fingerprint slot: %w", err))
