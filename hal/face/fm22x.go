@@ -62,8 +62,10 @@ const (
 
 // Log field keys.
 const (
-	logComponent = "component"
-	logPort      = "port"
+	logComponent  = "component"
+	logPort       = "port"
+	logUserID     = "user_id"
+	logPhotoBytes = "photo_bytes"
 )
 
 // Config configures an FM22x driver. Zero values mean the documented
@@ -623,7 +625,7 @@ func (m *FM22x) Enroll(ctx context.Context, name string, photo []byte) (int, err
 				return 0, m.errf(cop, fmt.Errorf("final reply without a user id: %w: %w", hal.ErrFault, ErrShortReply))
 			}
 			uid := int(binary.BigEndian.Uint16(r.Payload[2:4]))
-			m.log.Info().Int("user_id", uid).Int("photo_bytes", len(photo)).Msg("user enrolled from photo")
+			m.log.Info().Int(logUserID, uid).Int(logPhotoBytes, len(photo)).Msg("user enrolled from photo")
 			return uid, nil
 		}
 	}

@@ -47,8 +47,13 @@ const (
 
 // Log field keys.
 const (
-	logComponent = "component"
-	logPort      = "port"
+	logComponent  = "component"
+	logPort       = "port"
+	logCode       = "code"
+	logCapacity   = "capacity"
+	logPacketSize = "packet_size"
+	logPID        = "pid"
+	logBytes      = "bytes"
 )
 
 // Config configures an R30x driver. Zero values mean the documented
@@ -337,10 +342,10 @@ func (m *R30x) probeLocked(ctx context.Context) error {
 			size = 32 << pc
 		}
 	} else {
-		m.log.Info().Stringer("code", code).Msg("module does not answer ReadSysPara; using configured capacity and packet size")
+		m.log.Info().Stringer(logCode, code).Msg("module does not answer ReadSysPara; using configured capacity and packet size")
 	}
 	m.capacity, m.packetSize, m.probed = capacity, size, true
-	m.log.Info().Int("capacity", capacity).Int("packet_size", size).Msg("fingerprint module ready")
+	m.log.Info().Int(logCapacity, capacity).Int(logPacketSize, size).Msg("fingerprint module ready")
 	return nil
 }
 
@@ -433,7 +438,7 @@ func (m *R30x) receive(ctx context.Context, op string, timeout time.Duration, in
 				continue
 			}
 			if p.PID != PIDAck || p.Address != m.cfg.Address {
-				m.log.Debug().Uint8("pid", p.PID).Msg("unexpected packet skipped")
+				m.log.Debug().Uint8(logPID, p.PID).Msg("unexpected packet skipped")
 				continue
 			}
 			if !ackFits(instr, p.Content) {
@@ -449,7 +454,7 @@ func (m *R30x) receive(ctx context.Context, op string, timeout time.Duration, in
 			m.dec.Write(b)
 		case <-gap.C:
 			if m.dec.Buffered() > 0 {
-				m.log.Debug().Int("bytes", m.dec.Buffered()).Msg("stalled packet start skipped")
+				m.log.Debug().Int(logBytes, m.dec.Buffered()).Msg("stalled packet start skipped")
 				m.dec.Resync()
 			}
 		case <-t.C:
@@ -676,7 +681,7 @@ func (m *R30x) poll(ctx context.Context) (hal.Finger, bool, error) {
 	case err != nil:
 		return hal.Finger{}, false, err
 	case code == CodeImageMessy || code == CodeFewFeatures || code == CodeNoImage:
-		m.log.Debug().Stringer("code", code).Msg("finger image unusable; polling on")
+		m.log.Debug().Stringer(logCode, code).Msg("finger image unusable; polling on")
 		return hal.Finger{}, false, nil
 	case code != CodeOK:
 		return hal.Finger{}, false, m.errf("identify: Img2Tz", &CodeError{Instr: CmdImg2Tz, Code: code})
