@@ -110,9 +110,8 @@ type Config struct {
 	// value is DropOldest.
 	WhenFull FullPolicy
 	// OnDrop, if set, is called after a commit that dropped n records
-	// under DropOldest, before that commit's Enqueue calls return. It is
-	// called from the committer goroutine: it must
-	// not block and must not call Enqueue.
+	// under DropOldest, before that commit's Enqueue calls return. It runs
+	// on the committer goroutine: it must not block nor call Enqueue.
 	OnDrop func(n int)
 	// MaxAttempts is how many Nacks quarantine a record; 0 means
 	// DefaultMaxAttempts.
