@@ -17,32 +17,37 @@
 //		OutboxCapacity: 100000,
 //		Logger:         log,
 //	})
-//	if err != nil { ... }            // never a damaged file: that is moved aside
+//	if err != nil { ... }                 // never for a damaged file: that is moved aside
 //	defer db.Close()
-//	if r, ok := db.Recovery(); ok { ... } // report r.MovedTo to the server
+//	if r, ok := db.Recovery(); ok { ... } // report r.MovedTo and r.Reason
 //
 //	// Settings: seeded from configuration once, then owned by the server.
-//	db.SeedDeviceInfo(ctx, store.Settings{ServerIP: "10.0.0.2", ServerPort: 9000})
-//	s, _ := db.DeviceInfo(ctx)
+//	s, err := db.SeedDeviceInfo(ctx, store.Settings{ServerIP: "10.0.0.2", ServerPort: 9000})
+//	s, err = db.UpdateDeviceInfo(ctx, func(s *store.Settings) error { s.Address = "gate"; return nil })
+//	s, err = db.MoveServer(ctx, ip, port) // then ConfirmServer, or RevertServer on failure
 //
 //	// Outbox: Enqueue returns once the record is on disk.
 //	rec, err := db.Enqueue(ctx, store.Record{Body: accessInfoJSON})
-//	// The uploader: sleep on Wake, send what Peek returns, Ack or Nack.
+//
+//	// The uploader: send what Peek returns, Ack or Nack, sleep on Wake.
 //	for {
-//		recs, _ := db.Peek(ctx, 16)
-//		if len(recs) == 0 { <-db.Wake() (or a timer to Stats().NextDue); continue }
-//		... send rec.Body with rec.SessionID ...
-//		db.Ack(ctx, rec.ID)                              // server said code 0
-//		db.Nack(ctx, rec.ID, time.Now().Add(backoff))    // anything else
+//		recs, err := db.Peek(ctx, 16)
+//		if len(recs) == 0 {
+//			// wait for <-db.Wake(), or a timer to OutboxStats().NextDue
+//			continue
+//		}
+//		// send rec.Body with rec.SessionID (the same on every attempt), then
+//		db.Ack(ctx, rec.ID)                                     // server said code 0
+//		db.Nack(ctx, rec.ID, time.Now().Add(backoff), "code -1") // server refused it
 //	}
 //
 //	// Persons: one person at a time, all or nothing with the modules.
-//	tx, _ := db.BeginPerson(ctx, p.PersonID)
+//	tx, err := db.BeginPerson(ctx, p.PersonID)
 //	defer tx.Rollback()
 //	old, existed := tx.Old()
-//	tx.Put(p)
-//	slot, _ := tx.AllocFingerSlot(store.Left, capacity) // then enrol into the module
-//	tx.SetFaceUser(userID)                              // id the face module assigned
+//	err = tx.Put(p)
+//	slot, err := tx.AllocFingerSlot(ctx, store.Left, capacity) // then store the template there
+//	err = tx.SetFaceUser(userID)                               // the id the face module assigned
 //	err = tx.Commit(ctx) // on error: undo the module enrolments
 //	// after commit: delete old's slots and face user from the modules
 //

@@ -526,6 +526,11 @@ func moveAside(path string, at time.Time) (string, error) {
 			return dst, err
 		}
 	}
+	// Make the renames durable before a fresh file takes the old name.
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
 	return dst, nil
 }
 
