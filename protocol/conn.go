@@ -88,6 +88,47 @@ func (s *StreamConn) WriteMessage(ctx context.Context, b []byte) error {
 	return nil
 }
 
+// WriteMessages writes several messages, each as WriteMessage would, with
+// one system call where the platform allows (writev on TCP). It returns
+// how many messages were at least partly sent: the rest are not sent.
+func (s *StreamConn) WriteMessages(ctx context.Context, msgs [][]byte) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNotSent, err)
+	}
+	bufs := make(net.Buffers, len(msgs))
+	for i, b := range msgs {
+		if len(b) == 0 || b[len(b)-1] != '\n' {
+			b = append(b[:len(b):len(b)], '\n')
+		}
+		bufs[i] = b
+	}
+	lens := make([]int, len(bufs))
+	for i, b := range bufs {
+		lens[i] = len(b)
+	}
+	deadline, _ := ctx.Deadline()
+	if err := s.c.SetWriteDeadline(deadline); err != nil {
+		return 0, fmt.Errorf("%w: set write deadline: %w", ErrNotSent, err)
+	}
+	stop := context.AfterFunc(ctx, func() { s.c.SetWriteDeadline(time.Unix(1, 0)) })
+	n, err := bufs.WriteTo(s.c)
+	stop()
+	if err == nil {
+		return len(msgs), nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		err = fmt.Errorf("%w (%w)", cerr, err)
+	}
+	sent := 0
+	for off := int64(0); sent < len(lens) && off < n; sent++ {
+		off += int64(lens[sent])
+	}
+	if sent == 0 {
+		return 0, fmt.Errorf("%w: write: %w", ErrNotSent, err)
+	}
+	return sent, fmt.Errorf("write (%d bytes sent): %w", n, err)
+}
+
 // Close implements Conn: it closes the underlying connection once.
 func (s *StreamConn) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.c.Close() })

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -88,8 +89,15 @@ type Peer struct {
 	cfg  PeerConfig
 	log  zerolog.Logger
 
-	wmu chan struct{} // write lock, taken with a select
-	sem chan struct{} // handler slots
+	jobs    chan job // requests for idle workers (unbuffered)
+	workers int      // workers started; only Run's goroutine touches it
+
+	// The write queue: Run's writer goroutine takes everything queued and
+	// writes it in one go (one system call on TCP), so writes are
+	// serialised and many in flight cost few system calls.
+	wqmu sync.Mutex
+	wq   []*outgoing
+	wake chan struct{} // cap 1: the queue is not empty
 
 	mu      sync.Mutex
 	pending map[string]chan result
@@ -98,7 +106,7 @@ type Peer struct {
 
 	closing   chan struct{}
 	closeOnce sync.Once
-	running   atomic.Bool
+	started   atomic.Bool
 	handlers  sync.WaitGroup
 }
 
@@ -127,8 +135,8 @@ func NewPeer(conn Conn, cfg PeerConfig) *Peer {
 		conn:    conn,
 		cfg:     cfg,
 		log:     cfg.Logger.With().Str(logComponent, "protocol.peer").Str(logRemote, remote).Logger(),
-		wmu:     make(chan struct{}, 1),
-		sem:     make(chan struct{}, cfg.MaxInFlight),
+		wake:    make(chan struct{}, 1),
+		jobs:    make(chan job),
 		pending: make(map[string]chan result),
 		closing: make(chan struct{}),
 	}
@@ -141,7 +149,7 @@ func NewPeer(conn Conn, cfg PeerConfig) *Peer {
 // the connection (wrapping io.EOF when the other side closed it). Run may
 // be called once.
 func (p *Peer) Run(ctx context.Context) error {
-	if !p.running.CompareAndSwap(false, true) {
+	if !p.started.CompareAndSwap(false, true) {
 		return errors.New("protocol: Peer.Run called twice")
 	}
 	hctx, cancel := context.WithCancel(ctx)
@@ -149,6 +157,11 @@ func (p *Peer) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { p.shutdown(ctx.Err()) })
 	defer stop()
 
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		p.writeLoop()
+	}()
 	p.log.Debug().Msg("peer running")
 	for {
 		b, err := p.conn.ReadMessage()
@@ -166,9 +179,8 @@ func (p *Peer) Run(ctx context.Context) error {
 	}
 	cancel()
 	p.handlers.Wait()
-	p.mu.Lock()
-	cause := p.cause
-	p.mu.Unlock()
+	<-writerDone
+	cause := p.stopCause()
 	p.log.Debug().AnErr("cause", cause).Msg("peer stopped")
 	if errors.Is(cause, ErrClosed) {
 		return nil
@@ -204,34 +216,58 @@ func (p *Peer) dispatch(ctx context.Context, b []byte) bool {
 	return p.serve(ctx, m, m.Validate())
 }
 
-// serve runs the handler for req in a goroutine once a slot is free;
-// reqErr, if set, is answered instead.
+// job is one request for a worker; err, if set, is answered instead of
+// calling the handler.
+type job struct {
+	req *Message
+	err error
+}
+
+// serve hands req to an idle worker, starts a worker if fewer than
+// MaxInFlight run, or else waits for one to be free. It returns false when
+// the Peer stopped meanwhile. Workers live until Run ends, so their stacks
+// are reused.
 func (p *Peer) serve(ctx context.Context, req *Message, reqErr error) bool {
+	p.log.Debug().Str(logMod, req.Mod).Str(logSession, req.SessionID).Msg("request")
+	j := job{req, reqErr}
 	select {
-	case p.sem <- struct{}{}:
+	case p.jobs <- j:
+		return true
+	default:
+	}
+	if p.workers < p.cfg.MaxInFlight {
+		p.workers++
+		p.handlers.Add(1)
+		go p.work(ctx, j)
+		return true
+	}
+	select {
+	case p.jobs <- j:
+		return true
 	case <-p.closing:
 		return false
 	}
-	p.log.Debug().Str(logMod, req.Mod).Str(logSession, req.SessionID).Msg("request")
-	p.handlers.Add(1)
-	go func() {
-		defer func() {
-			<-p.sem
-			p.handlers.Done()
-		}()
-		resp := p.handle(ctx, req, reqErr)
+}
+
+// work answers j, then further jobs until ctx ends.
+func (p *Peer) work(ctx context.Context, j job) {
+	defer p.handlers.Done()
+	for {
+		resp := p.handle(ctx, j.req, j.err)
 		b, err := Marshal(resp)
 		if err != nil {
-			p.log.Error().Err(err).Str(logMod, req.Mod).Msg("encode response")
-			b, _ = Marshal(req.Reply(CodeError, "internal error: cannot encode the response"))
+			p.log.Error().Err(err).Str(logMod, j.req.Mod).Msg("encode response")
+			b, _ = Marshal(j.req.Reply(CodeError, "internal error: cannot encode the response"))
 		}
-		wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
-		defer cancel()
-		if err := p.write(wctx, b); err != nil {
-			p.log.Warn().Err(err).Str(logMod, req.Mod).Str(logSession, req.SessionID).Msg("response not sent")
+		if err := p.write(ctx, b); err != nil {
+			p.log.Warn().Err(err).Str(logMod, j.req.Mod).Str(logSession, j.req.SessionID).Msg("response not sent")
 		}
-	}()
-	return true
+		select {
+		case j = <-p.jobs:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // handle returns the response to req: exactly one, whatever the handler
@@ -346,39 +382,142 @@ func (p *Peer) result(name string, r result) (*Message, error) {
 	return r.msg, nil
 }
 
-// write sends one encoded message under the write lock. A failure after
-// bytes may have left ends the connection, since the stream may hold half
-// a message.
+// outgoing is one encoded message in the write queue.
+type outgoing struct {
+	b    []byte
+	done chan error // cap 1: the write's outcome
+}
+
+// write queues one encoded message and waits until the writer has written
+// it. It returns an error wrapping ErrNotSent if the message left the
+// queue unwritten (ctx ended, the Peer stopped) or no byte of it was sent.
+// Once taken by the writer, a message is waited for even if ctx ends; the
+// writer's own deadline (WriteTimeout) bounds that.
 func (p *Peer) write(ctx context.Context, b []byte) error {
 	select {
-	case p.wmu <- struct{}{}:
+	case <-p.closing:
+		return fmt.Errorf("%w: connection ended: %w", ErrNotSent, p.stopCause())
+	default:
+	}
+	m := &outgoing{b: b, done: make(chan error, 1)}
+	p.wqmu.Lock()
+	p.wq = append(p.wq, m)
+	p.wqmu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	var why error
+	select {
+	case err := <-m.done:
+		return err
 	case <-ctx.Done():
-		return fmt.Errorf("%w: waiting to write: %w", ErrNotSent, ctx.Err())
+		why = ctx.Err()
 	case <-p.closing:
-		return fmt.Errorf("%w: connection ended: %w", ErrNotSent, p.stopCause())
+		why = fmt.Errorf("connection ended: %w", p.stopCause())
 	}
-	defer func() { <-p.wmu }()
-	select {
-	case <-p.closing:
-		return fmt.Errorf("%w: connection ended: %w", ErrNotSent, p.stopCause())
-	default:
+	if p.unqueue(m) {
+		return fmt.Errorf("%w: waiting to write: %w", ErrNotSent, why)
 	}
-	wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+	return <-m.done
+}
+
+// unqueue removes m from the write queue if the writer has not taken it.
+func (p *Peer) unqueue(m *outgoing) bool {
+	p.wqmu.Lock()
+	defer p.wqmu.Unlock()
+	for i, q := range p.wq {
+		if q == m {
+			p.wq = append(p.wq[:i], p.wq[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// writeLoop is the writer goroutine: it writes whatever is queued until
+// the Peer stops, then fails what is left as not sent.
+func (p *Peer) writeLoop() {
+	var batch []*outgoing
+	bufs := make([][]byte, 0, 64)
+	for {
+		select {
+		case <-p.wake:
+		case <-p.closing:
+			p.wqmu.Lock()
+			left := p.wq
+			p.wq = nil
+			p.wqmu.Unlock()
+			for _, m := range left {
+				m.done <- fmt.Errorf("%w: connection ended: %w", ErrNotSent, p.stopCause())
+			}
+			return
+		}
+		// Let the goroutines that are ready to queue a message do so, so
+		// that one system call carries them all.
+		runtime.Gosched()
+		for {
+			p.wqmu.Lock()
+			batch, p.wq = p.wq, batch[:0]
+			p.wqmu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			bufs = bufs[:0]
+			for _, m := range batch {
+				bufs = append(bufs, m.b)
+			}
+			sent, err := p.writeBatch(bufs)
+			if err != nil {
+				select {
+				case <-p.closing:
+					// The connection ended under the write; say why.
+					err = fmt.Errorf("%w (connection ended: %w)", err, p.stopCause())
+				default:
+				}
+				p.shutdown(fmt.Errorf("write: %w", err))
+			}
+			for i, m := range batch {
+				switch {
+				case err == nil:
+					m.done <- nil
+				case i < sent:
+					m.done <- err
+				default:
+					m.done <- fmt.Errorf("%w: %w", ErrNotSent, err)
+				}
+				batch[i] = nil
+			}
+			for i := range bufs {
+				bufs[i] = nil
+			}
+		}
+	}
+}
+
+// batchWriter is implemented by Conns that write several messages at once
+// (StreamConn).
+type batchWriter interface {
+	WriteMessages(ctx context.Context, msgs [][]byte) (int, error)
+}
+
+// writeBatch writes msgs within WriteTimeout. It returns how many of them
+// were at least partly sent, and the first error.
+func (p *Peer) writeBatch(msgs [][]byte) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.WriteTimeout)
 	defer cancel()
-	err := p.conn.WriteMessage(wctx, b)
-	if err == nil {
-		return nil
+	if bw, ok := p.conn.(batchWriter); ok {
+		return bw.WriteMessages(ctx, msgs)
 	}
-	select {
-	case <-p.closing:
-		// The connection ended under the write; say why.
-		err = fmt.Errorf("%w (connection ended: %w)", err, p.stopCause())
-	default:
+	for i, b := range msgs {
+		if err := p.conn.WriteMessage(ctx, b); err != nil {
+			if errors.Is(err, ErrNotSent) {
+				return i, err
+			}
+			return i + 1, err
+		}
 	}
-	if !errors.Is(err, ErrNotSent) {
-		p.shutdown(fmt.Errorf("write: %w", err))
-	}
-	return err
+	return len(msgs), nil
 }
 
 func (p *Peer) stopCause() error {
