@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,8 @@ type FleetConfig struct {
 	// Logger receives the fleet's, agents' and in-process server's
 	// events at warn level and above; default zerolog.Nop().
 	Logger zerolog.Logger
+
+	profile io.Writer // CPU profile of generation and drain, if set
 }
 
 func (c FleetConfig) withDefaults() FleetConfig {
@@ -347,6 +350,12 @@ func RunFleet(ctx context.Context, cfg FleetConfig, progress io.Writer) (FleetRe
 		return rep, ctx.Err()
 	}
 
+	if cfg.profile != nil {
+		if err := pprof.StartCPUProfile(cfg.profile); err != nil {
+			return rep, fmt.Errorf("fleet: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cpu0 := cpuTime()
 	genStart := time.Now()
 	genCtx, stopGen := context.WithTimeout(ctx, cfg.Duration)
@@ -503,6 +512,7 @@ func cmdFleet(ctx context.Context, c *cli, args []string) error {
 	fs.BoolVar(&cfg.Durable, "durable", false, "fsync every commit in the terminals' stores (default: relaxed)")
 	fs.IntVar(&cfg.Window, "window", 0, "upload window per terminal (0: the agent's default)")
 	verbose := fs.Bool("v", false, "log warnings and errors to stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the generation and drain to `file`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -514,6 +524,14 @@ func cmdFleet(ctx context.Context, c *cli, args []string) error {
 	}
 	if *verbose {
 		cfg.Logger = zerolog.New(c.stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	}
+	if *cpuProfile != "" {
+		f, err := os.OpenFile(*cpuProfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return fmt.Errorf("fleet: %w", err)
+		}
+		defer f.Close()
+		cfg.profile = f
 	}
 	rep, err := RunFleet(ctx, cfg, c.stderr)
 	if err != nil && !errors.Is(err, context.Canceled) {

@@ -349,6 +349,10 @@ func (s *Server) handle(ctx context.Context, t *terminal, req *protocol.Message)
 		resp, err = s.upload(ctx, t, req)
 	case protocol.ModSendDeviceCommand:
 		s.stats.events.Add(1)
+		select { // name the event's terminal (see upload)
+		case <-t.identified:
+		case <-ctx.Done():
+		}
 		t.mu.Lock()
 		t.lastEvent = fmt.Sprintf("%d %s", req.CommandType, req.CommandValue)
 		t.mu.Unlock()
