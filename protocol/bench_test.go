@@ -155,24 +155,31 @@ func BenchmarkSmallMessageCodec(b *testing.B) {
 }
 
 // BenchmarkReader: framing a stream of 1000 small messages (allocs/op is
-// per 1000 messages), against splitting the same bytes at newlines.
+// per 1000 messages), against json.Decoder reading the same stream into
+// json.RawMessage (the obvious alternative, which frames by parsing).
 func BenchmarkReader(b *testing.B) {
 	one := []byte(`{"mod":"upload_access_info","session_id":"de6a6236-db52-11e9-aaa8-00e04c110030","type":2,"code":0,"message":""}` + "\n")
-	stream := bytes.Repeat(one, 1000)
+	benchReader(b, bytes.Repeat(one, 1000), 1000)
+}
+
+// BenchmarkReaderDownloadPerson: framing one 1 MiB download_person.
+func BenchmarkReaderDownloadPerson(b *testing.B) {
+	benchReader(b, downloadPerson1MiB(b), 1)
+}
+
+func benchReader(b *testing.B, stream []byte, n int) {
 	b.SetBytes(int64(len(stream)))
 	compare(b, func() {
-		rest, n := stream, 0
-		for len(rest) > 0 {
-			i := bytes.IndexByte(rest, '\n')
-			rest = rest[i+1:]
-			n++
-		}
-		if n != 1000 {
-			b.Fatal(n)
+		d := json.NewDecoder(bytes.NewReader(stream))
+		for range n {
+			var raw json.RawMessage
+			if err := d.Decode(&raw); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}, func() {
 		r := NewReader(bytes.NewReader(stream), 0)
-		for range 1000 {
+		for range n {
 			if _, err := r.ReadMessage(); err != nil {
 				b.Fatal(err)
 			}

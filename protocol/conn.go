@@ -2,8 +2,8 @@ package protocol
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -145,6 +145,7 @@ func (s *StreamConn) RemoteAddr() net.Addr { return s.c.RemoteAddr() }
 // It writes text frames and reads text and binary ones.
 type WSConn struct {
 	ws            *websocket.Conn
+	max           int
 	local, remote net.Addr
 	closed        chan struct{}
 	closeOnce     sync.Once
@@ -158,26 +159,38 @@ func NewWSConn(ws *websocket.Conn, maxSize int, local, remote net.Addr) *WSConn 
 	if maxSize <= 0 {
 		maxSize = DefaultMaxMessageSize
 	}
-	ws.SetReadLimit(int64(maxSize))
-	return &WSConn{ws: ws, local: local, remote: remote, closed: make(chan struct{})}
+	// ReadMessage enforces the limit itself; the library's is set just
+	// above it so that it never trips first.
+	ws.SetReadLimit(int64(maxSize) + 1)
+	return &WSConn{ws: ws, max: maxSize, local: local, remote: remote, closed: make(chan struct{})}
 }
 
-// ReadMessage implements Conn. The returned slice is the frame's payload.
+// ReadMessage implements Conn. The returned slice is the message's payload;
+// a message over the maximum size ends the connection with ErrTooLarge
+// after reading at most one byte more than the limit.
 func (w *WSConn) ReadMessage() ([]byte, error) {
-	_, b, err := w.ws.Read(context.Background())
+	_, r, err := w.ws.Reader(context.Background())
 	if err != nil {
-		select {
-		case <-w.closed:
-			return nil, fmt.Errorf("websocket read: %w", ErrClosed)
-		default:
-		}
-		var ce websocket.CloseError
-		if errors.As(err, &ce) && ce.Code == websocket.StatusMessageTooBig {
-			return nil, fmt.Errorf("%w: websocket read: %w", ErrTooLarge, err)
-		}
-		return nil, fmt.Errorf("websocket read: %w", err)
+		return nil, w.readErr(err)
+	}
+	b, err := io.ReadAll(io.LimitReader(r, int64(w.max)+1))
+	if err != nil {
+		return nil, w.readErr(err)
+	}
+	if len(b) > w.max {
+		w.Close()
+		return nil, fmt.Errorf("%w: websocket message over %d bytes", ErrTooLarge, w.max)
 	}
 	return b, nil
+}
+
+func (w *WSConn) readErr(err error) error {
+	select {
+	case <-w.closed:
+		return fmt.Errorf("websocket read: %w (%w)", ErrClosed, err)
+	default:
+	}
+	return fmt.Errorf("websocket read: %w", err)
 }
 
 // WriteMessage implements Conn: one text frame holding b without its

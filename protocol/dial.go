@@ -342,10 +342,14 @@ func Listen(ctx context.Context, cfg ListenConfig) (*Listener, error) {
 	return l, nil
 }
 
+// maxHandshakes bounds the TLS handshakes a Listener runs at once.
+const maxHandshakes = 64
+
 // acceptTLS accepts connections and hands each to Accept once its
 // handshake succeeds; a failed handshake only closes that connection.
 func (l *Listener) acceptTLS() {
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxHandshakes) // bounds handshakes in progress
 	defer close(l.served)
 	defer wg.Wait()
 	backoff := 5 * time.Millisecond
@@ -362,9 +366,18 @@ func (l *Listener) acceptTLS() {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		select {
+		case slots <- struct{}{}:
+		case <-l.ctx.Done():
+			c.Close()
+			return
+		}
 		wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer func() {
+				<-slots
+				wg.Done()
+			}()
 			ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
 			defer cancel()
 			if err := c.(*tls.Conn).HandshakeContext(ctx); err != nil {

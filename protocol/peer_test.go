@@ -609,3 +609,38 @@ func TestPeerOversizedMessage(t *testing.T) {
 		t.Fatalf("Run = %v; want ErrTooLarge", err)
 	}
 }
+
+// TestWSOversizedMessage: over WebSocket too, a message over the limit
+// ends the connection with ErrTooLarge.
+func TestWSOversizedMessage(t *testing.T) {
+	ctx := context.Background()
+	ln, err := Listen(ctx, ListenConfig{Address: "127.0.0.1:0", Transport: TransportWS, MaxMessageSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	cc, err := Dial(ctx, DialConfig{Address: ln.Addr().String(), Transport: TransportWS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := <-accepted
+	srv := startPeer(t, ctx, sc, PeerConfig{Handler: echoMux("server")})
+	cli := startPeer(t, ctx, cc, PeerConfig{Handler: echoMux("client")})
+	// Under the limit works; over it ends the server's side.
+	if _, err := cli.Call(ctx, NewRequest(ModSendUserCommand)); err != nil {
+		t.Fatal(err)
+	}
+	big := NewRequest(ModSendUserCommand)
+	big.CommandValue = strings.Repeat("x", 4096)
+	if _, err := cli.Call(ctx, big); !errors.Is(err, ErrNoResponse) {
+		t.Fatalf("oversized call = %v; want ErrNoResponse", err)
+	}
+	if err := srv.wait(t); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("server Run = %v; want ErrTooLarge", err)
+	}
+}

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -109,6 +110,24 @@ func (r *Reader) scan() ([]byte, error) {
 		i := r.pos
 		for ; i < r.end; i++ {
 			c := buf[i]
+			if r.inString && !r.escape && c != '"' && c != '\\' && c != '\n' {
+				// Skip plain string bytes (base64 blobs are most of a big
+				// message) a window at a time; the window bounds the
+				// rescanning when escapes are dense.
+				w := buf[i:min(i+512, r.end)]
+				stop := len(w)
+				if q := bytes.IndexByte(w, '"'); q >= 0 {
+					stop = q
+				}
+				if e := bytes.IndexByte(w[:stop], '\\'); e >= 0 {
+					stop = e
+				}
+				if n := bytes.IndexByte(w[:stop], '\n'); n >= 0 {
+					stop = n
+				}
+				i += stop - 1
+				continue
+			}
 			if r.inString {
 				switch {
 				case r.escape:
