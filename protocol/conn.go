@@ -18,6 +18,10 @@ import (
 // One goroutine may call ReadMessage while others write; WriteMessage is
 // not safe for concurrent use (Peer serialises writes). Close is
 // idempotent, safe from any goroutine, and wakes blocked calls.
+//
+// A Conn that also has StreamConn's WriteMessages method gets several
+// queued messages in one call; a wrapper that embeds Conn (to watch
+// reads or writes) does not, and gets one WriteMessage per message.
 type Conn interface {
 	// ReadMessage blocks until the next message and returns one JSON
 	// object's bytes, valid only until the next call. Errors wrapping

@@ -432,8 +432,14 @@ func (l *Listener) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has answered the client
 	}
-	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	remote, _ := net.ResolveTCPAddr("tcp", r.RemoteAddr)
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		local = l.ln.Addr()
+	}
+	var remote net.Addr = wsAddr(r.RemoteAddr)
+	if a, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
+		remote = a
+	}
 	c := NewWSConn(ws, l.cfg.MaxMessageSize, local, remote)
 	if l.hand(c) {
 		<-c.closed
@@ -476,3 +482,9 @@ func (l *Listener) Close() error {
 	})
 	return err
 }
+
+// wsAddr is a remote address that net could not parse, kept as text.
+type wsAddr string
+
+func (a wsAddr) Network() string { return "tcp" }
+func (a wsAddr) String() string  { return string(a) }

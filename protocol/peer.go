@@ -34,8 +34,8 @@ const (
 
 // Handler answers the requests a Peer receives.
 //
-// ServeMessage is called in its own goroutine, with at most
-// PeerConfig.MaxInFlight running at once; req has passed Validate. It
+// ServeMessage runs on one of at most PeerConfig.MaxInFlight worker
+// goroutines, several at once; req has passed Validate. It
 // returns the response body as req.Reply(CodeOK, "") with fields added, or
 // nil for a bare success. An error answers CodeError with the error's text,
 // or the code of a *RemoteError (see Errorf). The Peer fills the response's
@@ -66,8 +66,9 @@ type PeerConfig struct {
 	// CallTimeout bounds each Call from send to response unless ctx ends
 	// sooner; default DefaultCallTimeout.
 	CallTimeout time.Duration
-	// WriteTimeout bounds writing one message; default
-	// DefaultWriteTimeout. A write that fails half-way ends the connection.
+	// WriteTimeout bounds each write to the connection (one batch of
+	// queued messages; a 16 MiB message on a slow link needs time);
+	// default DefaultWriteTimeout. A write that fails ends the connection.
 	WriteTimeout time.Duration
 	// Logger receives the Peer's events (frames only at debug level, never
 	// their bodies); default none.
@@ -79,8 +80,9 @@ type PeerConfig struct {
 // with its Handler, both directions at once (PROTOCOL.md, "Transport" and
 // "Envelope"). The same type serves the device and the server.
 //
-// One goroutine (Run) reads; writes are serialised; responses are
-// delivered without blocking the reader. Late and unknown responses are
+// Run's goroutine reads; one writer goroutine writes everything queued at
+// once (serialised, few system calls); responses are delivered without
+// blocking the reader. Late and unknown responses are
 // logged and dropped. When the connection ends every waiting Call fails
 // with ErrNotSent or ErrNoResponse. A Peer is used for one connection: a
 // reconnect makes a new one. Its methods are safe for concurrent use.
@@ -311,7 +313,7 @@ func (p *Peer) handle(ctx context.Context, req *Message, reqErr error) (resp *Me
 // again anywhere); one wrapping ErrNoResponse means it left, or may have,
 // and no response came (lost connection, timeout, cancel: errors.Is also
 // finds context.DeadlineExceeded or context.Canceled then). Run must be
-// running for the response to arrive.
+// running for the request to be written and the response to arrive.
 func (p *Peer) Call(ctx context.Context, req *Message) (*Message, error) {
 	if req.HasCode || req.Mod == "" {
 		return nil, fmt.Errorf("call %q: %w: %w: a request needs a mod and no code", req.Mod, ErrNotSent, ErrInvalid)
