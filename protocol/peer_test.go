@@ -644,3 +644,27 @@ func TestWSOversizedMessage(t *testing.T) {
 		t.Fatalf("server Run = %v; want ErrTooLarge", err)
 	}
 }
+
+// TestPeerNoHandlerAndClose: without a Handler every request is answered
+// "unsupported mod"; Close is idempotent; Err and Done report the end.
+func TestPeerNoHandlerAndClose(t *testing.T) {
+	srv, cli := pair(t, TransportTCP, PeerConfig{}, PeerConfig{})
+	resp, err := cli.Call(context.Background(), NewRequest(ModGetDeviceInfo))
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Code != CodeError || resp.Text != `unsupported mod "get_device_info"` {
+		t.Fatalf("Call = %s, %v", summary(resp), err)
+	}
+	if err := cli.Err(); err != nil {
+		t.Fatalf("Err while running = %v", err)
+	}
+	srv.Close()
+	srv.Close()
+	<-srv.Done()
+	if err := srv.wait(t); err != nil || srv.Err() != nil {
+		t.Fatalf("Run after Close = %v, Err = %v; want nil", err, srv.Err())
+	}
+	<-cli.Done()
+	if err := cli.wait(t); err == nil || cli.Err() != err {
+		t.Fatalf("client Run = %v, Err = %v; want the read error from both", err, cli.Err())
+	}
+}
