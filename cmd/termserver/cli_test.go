@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"termagent/protocol"
+)
+
+func TestSplitWords(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []string
+		err  bool
+	}{
+		{"list", []string{"list"}, false},
+		{"  set  T1 \taddress='Gate 2' x=\"a b\"", []string{"set", "T1", "address=Gate 2", "x=a b"}, false},
+		{`command 2 ""`, []string{"command", "2", ""}, false},
+		{"", nil, false},
+		{`set "unclosed`, nil, true},
+		{"rm $(reboot); x", []string{"rm", "$(reboot);", "x"}, false}, // never a shell
+	} {
+		got, err := splitWords(c.in)
+		if (err != nil) != c.err || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("splitWords(%q) = %q, %v; want %q, error %v", c.in, got, err, c.want, c.err)
+		}
+	}
+}
+
+func TestConsole_runsCommandsAgainstTheServer(t *testing.T) {
+	s := startServer(t, Config{})
+	fakeTerminal(t, s.Addr("tcp"), "tcp", "T-console")
+	waitFor(t, "the terminal to be identified", func() bool {
+		ts := s.Terminals()
+		return len(ts) == 1 && ts[0].UUID == "T-console"
+	})
+	in := strings.NewReader("help\nlist\nfaults -fail 0.5 -delay 10ms\nbogus\nserve\nset T-console 'address=Gate 2'\nquit\nlist\n")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-admin", s.admin, "console"}, in, &out, &out); err != nil {
+		t.Fatalf("console: %v\n%s", err, out.String())
+	}
+	o := out.String()
+	for _, want := range []string{
+		"T-console",                   // list
+		"1 terminal(s) connected",     // list
+		"faults: fail=0.5 delay=10ms", // faults changed
+		`unknown command "bogus"`,     // errors do not end the console
+		`unknown command "serve"`,     // serve is not a console command
+		"set_device_info: FAILED",     // the fake terminal has no set_device_info
+		"termserver console on " + s.admin,
+	} {
+		if !strings.Contains(o, want) {
+			t.Errorf("console output lacks %q:\n%s", want, o)
+		}
+	}
+	if strings.Count(o, "1 terminal(s) connected") != 1 {
+		t.Errorf("console went on after quit:\n%s", o)
+	}
+	if f := s.Faults(); f.FailUploads != 0.5 || f.Delay != 10*time.Millisecond {
+		t.Errorf("faults after the console: %+v", f)
+	}
+}
+
+func TestCLI_usageErrors(t *testing.T) {
+	var out bytes.Buffer
+	for _, args := range [][]string{
+		{}, {"nope"}, {"info"}, {"set", "T"}, {"set", "T", "port=1"}, {"set", "T", "device_port=0"},
+		{"command", "x"}, {"remove"}, {"push"}, {"drop"},
+	} {
+		out.Reset()
+		err := run(context.Background(), args, strings.NewReader(""), &out, &out)
+		var u usageError
+		if !errors.As(err, &u) {
+			t.Errorf("termserver %q: %v; want a usage error", args, err)
+		}
+		if exitCode(err) != 2 {
+			t.Errorf("termserver %q: exit code %d; want 2", args, exitCode(err))
+		}
+	}
+	// No server listening: a clear error naming the admin address.
+	err := run(context.Background(), []string{"-admin", "127.0.0.1:1", "list"}, strings.NewReader(""), &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "is termserver running with -admin 127.0.0.1:1") {
+		t.Fatalf("list without a server: %v", err)
+	}
+}
+
+func TestListenAdmin_refusesNonLoopback(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "192.0.2.1:0", "example.com:0", "nonsense"} {
+		if ln, err := listenAdmin(addr); err == nil {
+			ln.Close()
+			t.Errorf("listenAdmin(%q) accepted a non-loopback address", addr)
+		}
+	}
+	ln, err := listenAdmin("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+}
+
+func TestAdmin_rejectsBadCalls(t *testing.T) {
+	s := startServer(t, Config{})
+	fakeTerminal(t, s.Addr("tcp"), "tcp", "T1")
+	waitFor(t, "the terminal", func() bool { return len(s.Terminals()) == 1 })
+	ac := newAdminClient(s.admin)
+	ctx := context.Background()
+	for _, c := range []struct {
+		body string
+		want string
+	}{
+		{`not json`, "decode request"},
+		{`{"session_id":"x"}`, "no mod"},
+		{`{"mod":"download_person","person_info":{"person_id":"1","face":{"length":5,"data":"AAAA"}}}`, "length"},
+	} {
+		err := ac.do(ctx, "POST", "/v1/call", map[string][]string{"to": {"T1"}}, []byte(c.body), nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("call %s: %v; want an error mentioning %q", c.body, err, c.want)
+		}
+	}
+	big := bytes.Repeat([]byte("x"), maxAdminBody+10)
+	if err := ac.do(ctx, "POST", "/v1/call", nil, big, nil); err == nil {
+		t.Error("oversized admin body accepted")
+	}
+	if _, err := ac.call(ctx, "nobody", protocol.NewRequest(protocol.ModGetDeviceInfo)); err == nil || !strings.Contains(err.Error(), "no such terminal") {
+		t.Errorf("call to an unknown terminal: %v", err)
+	}
+	if err := ac.do(ctx, "GET", "/v1/records", map[string][]string{"limit": {"-3"}}, nil, nil); err == nil {
+		t.Error("records with limit -3 accepted")
+	}
+}
+
+func TestLoadPersons(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	photo := demoPhoto(1)
+	write("a.jpg", string(photo))
+	write("a.tpl", "TEMPLATE")
+	write("list.csv", "\ufeffperson_id, person_name,card_number,role,face,left_code\n"+
+		"# a comment\n"+
+		"7,Ann,0001,3,a.jpg,a.tpl\n"+
+		"8,Ben,0002,,,\n")
+	ps, err := loadPersons(filepath.Join(dir, "list.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 2 || ps[0].Name != "Ann" || ps[0].Role != 3 || !bytes.Equal(ps[0].Face, photo) ||
+		string(ps[0].LeftCode) != "TEMPLATE" || ps[1].Face != nil || ps[1].CardNumber != "0002" {
+		t.Fatalf("loaded %+v", ps)
+	}
+	req := personRequest(ps[0])
+	if err := req.Validate(); err != nil {
+		req.SessionID = "x"
+		if err := req.Validate(); err != nil {
+			t.Fatalf("download_person built from a CSV row is invalid: %v", err)
+		}
+	}
+	if f := req.PersonInfo.Face; f.Width != 120 || f.Height != 160 || f.Length != len(photo) {
+		t.Fatalf("face blob %dx%d length %d; want 120x160 from the SOF0 marker, length %d", f.Width, f.Height, f.Length, len(photo))
+	}
+
+	for name, csv := range map[string]string{
+		"nocol.csv":   "person_name\nAnn\n",
+		"unknown.csv": "person_id,shoe_size\n1,42\n",
+		"dup.csv":     "person_id\n1\n1\n",
+		"empty.csv":   "person_id\n\"\"\n",
+		"role.csv":    "person_id,role\n1,admin\n",
+		"photo.csv":   "person_id,face\n1,nothere.jpg\n",
+		"zero.csv":    "person_id,face\n1,zero.jpg\n",
+	} {
+		write(name, csv)
+		write("zero.jpg", "")
+		if _, err := loadPersons(filepath.Join(dir, name)); err == nil {
+			t.Errorf("%s: loaded; want an error", name)
+		}
+	}
+
+	// A folder without persons.csv: one person per <id>.jpg.
+	fdir := filepath.Join(dir, "folder")
+	os.Mkdir(fdir, 0o700)
+	os.WriteFile(filepath.Join(fdir, "42.jpg"), photo, 0o600)
+	os.WriteFile(filepath.Join(fdir, "42.left.tpl"), []byte("L"), 0o600)
+	os.WriteFile(filepath.Join(fdir, "notes.txt"), []byte("x"), 0o600)
+	ps, err = loadPersons(fdir)
+	if err != nil || len(ps) != 1 || ps[0].ID != "42" || string(ps[0].LeftCode) != "L" || ps[0].RightCode != nil {
+		t.Fatalf("folder: %+v, %v", ps, err)
+	}
+	if _, err := loadPersons(t.TempDir()); !errors.Is(err, ErrBadPersons) {
+		t.Fatalf("empty folder: %v; want ErrBadPersons", err)
+	}
+}
+
+func TestJPEGSize(t *testing.T) {
+	for _, c := range []struct {
+		b    []byte
+		w, h int
+	}{
+		{demoPhoto(0), 120, 160},
+		{[]byte{0xFF, 0xD8}, 0, 0},
+		{[]byte("not a jpeg at all"), 0, 0},
+		{[]byte{0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x01}, 0, 0}, // bad length
+		{[]byte{0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08}, 0, 0},
+	} {
+		if w, h := jpegSize(c.b); w != c.w || h != c.h {
+			t.Errorf("jpegSize(% x…) = %d×%d; want %d×%d", c.b[:min(len(c.b), 8)], w, h, c.w, c.h)
+		}
+	}
+}
+
+func FuzzJPEGSize(f *testing.F) {
+	f.Add(demoPhoto(0))
+	f.Add([]byte{0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		w, h := jpegSize(b)
+		if w < 0 || h < 0 || w > 65535 || h > 65535 {
+			t.Fatalf("jpegSize = %d×%d", w, h)
+		}
+	})
+}
+
+func TestFleet_smallRunAcksEverything(t *testing.T) {
+	var progress bytes.Buffer
+	rep, err := RunFleet(context.Background(), FleetConfig{
+		Terminals: 5, Rate: 10, Duration: time.Second, Drain: 20 * time.Second, Dir: t.TempDir(),
+	}, &progress)
+	if err != nil {
+		t.Fatalf("fleet: %v\n%s", err, progress.String())
+	}
+	if rep.Connected != 5 || rep.Presented == 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	if rep.Recorded != rep.Presented || rep.Acked != rep.Presented || len(rep.Latencies) != int(rep.Presented) {
+		t.Fatalf("presented %d, recorded %d, acked %d, latencies %d; want all equal",
+			rep.Presented, rep.Recorded, rep.Acked, len(rep.Latencies))
+	}
+	if rep.Stats == nil || rep.Stats.Stored != rep.Presented || rep.Stats.Connected != 5 {
+		t.Fatalf("server stats %+v; want %d stored from 5 terminals", rep.Stats, rep.Presented)
+	}
+	if rep.Percentile(50) <= 0 || rep.Percentile(99) < rep.Percentile(50) || rep.Percentile(100) != rep.Latencies[len(rep.Latencies)-1] {
+		t.Fatalf("percentiles p50 %v p99 %v max %v", rep.Percentile(50), rep.Percentile(99), rep.Percentile(100))
+	}
+	var out bytes.Buffer
+	rep.Print(&out)
+	for _, want := range []string{"RELAXED", "records acked", "p99"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestFleetReport_percentile(t *testing.T) {
+	r := FleetReport{}
+	if r.Percentile(99) != 0 {
+		t.Fatal("percentile of nothing")
+	}
+	for i := 1; i <= 1000; i++ {
+		r.Latencies = append(r.Latencies, time.Duration(i)*time.Millisecond)
+	}
+	for p, want := range map[float64]time.Duration{50: 500 * time.Millisecond, 99: 990 * time.Millisecond,
+		99.9: 999 * time.Millisecond, 100: time.Second, 0: time.Millisecond} {
+		if got := r.Percentile(p); got != want {
+			t.Errorf("p%v = %v; want %v", p, got, want)
+		}
+	}
+}
