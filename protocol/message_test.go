@@ -544,3 +544,20 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// TestDecodeDoesNotAlias: the Reader reuses its buffer, so a decoded
+// message must not point into the bytes it came from.
+func TestDecodeDoesNotAlias(t *testing.T) {
+	in := []byte(`{"mod":"download_person","session_id":"s","person_info":{"person_id":"p","person_name":"n","left_code":{"length":3,"data":"AQID"}}}`)
+	m, err := Decode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range in {
+		in[i] = 'x'
+	}
+	p := m.PersonInfo
+	if m.Mod != ModDownloadPerson || m.SessionID != "s" || p.PersonID != "p" || p.PersonName != "n" || !bytes.Equal(p.LeftCode.Data, []byte{1, 2, 3}) {
+		t.Fatalf("decoded message changed with its input: %s", summary(m))
+	}
+}

@@ -19,7 +19,8 @@ const minReadSize = 4 << 10
 // in one read. It only finds each object's end (tracking strings and
 // nesting); Decode checks the JSON itself.
 //
-// Bytes outside an object that are not whitespace are malformed: ReadMessage
+// Between objects, NUL bytes and UTF-8 byte order marks count as
+// whitespace. Other bytes outside an object are malformed: ReadMessage
 // returns an error wrapping ErrMalformed and the next call resumes at the
 // next line that starts with '{' (after optional whitespace). A string
 // that runs into a raw newline (impossible in valid JSON) is malformed the
@@ -99,6 +100,9 @@ func (r *Reader) scan() ([]byte, error) {
 			case c == '{':
 				r.inObject, r.depth, r.start = true, 1, r.pos-1
 			case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			case c == 0 || c == 0xEF || c == 0xBB || c == 0xBF:
+				// NUL terminators (C servers) and byte order marks
+				// separate messages too.
 			default:
 				r.skipping = true
 				return nil, fmt.Errorf("%w: unexpected %q between messages, skipping to the next line", ErrMalformed, c)

@@ -45,6 +45,8 @@ func TestReaderSeparators(t *testing.T) {
 		{"no trailing newline", msgA, []string{msgA}},
 		{"empty object", "{}{}", []string{"{}", "{}"}},
 		{"unicode", `{"address":"公司门口"}`, []string{`{"address":"公司门口"}`}},
+		{"NUL terminated", msgA + "\x00" + msgB + "\x00", []string{msgA, msgB}},
+		{"byte order mark", "\xEF\xBB\xBF" + msgA + "\n", []string{msgA}},
 		{"escaped backslash before quote", `{"s":"a\\"}` + msgA, []string{`{"s":"a\\"}`, msgA}},
 	}
 	for _, tt := range tests {
@@ -220,7 +222,7 @@ func TestReaderResync(t *testing.T) {
 		{"raw newline inside a string", `{"mod":"a","s":"broken` + "\n" + msgB + "\n", []string{msgB}, 1},
 		{"indented object after garbage", "oops\n    " + msgC, []string{msgC}, 1},
 		{"object closed by a bracket", "{\"a\":1]\n" + msgA, []string{msgA}, 1},
-		{"binary noise", "\x00\xff\xfe\n" + msgA, []string{msgA}, 1},
+		{"binary noise", "\x01\xff\xfe\n" + msgA, []string{msgA}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
