@@ -12,7 +12,15 @@ import (
 )
 
 // Benchmarks print their figures with a ratio against a baseline measured
-// in the same run (x_vs_baseline). Run with `make bench`.
+// in the same run, x_vs_baseline. Run with `make bench`.
+//
+//   - Codec and Reader benchmarks: time ratio, ours/baseline (lower is
+//     better; the download_person goal is <= 1.5).
+//   - BenchmarkPeerRoundTrip: rate ratio, our calls/s over the bare echo's
+//     messages/s (higher is better; the goal at 64 in flight is >= 0.5).
+//
+// allocs/op is the allocations per message for the codec benchmarks and
+// per round trip (both peers, request and response) for the peer.
 
 // bareBlob, bareImage, barePerson and bareDownload mirror download_person
 // as a plain tagged struct: the baseline is bare encoding/json on it.
