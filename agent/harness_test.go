@@ -33,9 +33,10 @@ type testServer struct {
 	uploads chan *protocol.Message
 	events  chan *protocol.Message
 
-	mu   sync.Mutex
-	code func(*protocol.Message) int // nil: 0
-	live []*protocol.Peer
+	mu    sync.Mutex
+	code  func(*protocol.Message) int // nil: 0
+	live  []*protocol.Peer
+	extra map[string]protocol.HandlerFunc
 }
 
 func newTestServer(t *testing.T) *testServer {
@@ -57,18 +58,7 @@ func listenTestServer(t *testing.T, addr string) *testServer {
 		uploads: make(chan *protocol.Message, 1<<16),
 		events:  make(chan *protocol.Message, 1024),
 	}
-	mux := protocol.NewMux()
-	mux.HandleFunc(protocol.ModUploadAccessInfo, func(ctx context.Context, req *protocol.Message) (*protocol.Message, error) {
-		s.uploads <- req
-		if c := s.answer(req); c != 0 {
-			return nil, protocol.Errorf(c, "refused by the test server")
-		}
-		return nil, nil
-	})
-	mux.HandleFunc(protocol.ModSendDeviceCommand, func(ctx context.Context, req *protocol.Message) (*protocol.Message, error) {
-		s.events <- req
-		return nil, nil
-	})
+	s.extra = map[string]protocol.HandlerFunc{}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -76,7 +66,7 @@ func listenTestServer(t *testing.T, addr string) *testServer {
 			if err != nil {
 				return
 			}
-			p := protocol.NewPeer(c, protocol.PeerConfig{Handler: mux, MaxInFlight: 64, Logger: testLogger(t, "server")})
+			p := protocol.NewPeer(c, protocol.PeerConfig{Handler: s.mux(), MaxInFlight: 64, Logger: testLogger(t, "server")})
 			s.mu.Lock()
 			s.live = append(s.live, p)
 			s.mu.Unlock()
@@ -91,6 +81,36 @@ func listenTestServer(t *testing.T, addr string) *testServer {
 		wg.Wait()
 	})
 	return s
+}
+
+// mux returns the handlers of a new connection: uploads and device events,
+// plus those added with handle.
+func (s *testServer) mux() *protocol.Mux {
+	mux := protocol.NewMux()
+	mux.HandleFunc(protocol.ModUploadAccessInfo, func(ctx context.Context, req *protocol.Message) (*protocol.Message, error) {
+		s.uploads <- req
+		if c := s.answer(req); c != 0 {
+			return nil, protocol.Errorf(c, "refused by the test server")
+		}
+		return nil, nil
+	})
+	mux.HandleFunc(protocol.ModSendDeviceCommand, func(ctx context.Context, req *protocol.Message) (*protocol.Message, error) {
+		s.events <- req
+		return nil, nil
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for mod, h := range s.extra {
+		mux.HandleFunc(mod, h)
+	}
+	return mux
+}
+
+// handle adds a handler for connections accepted from now on.
+func (s *testServer) handle(mod string, h protocol.HandlerFunc) {
+	s.mu.Lock()
+	s.extra[mod] = h
+	s.mu.Unlock()
 }
 
 func (s *testServer) answer(m *protocol.Message) int {
@@ -173,8 +193,12 @@ func (s *testServer) event(typ int) *protocol.Message {
 	}
 }
 
-func testLogger(t *testing.T, component string) zerolog.Logger {
-	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Str("side", component).Logger()
+func testLogger(t testing.TB, component string) zerolog.Logger {
+	level := zerolog.InfoLevel
+	if _, bench := t.(*testing.B); bench {
+		level = zerolog.WarnLevel
+	}
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(level).With().Str("side", component).Logger()
 }
 
 // openStore opens a real SQLite store in a temporary directory.

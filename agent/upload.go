@@ -22,24 +22,49 @@ type uploadResult struct {
 // quarantined by the store after MaxAttempts); a transport error leaves it
 // queued and pauses the drain. It sleeps on the outbox's Wake channel (and
 // the next retry time), never polls.
+//
+// Acks are written by a separate goroutine that batches every id ready at
+// once into one transaction, so the fsync of one ack overlaps the next
+// calls; a record stays out of the next Peek until its ack is committed.
 func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 	log := a.cfg.Logger.With().Str(logComponent, "uploader").Logger()
 	ob := a.parts.Store
 	window := a.cfg.Upload.Window
 	retry := Backoff{Min: a.cfg.Upload.RetryMin, Max: a.cfg.Upload.RetryMax}
-	inflight := make(map[int64]bool, window)
+	inflight := make(map[int64]bool, window) // calls in progress
+	acking := make(map[int64]bool, window)   // acknowledged, ack not yet committed
 	results := make(chan uploadResult, window)
 	pause := 0 // consecutive transport errors
 	var pauseUntil time.Time
 
-	// finish handles results: acks are batched into one transaction.
-	var acks []int64
+	// The acker: ids in, committed batches out. toAck is unbounded on the
+	// sender side (pending) so the loop never blocks on it.
+	toAck := make(chan []int64)
+	acked := make(chan []int64, 1)
+	var pending []int64
+	ackerDone := make(chan struct{})
+	go func() {
+		defer close(ackerDone)
+		for ids := range toAck {
+			if err := ob.Ack(context.WithoutCancel(ctx), ids...); err != nil {
+				// Not acked: the records stay and are sent again with the
+				// same session_id; the server drops duplicates.
+				log.Error().Err(err).Int("records", len(ids)).Msg("ack")
+			} else {
+				a.uploaded.Add(int64(len(ids)))
+			}
+			acked <- ids
+		}
+	}()
+	ackBusy := false
+
 	finish := func(r uploadResult) {
 		delete(inflight, r.rec.ID)
 		var re *protocol.RemoteError
 		switch {
 		case r.err == nil:
-			acks = append(acks, r.rec.ID)
+			acking[r.rec.ID] = true
+			pending = append(pending, r.rec.ID)
 			pause = 0
 		case errors.As(r.err, &re):
 			pause = 0
@@ -59,32 +84,42 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 			}
 		}
 	}
-	flushAcks := func() {
-		if len(acks) == 0 {
+	// startAck hands the pending ids to the acker when it is idle.
+	startAck := func() {
+		if ackBusy || len(pending) == 0 {
 			return
 		}
-		if err := ob.Ack(context.WithoutCancel(ctx), acks...); err != nil {
-			// Not acked: the records stay and are sent again with the
-			// same session_id; the server drops duplicates.
-			log.Error().Err(err).Int("records", len(acks)).Msg("ack")
-		} else {
-			a.uploaded.Add(int64(len(acks)))
+		ackBusy = true
+		toAck <- pending
+		pending = nil
+	}
+	ackedBatch := func(ids []int64) {
+		ackBusy = false
+		for _, id := range ids {
+			delete(acking, id)
 		}
-		acks = acks[:0]
 	}
 	defer func() {
 		for len(inflight) > 0 {
 			finish(<-results)
 		}
-		flushAcks()
+		for ackBusy || len(pending) > 0 {
+			startAck()
+			ackedBatch(<-acked)
+		}
+		close(toAck)
+		<-ackerDone
 	}()
 
 	for {
+		startAck()
 		// Launch what the window allows.
-		paused := a.cfg.Now().Before(pauseUntil)
 		var nextDue time.Time
-		if !paused && len(inflight) < window {
-			recs, err := ob.Peek(ctx, window+len(inflight))
+		// With a wide window, wait for a quarter of it to be free before
+		// reading the outbox again, so one Peek launches a batch.
+		room := window - len(inflight)
+		if !a.cfg.Now().Before(pauseUntil) && room > 0 && (room >= max(1, window/4) || len(inflight) == 0) {
+			recs, err := ob.Peek(ctx, window+len(inflight)+len(acking))
 			if err != nil {
 				if ctx.Err() != nil {
 					return
@@ -97,13 +132,13 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 				if len(inflight) >= window {
 					break
 				}
-				if inflight[rec.ID] {
+				if inflight[rec.ID] || acking[rec.ID] {
 					continue
 				}
 				inflight[rec.ID] = true
 				go a.upload(ctx, peer, rec, results)
 			}
-			if len(inflight) == 0 {
+			if len(inflight) == 0 && len(acking) == 0 {
 				if st, err := ob.OutboxStats(ctx); err == nil {
 					nextDue = st.NextDue
 				}
@@ -142,7 +177,8 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 					more = false
 				}
 			}
-			flushAcks()
+		case ids := <-acked:
+			ackedBatch(ids)
 		case <-wake:
 		case <-timer:
 		}
