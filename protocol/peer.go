@@ -19,6 +19,7 @@ import (
 // Defaults of PeerConfig.
 const (
 	DefaultMaxInFlight  = 16
+	DefaultMaxQueued    = 64
 	DefaultCallTimeout  = 30 * time.Second
 	DefaultWriteTimeout = 60 * time.Second
 )
@@ -59,10 +60,14 @@ type PeerConfig struct {
 	// CodeError "unsupported mod".
 	Handler Handler
 	// MaxInFlight bounds the handlers running at once; default
-	// DefaultMaxInFlight. When all are busy the Peer stops reading (TCP
-	// backpressure) until one finishes, so a handler must not wait for a
-	// response on its own Peer.
+	// DefaultMaxInFlight.
 	MaxInFlight int
+	// MaxQueued bounds the requests waiting for a handler when all are
+	// busy; default DefaultMaxQueued. A request beyond it is answered
+	// CodeError "busy" at once. The reader never waits for a handler, so
+	// responses keep arriving and a handler may wait for a Call on its own
+	// Peer. Memory held is at most (MaxInFlight+MaxQueued) requests.
+	MaxQueued int
 	// CallTimeout bounds each Call from send to response unless ctx ends
 	// sooner; default DefaultCallTimeout.
 	CallTimeout time.Duration
@@ -91,8 +96,9 @@ type Peer struct {
 	cfg  PeerConfig
 	log  zerolog.Logger
 
-	jobs    chan job // requests for idle workers (unbuffered)
-	workers int      // workers started; only Run's goroutine touches it
+	jobs    chan job     // requests waiting for a worker (cap MaxQueued)
+	workers int          // workers started; only Run's goroutine touches it
+	idle    atomic.Int32 // workers waiting for a job
 
 	// The write queue: Run's writer goroutine takes everything queued and
 	// writes it in one go (one system call on TCP), so writes are
@@ -123,6 +129,9 @@ func NewPeer(conn Conn, cfg PeerConfig) *Peer {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = DefaultMaxQueued
+	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = DefaultCallTimeout
 	}
@@ -138,7 +147,7 @@ func NewPeer(conn Conn, cfg PeerConfig) *Peer {
 		cfg:     cfg,
 		log:     cfg.Logger.With().Str(logComponent, "protocol.peer").Str(logRemote, remote).Logger(),
 		wake:    make(chan struct{}, 1),
-		jobs:    make(chan job),
+		jobs:    make(chan job, cfg.MaxQueued),
 		pending: make(map[string]chan result),
 		closing: make(chan struct{}),
 	}
@@ -175,9 +184,7 @@ func (p *Peer) Run(ctx context.Context) error {
 			p.shutdown(fmt.Errorf("read: %w", err))
 			break
 		}
-		if !p.dispatch(hctx, b) {
-			break
-		}
+		p.dispatch(hctx, b)
 	}
 	cancel()
 	p.handlers.Wait()
@@ -190,32 +197,32 @@ func (p *Peer) Run(ctx context.Context) error {
 	return cause
 }
 
-// dispatch routes one incoming message. It returns false when the Peer
-// stopped while it waited for a handler slot.
-func (p *Peer) dispatch(ctx context.Context, b []byte) bool {
+// dispatch routes one incoming message without blocking.
+func (p *Peer) dispatch(ctx context.Context, b []byte) {
 	m, err := Decode(b)
 	if err != nil {
 		mod, sid, isResponse := salvage(b)
 		if ch := p.take(sid); ch != nil {
 			ch <- result{err: fmt.Errorf("%s %s: %w: response unreadable: %w", mod, sid, ErrNoResponse, err)}
-			return true
+			return
 		}
 		if mod == "" || sid == "" || isResponse {
 			p.log.Warn().Err(err).Str(logMod, mod).Str(logSession, sid).Msg("dropped malformed message")
-			return true
+			return
 		}
-		return p.serve(ctx, &Message{Mod: mod, SessionID: sid}, err)
+		p.serve(ctx, &Message{Mod: mod, SessionID: sid}, err)
+		return
 	}
 	if ch := p.take(m.SessionID); ch != nil {
 		p.log.Debug().Str(logMod, m.Mod).Str(logSession, m.SessionID).Int(logCode, m.Code).Msg("response")
 		ch <- result{msg: m}
-		return true
+		return
 	}
 	if m.HasCode {
 		p.log.Debug().Str(logMod, m.Mod).Str(logSession, m.SessionID).Int(logCode, m.Code).Msg("dropped late or unknown response")
-		return true
+		return
 	}
-	return p.serve(ctx, m, m.Validate())
+	p.serve(ctx, m, m.Validate())
 }
 
 // job is one request for a worker; err, if set, is answered instead of
@@ -225,29 +232,35 @@ type job struct {
 	err error
 }
 
-// serve hands req to an idle worker, starts a worker if fewer than
-// MaxInFlight run, or else waits for one to be free. It returns false when
-// the Peer stopped meanwhile. Workers live until Run ends, so their stacks
-// are reused.
-func (p *Peer) serve(ctx context.Context, req *Message, reqErr error) bool {
+// serve hands req to a worker: a new one when none is idle and fewer
+// than MaxInFlight run, else through the queue. When the queue is full it
+// answers "busy" at once. It never blocks, so the reader keeps reading.
+func (p *Peer) serve(ctx context.Context, req *Message, reqErr error) {
 	p.log.Debug().Str(logMod, req.Mod).Str(logSession, req.SessionID).Msg("request")
 	j := job{req, reqErr}
-	select {
-	case p.jobs <- j:
-		return true
-	default:
-	}
-	if p.workers < p.cfg.MaxInFlight {
+	if p.idle.Load() == 0 && p.workers < p.cfg.MaxInFlight {
 		p.workers++
 		p.handlers.Add(1)
 		go p.work(ctx, j)
-		return true
+		return
 	}
 	select {
 	case p.jobs <- j:
-		return true
-	case <-p.closing:
-		return false
+		return
+	default:
+	}
+	p.log.Warn().Str(logMod, req.Mod).Str(logSession, req.SessionID).Msg("busy: request refused")
+	b, err := Marshal(req.Reply(CodeError, fmt.Sprintf("busy: %d requests in progress and %d waiting; try again later", p.cfg.MaxInFlight, p.cfg.MaxQueued)))
+	if err != nil {
+		return
+	}
+	// The outcome is not awaited: the reader must not block. A side that
+	// floods requests without reading the answers gets no more of them.
+	p.wqmu.Lock()
+	flooded := len(p.wq) > 4*(p.cfg.MaxInFlight+p.cfg.MaxQueued)
+	p.wqmu.Unlock()
+	if !flooded {
+		p.enqueue(b)
 	}
 }
 
@@ -264,9 +277,12 @@ func (p *Peer) work(ctx context.Context, j job) {
 		if err := p.write(ctx, b); err != nil {
 			p.log.Warn().Err(err).Str(logMod, j.req.Mod).Str(logSession, j.req.SessionID).Msg("response not sent")
 		}
+		p.idle.Add(1)
 		select {
 		case j = <-p.jobs:
+			p.idle.Add(-1)
 		case <-ctx.Done():
+			p.idle.Add(-1)
 			return
 		}
 	}
@@ -401,14 +417,7 @@ func (p *Peer) write(ctx context.Context, b []byte) error {
 		return fmt.Errorf("%w: connection ended: %w", ErrNotSent, p.stopCause())
 	default:
 	}
-	m := &outgoing{b: b, done: make(chan error, 1)}
-	p.wqmu.Lock()
-	p.wq = append(p.wq, m)
-	p.wqmu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
+	m := p.enqueue(b)
 	var why error
 	select {
 	case err := <-m.done:
@@ -422,6 +431,19 @@ func (p *Peer) write(ctx context.Context, b []byte) error {
 		return fmt.Errorf("%w: waiting to write: %w", ErrNotSent, why)
 	}
 	return <-m.done
+}
+
+// enqueue queues b for the writer without waiting.
+func (p *Peer) enqueue(b []byte) *outgoing {
+	m := &outgoing{b: b, done: make(chan error, 1)}
+	p.wqmu.Lock()
+	p.wq = append(p.wq, m)
+	p.wqmu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return m
 }
 
 // unqueue removes m from the write queue if the writer has not taken it.

@@ -668,3 +668,79 @@ func TestPeerNoHandlerAndClose(t *testing.T) {
 		t.Fatalf("client Run = %v, Err = %v; want the read error from both", err, cli.Err())
 	}
 }
+
+// TestPeerBusy: with every handler busy and the queue full, a request is
+// answered "busy" at once, and the reader keeps reading: a handler that
+// waits for a Call on its own Peer still gets its response.
+func TestPeerBusy(t *testing.T) {
+	var srvPeer atomic.Pointer[Peer]
+	release := make(chan struct{})
+	entered := make(chan struct{}, 8)
+	handler := HandlerFunc(func(ctx context.Context, req *Message) (*Message, error) {
+		if req.Mod != "wait-for-call" {
+			entered <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil, nil
+		}
+		// Ask the other side something while answering it.
+		entered <- struct{}{}
+		resp, err := srvPeer.Load().Call(ctx, NewRequest(ModSendUserCommand))
+		if err != nil {
+			return nil, err
+		}
+		return req.Reply(CodeOK, "asked: "+resp.Text), nil
+	})
+	srv, cli := pair(t, TransportTCP, PeerConfig{Handler: handler, MaxInFlight: 2, MaxQueued: 1}, PeerConfig{Handler: echoMux("client")})
+	srvPeer.Store(srv.Peer)
+
+	type res struct {
+		resp *Message
+		err  error
+	}
+	call := func(mod string) chan res {
+		ch := make(chan res, 1)
+		go func() {
+			resp, err := cli.Call(context.Background(), NewRequest(mod))
+			ch <- res{resp, err}
+		}()
+		return ch
+	}
+	first := call("block")
+	<-entered
+	waiting := call("wait-for-call") // the second handler: it calls back
+	<-entered
+	if r := <-waiting; r.err != nil || r.resp.Text != "asked: client" {
+		t.Fatalf("handler calling its own peer = %s, %v", summary(r.resp), r.err)
+	}
+	second := call("block")
+	<-entered
+	queued := call("block") // both workers busy: waits in the queue
+	waitQueued(t, srv.Peer, 1)
+	busy := call("block") // queue full
+	r := <-busy
+	var re *RemoteError
+	if !errors.As(r.err, &re) || re.Code != CodeError || !strings.HasPrefix(re.Message, "busy: 2 requests in progress and 1 waiting") {
+		t.Fatalf("over the limit = %s, %v; want busy", summary(r.resp), r.err)
+	}
+	close(release)
+	for _, ch := range []chan res{first, second, queued} {
+		if r := <-ch; r.err != nil {
+			t.Fatalf("blocked call = %v", r.err)
+		}
+	}
+}
+
+// waitQueued waits until n requests wait for a worker of p.
+func waitQueued(t *testing.T, p *Peer, n int) {
+	t.Helper()
+	deadline := time.Now().Add(hangTimeout)
+	for len(p.jobs) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued; want %d", len(p.jobs), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
