@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -55,6 +56,12 @@ type OutboxStats struct {
 	// was created (it survives restarts).
 	Dropped int64
 }
+
+// Writer statements, prepared at Open (see writerQueries).
+const (
+	qInsertRecord = `INSERT INTO outbox (session_id, body, created_at) VALUES (?, ?, ?)`
+	qAckRecords   = `DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?)) RETURNING quarantined`
+)
 
 type enqueueReq struct {
 	rec  Record
@@ -147,11 +154,10 @@ func (db *DB) commitBatch(batch []*enqueueReq) {
 		if len(accept) == 0 {
 			return nil
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO outbox (session_id, body, created_at) VALUES (?, ?, ?)`)
+		stmt, err := db.txStmt(ctx, tx, qInsertRecord)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
 		for _, r := range accept {
 			r.rec.CreatedAt = now
 			res, err := stmt.ExecContext(ctx, r.rec.SessionID, r.rec.Body, now.UnixNano())
@@ -270,7 +276,7 @@ func (db *DB) Peek(ctx context.Context, n int) ([]Record, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT `+recordCols+` FROM outbox
+	rows, err := db.read(ctx, `SELECT `+recordCols+` FROM outbox
 		WHERE quarantined = 0 AND next_try <= ? ORDER BY id LIMIT ?`, db.now().UnixNano(), n)
 	if err != nil {
 		return nil, fmt.Errorf("peek outbox: %w", err)
@@ -287,7 +293,7 @@ func (db *DB) Quarantined(ctx context.Context, n int) ([]Record, error) {
 	if db.isClosed() {
 		return nil, ErrClosed
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT `+recordCols+` FROM outbox WHERE quarantined = 1 ORDER BY id LIMIT ?`, n)
+	rows, err := db.read(ctx, `SELECT `+recordCols+` FROM outbox WHERE quarantined = 1 ORDER BY id LIMIT ?`, n)
 	if err != nil {
 		return nil, fmt.Errorf("list quarantined: %w", err)
 	}
@@ -298,17 +304,18 @@ func (db *DB) Quarantined(ctx context.Context, n int) ([]Record, error) {
 	return recs, nil
 }
 
-// idList renders ids as a comma-separated list of integers for an IN
-// clause (integers only: nothing a peer sent reaches the SQL text).
-func idList(ids []int64) string {
-	var b strings.Builder
+// idsJSON renders ids as a JSON array for json_each: one constant
+// statement for any number of ids, and only integers reach SQLite.
+func idsJSON(ids []int64) string {
+	b := make([]byte, 0, 2+len(ids)*8)
+	b = append(b, '[')
 	for i, id := range ids {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		fmt.Fprintf(&b, "%d", id)
+		b = strconv.AppendInt(b, id, 10)
 	}
-	return b.String()
+	return string(append(b, ']'))
 }
 
 // Ack removes the records with ids (the server accepted them), durably, in
@@ -320,27 +327,24 @@ func (db *DB) Ack(ctx context.Context, ids ...int64) error {
 	var deleted, deletedQ int
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		deleted, deletedQ = 0, 0
-		for start := 0; start < len(ids); start += 500 {
-			chunk := ids[start:min(start+500, len(ids))]
-			rows, err := tx.QueryContext(ctx, `DELETE FROM outbox WHERE id IN (`+idList(chunk)+`) RETURNING quarantined`)
-			if err != nil {
-				return err
-			}
-			for rows.Next() {
-				var q int
-				if err := rows.Scan(&q); err != nil {
-					rows.Close()
-					return err
-				}
-				deleted++
-				deletedQ += q
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
+		stmt, err := db.txStmt(ctx, tx, qAckRecords)
+		if err != nil {
+			return err
 		}
-		return nil
+		rows, err := stmt.QueryContext(ctx, idsJSON(ids))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var q int
+			if err := rows.Scan(&q); err != nil {
+				return err
+			}
+			deleted++
+			deletedQ += q
+		}
+		return rows.Err()
 	}, func() {
 		db.depth -= deleted
 		db.quarantined -= deletedQ
@@ -408,20 +412,14 @@ func (db *DB) Requeue(ctx context.Context, ids ...int64) error {
 	}
 	var released int
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		released = 0
-		for start := 0; start < len(ids); start += 500 {
-			chunk := ids[start:min(start+500, len(ids))]
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE quarantined = 1 AND id IN (`+idList(chunk)+`)`).Scan(&n); err != nil {
-				return err
-			}
-			released += n
-			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = 0, next_try = 0, quarantined = 0
-				WHERE id IN (`+idList(chunk)+`)`); err != nil {
-				return err
-			}
+		list := idsJSON(ids)
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE quarantined = 1
+			AND id IN (SELECT value FROM json_each(?))`, list).Scan(&released); err != nil {
+			return err
 		}
-		return nil
+		_, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = 0, next_try = 0, quarantined = 0
+			WHERE id IN (SELECT value FROM json_each(?))`, list)
+		return err
 	}, func() { db.quarantined -= released })
 	if err != nil {
 		return fmt.Errorf("requeue %d records: %w", len(ids), err)
@@ -439,7 +437,7 @@ func (db *DB) OutboxStats(ctx context.Context) (OutboxStats, error) {
 	st := OutboxStats{Depth: db.depth - db.quarantined, Quarantined: db.quarantined, Capacity: db.cfg.OutboxCapacity}
 	db.wmu.Unlock()
 	var oldest, next sql.NullInt64
-	err := db.r.QueryRowContext(ctx, `SELECT
+	err := db.readRow(ctx, `SELECT
 		(SELECT created_at FROM outbox WHERE quarantined = 0 ORDER BY id LIMIT 1),
 		(SELECT min(next_try) FROM outbox WHERE next_try > 0 AND quarantined = 0),
 		(SELECT value FROM counters WHERE name = 'outbox_dropped')`).Scan(&oldest, &next, &st.Dropped)

@@ -197,7 +197,7 @@ func (db *DB) onePerson(ctx context.Context, what, query string, args ...any) (P
 	if db.isClosed() {
 		return Person{}, ErrClosed
 	}
-	p, err := scanPerson(db.r.QueryRowContext(ctx, query, args...))
+	p, err := scanPerson(db.readRow(ctx, query, args...))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Person{}, fmt.Errorf("%s: %w", what, ErrNotFound)
 	}
@@ -215,10 +215,40 @@ func (db *DB) PersonByCard(ctx context.Context, card string) (Person, error) {
 	if card == "" {
 		return Person{}, fmt.Errorf("person by card: empty card: %w", ErrNotFound)
 	}
-	return db.onePerson(ctx, "person by card",
-		`SELECT `+personCols+` FROM persons p WHERE p.card_number = ? AND p.card_number <> ''
-		ORDER BY p.updated_at DESC LIMIT 1`, card)
+	if db.isClosed() {
+		return Person{}, ErrClosed
+	}
+	// All holders (nearly always one), the newest chosen here: an ORDER BY
+	// in the query costs a descending index seek, several times the lookup.
+	rows, err := db.read(ctx, qPersonByCard, card)
+	if err != nil {
+		return Person{}, fmt.Errorf("person by card: %w", err)
+	}
+	defer rows.Close()
+	var best Person
+	found := false
+	for rows.Next() {
+		p, err := scanPerson(rows)
+		if err != nil {
+			return Person{}, fmt.Errorf("person by card: %w", err)
+		}
+		if !found || p.UpdatedAt.After(best.UpdatedAt) ||
+			(p.UpdatedAt.Equal(best.UpdatedAt) && p.PersonID > best.PersonID) {
+			best, found = p, true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return Person{}, fmt.Errorf("person by card: %w", err)
+	}
+	if !found {
+		return Person{}, fmt.Errorf("person by card: %w", ErrNotFound)
+	}
+	return best, nil
 }
+
+// qPersonByCard selects every holder of a card through the persons_card
+// index (the "<> ”" matches the partial index's condition).
+const qPersonByCard = `SELECT ` + personCols + ` FROM persons p WHERE p.card_number = ? AND p.card_number <> ''`
 
 // Person returns the person with id, without biometrics (see
 // PersonWithBiometrics). ErrNotFound when absent.
@@ -246,7 +276,7 @@ func (db *DB) PersonWithBiometrics(ctx context.Context, id string) (Person, erro
 	if err != nil {
 		return Person{}, err
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT kind, format, width, height, data FROM biometrics WHERE person_id = ?`, id)
+	rows, err := db.read(ctx, `SELECT kind, format, width, height, data FROM biometrics WHERE person_id = ?`, id)
 	if err != nil {
 		return Person{}, fmt.Errorf("biometrics of %s: %w", id, err)
 	}
@@ -272,7 +302,7 @@ func (db *DB) Biometric(ctx context.Context, id string, k Kind) (*Biometric, err
 		return nil, ErrClosed
 	}
 	b := &Biometric{}
-	err := db.r.QueryRowContext(ctx, `SELECT format, width, height, data FROM biometrics WHERE person_id = ? AND kind = ?`,
+	err := db.readRow(ctx, `SELECT format, width, height, data FROM biometrics WHERE person_id = ? AND kind = ?`,
 		id, int(k)).Scan(&b.Format, &b.Width, &b.Height, &b.Data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s of %s: %w", k, id, ErrNotFound)
@@ -289,7 +319,7 @@ func (db *DB) CountPersons(ctx context.Context) (int, error) {
 		return 0, ErrClosed
 	}
 	var n int
-	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM persons`).Scan(&n); err != nil {
+	if err := db.readRow(ctx, `SELECT count(*) FROM persons`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count persons: %w", err)
 	}
 	return n, nil
@@ -306,7 +336,7 @@ func (db *DB) ListPersons(ctx context.Context, after string, limit int) ([]Perso
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT `+personCols+` FROM persons p WHERE p.person_id > ?
+	rows, err := db.read(ctx, `SELECT `+personCols+` FROM persons p WHERE p.person_id > ?
 		ORDER BY p.person_id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list persons: %w", err)
@@ -500,7 +530,7 @@ func (tx *PersonTx) AllocFingerSlot(ctx context.Context, hand Hand, capacity int
 		return s, nil
 	}
 	used := make(map[int]bool)
-	rows, err := tx.db.r.QueryContext(ctx, `SELECT slot FROM finger_slots WHERE slot < ?`, capacity)
+	rows, err := tx.db.read(ctx, `SELECT slot FROM finger_slots WHERE slot < ?`, capacity)
 	if err != nil {
 		return 0, fmt.Errorf("alloc finger slot: %w", err)
 	}

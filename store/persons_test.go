@@ -185,8 +185,7 @@ func TestCardLookupNeverReadsBiometrics(t *testing.T) {
 
 func TestCardLookupUsesTheIndex(t *testing.T) {
 	db := mustOpen(t, "", testConfig(t))
-	rows, err := db.r.Query(`EXPLAIN QUERY PLAN SELECT `+personCols+` FROM persons p WHERE p.card_number = ? AND p.card_number <> ''
-		ORDER BY p.updated_at DESC LIMIT 1`, "1")
+	rows, err := db.r.Query(`EXPLAIN QUERY PLAN `+qPersonByCard, "1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -564,5 +563,28 @@ func bulkPersons(t testing.TB, db *DB, n int) {
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSharedCardFindsTheNewestHolder(t *testing.T) {
+	ctx := context.Background()
+	clock := newTestClock()
+	cfg := testConfig(t)
+	cfg.Now = clock.Now
+	db := mustOpen(t, "", cfg)
+	for _, id := range []string{"b", "a", "c"} {
+		putPerson(t, db, Person{PersonID: id, CardNumber: "42"})
+		clock.Add(1)
+		if p, err := db.PersonByCard(ctx, "42"); err != nil || p.PersonID != id {
+			t.Errorf("after storing %s: card 42 → %q, %v", id, p.PersonID, err)
+		}
+	}
+	putPerson(t, db, Person{PersonID: "a", CardNumber: "42"})
+	if p, _ := db.PersonByCard(ctx, "42"); p.PersonID != "a" {
+		t.Errorf("after storing a again: card 42 → %q", p.PersonID)
+	}
+	putPerson(t, db, Person{PersonID: "nocard"})
+	if _, err := db.PersonByCard(ctx, ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("empty card matched: %v", err)
 	}
 }

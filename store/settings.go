@@ -99,7 +99,7 @@ func (db *DB) DeviceInfo(ctx context.Context) (Settings, error) {
 	if db.isClosed() {
 		return Settings{}, ErrClosed
 	}
-	s, err := scanSettings(db.r.QueryRowContext(ctx, `SELECT `+settingsCols+` FROM settings WHERE id = 1`))
+	s, err := scanSettings(db.readRow(ctx, `SELECT `+settingsCols+` FROM settings WHERE id = 1`))
 	if err != nil {
 		return Settings{}, fmt.Errorf("read device info: %w", err)
 	}

@@ -201,6 +201,8 @@ type DB struct {
 
 	// r is the reader pool (query_only): lookups never wait for a writer.
 	r *sql.DB
+	// rq and wq hold the prepared statements of r and w.
+	rq, wq *stmtCache
 
 	// personSem (one token) serialises person transactions, deletes and
 	// slot allocation, so a slot computed free stays free until commit.
@@ -277,6 +279,8 @@ func (db *DB) Close() error {
 		<-db.committerDone
 		// Wait for the write transaction in flight; later ones see closing.
 		db.wmu.Lock()
+		db.rq.close()
+		db.wq.close()
 		err := db.r.Close()
 		if err2 := db.w.Close(); err == nil {
 			err = err2
@@ -428,13 +432,23 @@ func openFile(ctx context.Context, path string, cfg Config, log zerolog.Logger) 
 		now:           cfg.Now,
 		w:             w,
 		r:             r,
+		rq:            newStmtCache(r),
+		wq:            newStmtCache(w),
 		personSem:     make(chan struct{}, 1),
 		reqs:          make(chan *enqueueReq),
 		wake:          make(chan struct{}, 1),
 		closing:       make(chan struct{}),
 		committerDone: make(chan struct{}),
 	}
+	if err := db.prepareWriter(ctx); err != nil {
+		db.rq.close()
+		db.wq.close()
+		r.Close()
+		return fail("prepare store statements", err)
+	}
 	if err := db.init(ctx); err != nil {
+		db.rq.close()
+		db.wq.close()
 		r.Close()
 		return fail("initialise store", err)
 	}
