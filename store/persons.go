@@ -247,7 +247,7 @@ func (db *DB) PersonByCard(ctx context.Context, card string) (Person, error) {
 }
 
 // qPersonByCard selects every holder of a card through the persons_card
-// index (the "<> ”" matches the partial index's condition).
+// index (the non-empty test repeats the partial index's condition).
 const qPersonByCard = `SELECT ` + personCols + ` FROM persons p WHERE p.card_number = ? AND p.card_number <> ''`
 
 // Person returns the person with id, without biometrics (see
