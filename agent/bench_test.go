@@ -416,17 +416,20 @@ func swipeLatencies(b *testing.B, persons, swipes int) []float64 {
 	b.StartTimer()
 	for i := range swipes {
 		n := 1 + (i*7919)%persons
-		if _, err := relay.Wait(wctx, func(s sim.RelayState) bool { return !s.On }); err != nil {
-			b.Fatal(err)
-		}
+		// Count relay frames rather than watch the level, which a short
+		// pulse may show only briefly: on, then off.
+		before := relay.State().Switches
 		start := time.Now()
 		if err := h.rig.Card().Swipe(wctx, strconv.Itoa(n)); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := relay.Wait(wctx, func(s sim.RelayState) bool { return s.On }); err != nil {
+		if _, err := relay.Wait(wctx, func(s sim.RelayState) bool { return s.Switches > before }); err != nil {
 			b.Fatal(err)
 		}
 		lat = append(lat, float64(time.Since(start))/float64(time.Millisecond))
+		if _, err := relay.Wait(wctx, func(s sim.RelayState) bool { return s.Switches >= before+2 && !s.On }); err != nil {
+			b.Fatal(err)
+		}
 	}
 	b.StopTimer()
 	return lat
