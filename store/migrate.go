@@ -101,3 +101,28 @@ func migrate(ctx context.Context, w *sql.DB, now time.Time) error {
 	}
 	return nil
 }
+
+// checkSchema verifies, without writing, that the database has exactly the
+// migrations this program knows (for Config.ReadOnly).
+func checkSchema(ctx context.Context, w *sql.DB) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	var have int
+	err = w.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have)
+	if err != nil && strings.Contains(err.Error(), "no such table") {
+		have, err = 0, nil
+	}
+	if err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	switch {
+	case have > len(ms):
+		return fmt.Errorf("%w: database is at version %d, this program knows %d", ErrNewerSchema, have, len(ms))
+	case have < len(ms):
+		return fmt.Errorf("%w: database is at version %d, this program needs %d: open it read-write once",
+			ErrReadOnly, have, len(ms))
+	}
+	return nil
+}

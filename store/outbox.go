@@ -76,6 +76,9 @@ type enqueueReq struct {
 // records. If ctx ends first, Enqueue returns ctx.Err() and the record may
 // or may not have been stored. Signals Wake after the commit.
 func (db *DB) Enqueue(ctx context.Context, rec Record) (Record, error) {
+	if db.cfg.ReadOnly {
+		return Record{}, fmt.Errorf("enqueue: %w", ErrReadOnly)
+	}
 	if len(rec.Body) == 0 {
 		return Record{}, fmt.Errorf("enqueue: %w: empty body", ErrInvalid)
 	}
@@ -436,6 +439,14 @@ func (db *DB) OutboxStats(ctx context.Context) (OutboxStats, error) {
 	db.wmu.Lock()
 	st := OutboxStats{Depth: db.depth - db.quarantined, Quarantined: db.quarantined, Capacity: db.cfg.OutboxCapacity}
 	db.wmu.Unlock()
+	if db.cfg.ReadOnly {
+		// Another process writes: count the rows instead.
+		var depth, quarantined int
+		if err := db.readRow(ctx, `SELECT count(*), coalesce(sum(quarantined), 0) FROM outbox`).Scan(&depth, &quarantined); err != nil {
+			return OutboxStats{}, fmt.Errorf("outbox stats: %w", err)
+		}
+		st.Depth, st.Quarantined = depth-quarantined, quarantined
+	}
 	var oldest, next sql.NullInt64
 	err := db.readRow(ctx, `SELECT
 		(SELECT created_at FROM outbox WHERE quarantined = 0 ORDER BY id LIMIT 1),

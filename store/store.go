@@ -31,9 +31,14 @@ var (
 	// is: it is not damaged, it must not be downgraded.
 	ErrNewerSchema = errors.New("store: database schema is newer than this program")
 	// ErrDamaged wraps the reason a database was judged damaged (not a
-	// database, malformed, failed integrity check). Open never returns it:
-	// it moves the file aside and reports it through Recovery.
+	// database, malformed, failed integrity check). Open returns it only
+	// with Config.ReadOnly; otherwise it moves the file aside and reports
+	// it through Recovery.
 	ErrDamaged = errors.New("store: database damaged")
+	// ErrReadOnly is returned by every write method of a DB opened with
+	// Config.ReadOnly, and by such an Open when the schema is older than
+	// this program's (it cannot migrate).
+	ErrReadOnly = errors.New("store: database opened read-only")
 	// ErrOutboxFull is returned by Enqueue when the outbox holds
 	// OutboxCapacity records and the policy is Refuse. Nothing was written.
 	ErrOutboxFull = errors.New("store: outbox full")
@@ -137,6 +142,11 @@ type Config struct {
 	Logger zerolog.Logger
 	// Now is the clock for timestamps and due times; nil means time.Now.
 	Now func() time.Time
+	// ReadOnly opens an existing database for reading only, next to a
+	// daemon that has it open (a status command): the file is never
+	// created, migrated, moved aside or written; a damaged file is an
+	// error wrapping ErrDamaged; write methods return ErrReadOnly.
+	ReadOnly bool
 }
 
 func (c Config) withDefaults() Config {
@@ -240,7 +250,7 @@ func Open(ctx context.Context, path string, cfg Config) (*DB, error) {
 	if err == nil {
 		return db, nil
 	}
-	if !errors.Is(err, ErrDamaged) {
+	if !errors.Is(err, ErrDamaged) || cfg.ReadOnly {
 		return nil, err
 	}
 	at := cfg.Now()
@@ -321,6 +331,7 @@ func (db *DB) isClosed() bool {
 //   - _txlock=immediate (writer): a write transaction takes the write lock
 //     at BEGIN, so it can never fail half-way with SQLITE_BUSY on upgrade.
 //   - _query_only=1 (readers): the reader pool cannot write by mistake.
+//   - mode=ro (Config.ReadOnly only): SQLite opens the file read-only.
 func dsn(path string, cfg Config, writer bool) string {
 	sync := "FULL"
 	if cfg.Durability == DurabilityNoFsync {
@@ -328,9 +339,12 @@ func dsn(path string, cfg Config, writer bool) string {
 	}
 	q := fmt.Sprintf("_journal_mode=WAL&_synchronous=%s&_busy_timeout=%d&_foreign_keys=1",
 		sync, cfg.BusyTimeout.Milliseconds())
-	if writer {
+	switch {
+	case cfg.ReadOnly:
+		q += "&mode=ro&_query_only=1"
+	case writer:
 		q += "&_txlock=immediate"
-	} else {
+	default:
 		q += "&_query_only=1"
 	}
 	return "file:" + escapePath(path) + "?" + q
@@ -385,7 +399,11 @@ func createFile(path string) error {
 // openFile opens path without any recovery; damage is reported as an error
 // wrapping ErrDamaged.
 func openFile(ctx context.Context, path string, cfg Config, log zerolog.Logger) (*DB, error) {
-	if err := createFile(path); err != nil {
+	if cfg.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open store %s read-only: %w", path, err)
+		}
+	} else if err := createFile(path); err != nil {
 		return nil, err
 	}
 	w, err := sql.Open("sqlite3", dsn(path, cfg, true))
@@ -403,6 +421,11 @@ func openFile(ctx context.Context, path string, cfg Config, log zerolog.Logger) 
 		if isDamage(err) {
 			return nil, fmt.Errorf("%w: %s %s: %w", ErrDamaged, what, path, err)
 		}
+		var se sqlite3.Error
+		if cfg.ReadOnly && errors.As(err, &se) && se.Code == sqlite3.ErrReadonly {
+			// An empty or never-opened file would need writing.
+			return nil, fmt.Errorf("%w: %s %s: %w", ErrReadOnly, what, path, err)
+		}
 		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	if err := w.PingContext(ctx); err != nil {
@@ -411,12 +434,18 @@ func openFile(ctx context.Context, path string, cfg Config, log zerolog.Logger) 
 	if err := check(ctx, w, cfg.Check); err != nil {
 		return fail("check store", err)
 	}
-	if err := migrate(ctx, w, cfg.Now()); err != nil {
-		return fail("migrate store", err)
-	}
-	for _, sfx := range []string{"-wal", "-shm"} {
-		if err := os.Chmod(path+sfx, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fail("chmod store", err)
+	if cfg.ReadOnly {
+		if err := checkSchema(ctx, w); err != nil {
+			return fail("check store schema", err)
+		}
+	} else {
+		if err := migrate(ctx, w, cfg.Now()); err != nil {
+			return fail("migrate store", err)
+		}
+		for _, sfx := range []string{"-wal", "-shm"} {
+			if err := os.Chmod(path+sfx, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fail("chmod store", err)
+			}
 		}
 	}
 	r, err := sql.Open("sqlite3", dsn(path, cfg, false))
@@ -459,8 +488,10 @@ func openFile(ctx context.Context, path string, cfg Config, log zerolog.Logger) 
 // init ensures the settings row (with a generated uuid) exists and loads the
 // outbox counters.
 func (db *DB) init(ctx context.Context) error {
-	if err := db.ensureSettings(ctx); err != nil {
-		return err
+	if !db.cfg.ReadOnly {
+		if err := db.ensureSettings(ctx); err != nil {
+			return err
+		}
 	}
 	err := db.w.QueryRowContext(ctx,
 		`SELECT count(*), coalesce(sum(quarantined), 0) FROM outbox`).Scan(&db.depth, &db.quarantined)
@@ -555,6 +586,9 @@ func (db *DB) writeTx(ctx context.Context, fn func(tx *sql.Tx) error, after func
 	if db.isClosed() {
 		return ErrClosed
 	}
+	if db.cfg.ReadOnly {
+		return ErrReadOnly
+	}
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
 	if db.isClosed() {
@@ -582,6 +616,9 @@ func (db *DB) lockPersons(ctx context.Context) error {
 	if db.isClosed() {
 		return ErrClosed
 	}
+	if db.cfg.ReadOnly {
+		return ErrReadOnly
+	}
 	select {
 	case db.personSem <- struct{}{}:
 		if db.isClosed() {
@@ -604,6 +641,9 @@ func (db *DB) unlockPersons() { <-db.personSem }
 func (db *DB) Checkpoint(ctx context.Context) error {
 	if db.isClosed() {
 		return ErrClosed
+	}
+	if db.cfg.ReadOnly {
+		return ErrReadOnly
 	}
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
