@@ -78,25 +78,40 @@ func downloadPerson1MiB(tb testing.TB) []byte {
 	return b
 }
 
-// compare runs baseline and then subject b.N times each, the baseline with
-// the timer stopped (testing.Benchmark cannot run inside a benchmark), and
-// reports the baseline's time per op and the ratio subject/baseline.
+// compare runs baseline and subject b.N times each, alternating in blocks
+// so that both see the same machine load (testing.Benchmark cannot run
+// inside a benchmark), with the timer stopped for the baseline. It reports
+// the baseline's time per op and the ratio subject/baseline.
 func compare(b *testing.B, baseline, subject func()) {
 	b.ReportAllocs()
 	b.ResetTimer()
-	b.StopTimer()
-	start := time.Now()
-	for range b.N {
-		baseline()
-	}
-	base := time.Since(start)
-	b.StartTimer()
-	for range b.N {
-		subject()
+	var base time.Duration
+	for _, n := range blocks(b.N) {
+		b.StopTimer()
+		start := time.Now()
+		for range n {
+			baseline()
+		}
+		base += time.Since(start)
+		b.StartTimer()
+		for range n {
+			subject()
+		}
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(base.Nanoseconds())/float64(b.N), "baseline_ns/op")
 	b.ReportMetric(float64(b.Elapsed())/float64(base), "x_vs_baseline")
+}
+
+// blocks splits n iterations into up to 8 blocks.
+func blocks(n int) []int {
+	k := min(n, 8)
+	out := make([]int, k)
+	for i := range out {
+		out[i] = n / k
+	}
+	out[0] += n % k
+	return out
 }
 
 // BenchmarkDownloadPersonCodec: decode + encode of a 1 MiB download_person
@@ -212,37 +227,42 @@ func BenchmarkPeerRoundTrip(b *testing.B) {
 			srv, cli := benchPair(b)
 			defer srv.Close()
 			defer cli.Close()
+			echo := newEcho(b)
+			defer echo.Close()
 			b.ReportAllocs()
 			b.ResetTimer()
-			b.StopTimer()
-			echo := benchEcho(b, reqBytes, inFlight, b.N)
-			b.StartTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			work := make(chan struct{}, 1024)
-			for range inFlight {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for range work {
-						m := NewRequest(ModUploadAccessInfo)
-						m.AccessInfo = req.AccessInfo
-						if _, err := cli.Call(context.Background(), m); err != nil {
-							b.Error(err)
-							return
+			var echoTime, peerTime time.Duration
+			for _, n := range blocks(b.N) {
+				b.StopTimer()
+				echoTime += echo.run(b, reqBytes, inFlight, n)
+				b.StartTimer()
+				start := time.Now()
+				var wg sync.WaitGroup
+				work := make(chan struct{}, n)
+				for range n {
+					work <- struct{}{}
+				}
+				close(work)
+				for range min(inFlight, n) {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for range work {
+							m := NewRequest(ModUploadAccessInfo)
+							m.AccessInfo = req.AccessInfo
+							if _, err := cli.Call(context.Background(), m); err != nil {
+								b.Error(err)
+								return
+							}
 						}
-					}
-				}()
+					}()
+				}
+				wg.Wait()
+				peerTime += time.Since(start)
 			}
-			for range b.N {
-				work <- struct{}{}
-			}
-			close(work)
-			wg.Wait()
-			took := time.Since(start)
 			b.StopTimer()
-			rate := float64(b.N) / took.Seconds()
-			echoRate := float64(b.N) / echo.Seconds()
+			rate := float64(b.N) / peerTime.Seconds()
+			echoRate := float64(b.N) / echoTime.Seconds()
 			b.ReportMetric(rate, "calls/s")
 			b.ReportMetric(echoRate, "echo_msgs/s")
 			b.ReportMetric(rate/echoRate, "x_vs_baseline")
@@ -276,15 +296,17 @@ func benchPair(b *testing.B) (srv, cli *Peer) {
 	return srv, cli
 }
 
-// benchEcho measures a bare TCP echo: the client writes msg n times and
-// reads the same bytes back, with inFlight messages outstanding (one
-// writer and one reader goroutine, pipelined). The server is io.Copy.
-func benchEcho(b *testing.B, msg []byte, inFlight, n int) time.Duration {
+// echo is a bare TCP echo on loopback: the server is io.Copy.
+type echo struct {
+	ln net.Listener
+	c  net.Conn
+}
+
+func newEcho(b *testing.B) *echo {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ln.Close()
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -297,14 +319,25 @@ func benchEcho(b *testing.B, msg []byte, inFlight, n int) time.Duration {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
+	return &echo{ln: ln, c: c}
+}
+
+func (e *echo) Close() {
+	e.c.Close()
+	e.ln.Close()
+}
+
+// run writes msg n times and reads the same bytes back, with inFlight
+// messages outstanding (one writer and one reader goroutine, pipelined),
+// and returns the time taken.
+func (e *echo) run(b *testing.B, msg []byte, inFlight, n int) time.Duration {
 	window := make(chan struct{}, inFlight)
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
 		buf := make([]byte, len(msg))
 		for range n {
-			if _, err := io.ReadFull(c, buf); err != nil {
+			if _, err := io.ReadFull(e.c, buf); err != nil {
 				done <- err
 				return
 			}
@@ -314,7 +347,7 @@ func benchEcho(b *testing.B, msg []byte, inFlight, n int) time.Duration {
 	}()
 	for range n {
 		window <- struct{}{}
-		if _, err := c.Write(msg); err != nil {
+		if _, err := e.c.Write(msg); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"reflect"
 	"testing"
 	"testing/iotest"
 )
@@ -85,8 +86,9 @@ func FuzzReader(f *testing.F) {
 	})
 }
 
-// FuzzDecode: decoding never panics; what decodes re-encodes, and the
-// encoding is a fixpoint (decode(encode(m)) encodes the same).
+// FuzzDecode: decoding never panics; the plain and lenient decoders agree;
+// what decodes re-encodes, and the encoding is a fixpoint
+// (decode(encode(m)) encodes the same).
 func FuzzDecode(f *testing.F) {
 	for _, s := range fuzzSeeds() {
 		f.Add([]byte(s))
@@ -98,6 +100,11 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("Decode error %v does not wrap ErrMalformed", err)
 			}
 			return
+		}
+		// The plain and the lenient decoders agree wherever both apply.
+		lenient, err := decodeLenient(data)
+		if err != nil || !reflect.DeepEqual(lenient, m) {
+			t.Fatalf("lenient decoder disagrees: %v\n%s\n%s", err, summary(lenient), summary(m))
 		}
 		_ = m.Validate()
 		_ = m.RemoveIDs()

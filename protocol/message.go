@@ -293,12 +293,26 @@ func (m *Message) Validate() error {
 // Decode parses one JSON object into a Message, leniently (see Message).
 // It does not Validate. The result does not alias b.
 func Decode(b []byte) (*Message, error) {
-	var w wireIn
+	// Well-typed input (what this package writes) takes the plain
+	// decoder; a field of another type sends it to the lenient one.
+	var plain plainIn
+	err := json.Unmarshal(b, &plain)
+	if err == nil {
+		return plain.message(), nil
+	}
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return nil, fmt.Errorf("%w: %s", ErrMalformed, explain(err))
+	}
+	return decodeLenient(b)
+}
+
+func decodeLenient(b []byte) (*Message, error) {
+	var w lenientIn
 	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformed, explain(err))
 	}
-	m := w.message()
-	return m, nil
+	return w.message(), nil
 }
 
 // Marshal encodes m as compact JSON followed by "\n", the form the stream

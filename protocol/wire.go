@@ -9,93 +9,103 @@ import (
 	"unicode/utf8"
 )
 
-// The wire forms of Message: wireIn decodes leniently, wireOut encodes the
-// documented names and types. Blobs stay []byte so encoding/json does the
-// base64 work in one pass, as it would for a plain struct.
+// The wire forms of Message. wireIn decodes; it is generic so that one
+// definition serves two decoders: wireIn[string, int64, []string] is plain
+// encoding/json (fast, for well-typed input), and
+// wireIn[flexString, flexInt, flexStrings] is lenient (numbers as numeric
+// strings and so on), used when the plain one meets a type it cannot take.
+// wireOut encodes the documented names and types. Blobs stay []byte so
+// encoding/json does the base64 work in one pass, as it would for a plain
+// struct.
 
-type wireIn struct {
-	Mod          flexString    `json:"mod"`
-	SessionID    flexString    `json:"session_id"`
-	Type         flexInt       `json:"type"`
-	Code         *flexInt      `json:"code"`
-	Ret          *flexInt      `json:"ret"`
-	Message      *flexString   `json:"message"`
-	Msg          *flexString   `json:"msg"`
-	DeviceInfo   *wireDeviceIn `json:"device_info"`
-	PersonInfo   *wirePersonIn `json:"person_info"`
-	AccessInfo   *wireAccessIn `json:"access_info"`
-	CommandType  flexInt       `json:"command_type"`
-	CommandValue flexString    `json:"command_value"`
-	PersonIDs    flexStrings   `json:"person_ids"`
-	PersonID     flexString    `json:"person_id"`
-	Time         flexString    `json:"time"`
-	DeviceStatus *wireStatusIn `json:"device_status"`
+type (
+	plainIn   = wireIn[string, int64, []string]
+	lenientIn = wireIn[flexString, flexInt, flexStrings]
+)
+
+type wireIn[S ~string, I ~int64, L ~[]S] struct {
+	Mod          S                   `json:"mod"`
+	SessionID    S                   `json:"session_id"`
+	Type         I                   `json:"type"`
+	Code         *I                  `json:"code"`
+	Ret          *I                  `json:"ret"`
+	Message      *S                  `json:"message"`
+	Msg          *S                  `json:"msg"`
+	DeviceInfo   *wireDeviceIn[S, I] `json:"device_info"`
+	PersonInfo   *wirePersonIn[S, I] `json:"person_info"`
+	AccessInfo   *wireAccessIn[S, I] `json:"access_info"`
+	CommandType  I                   `json:"command_type"`
+	CommandValue S                   `json:"command_value"`
+	PersonIDs    L                   `json:"person_ids"`
+	PersonID     S                   `json:"person_id"`
+	Time         S                   `json:"time"`
+	DeviceStatus *wireStatusIn[S, I] `json:"device_status"`
 }
 
-type wireDeviceIn struct {
-	UUID            *flexString `json:"uuid"`
-	DeviceIP        *flexString `json:"device_ip"`
-	DevicePort      *flexInt    `json:"device_port"`
-	ServerIP        *flexString `json:"server_ip"`
-	ServerPort      *flexInt    `json:"server_port"`
-	Address         *flexString `json:"address"`
-	CommunityCode   *flexString `json:"community_code"`
-	SoftwareVersion *flexString `json:"software_version"`
-	HardwareVersion *flexString `json:"hardware_version"`
+type wireDeviceIn[S ~string, I ~int64] struct {
+	UUID            *S `json:"uuid"`
+	DeviceIP        *S `json:"device_ip"`
+	DevicePort      *I `json:"device_port"`
+	ServerIP        *S `json:"server_ip"`
+	ServerPort      *I `json:"server_port"`
+	Address         *S `json:"address"`
+	CommunityCode   *S `json:"community_code"`
+	SoftwareVersion *S `json:"software_version"`
+	HardwareVersion *S `json:"hardware_version"`
 }
 
-type wirePersonIn struct {
-	PersonID         flexString  `json:"person_id"`
-	PersonName       flexString  `json:"person_name"`
-	IDNumber         flexString  `json:"id_number"`
-	CardNumber       flexString  `json:"card_number"`
-	KeyNumber        flexString  `json:"key_number"`
-	DepartmentNumber flexString  `json:"department_number"`
-	Role             flexInt     `json:"role"`
-	Face             *wireBlobIn `json:"face"`
-	LeftImage        *wireBlobIn `json:"left_image"`
-	RightImage       *wireBlobIn `json:"right_image"`
-	LeftCode         *wireBlobIn `json:"left_code"`
-	RightCode        *wireBlobIn `json:"right_code"`
+type wirePersonIn[S ~string, I ~int64] struct {
+	PersonID         S              `json:"person_id"`
+	PersonName       S              `json:"person_name"`
+	IDNumber         S              `json:"id_number"`
+	CardNumber       S              `json:"card_number"`
+	KeyNumber        S              `json:"key_number"`
+	DepartmentNumber S              `json:"department_number"`
+	Role             I              `json:"role"`
+	Face             *wireBlobIn[I] `json:"face"`
+	LeftImage        *wireBlobIn[I] `json:"left_image"`
+	RightImage       *wireBlobIn[I] `json:"right_image"`
+	LeftCode         *wireBlobIn[I] `json:"left_code"`
+	RightCode        *wireBlobIn[I] `json:"right_code"`
 }
 
-type wireBlobIn struct {
-	Width  flexInt `json:"width"`
-	Height flexInt `json:"height"`
-	Format flexInt `json:"format"`
-	Length flexInt `json:"length"`
-	Data   []byte  `json:"data"`
+type wireBlobIn[I ~int64] struct {
+	Width  I      `json:"width"`
+	Height I      `json:"height"`
+	Format I      `json:"format"`
+	Length I      `json:"length"`
+	Data   []byte `json:"data"`
 }
 
-type wireAccessIn struct {
-	PersonID      flexString `json:"person_id"`
-	Time          flexString `json:"time"`
-	IDNumber      flexString `json:"id_number"`
-	CardNumber    flexString `json:"card_number"`
-	Role          flexInt    `json:"role"`
-	OpenDoorType  flexInt    `json:"open_door_type"`
-	InOutType     flexInt    `json:"in_out_type"`
-	CommunityCode flexString `json:"community_code"`
+type wireAccessIn[S ~string, I ~int64] struct {
+	PersonID      S `json:"person_id"`
+	Time          S `json:"time"`
+	IDNumber      S `json:"id_number"`
+	CardNumber    S `json:"card_number"`
+	Role          I `json:"role"`
+	OpenDoorType  I `json:"open_door_type"`
+	InOutType     I `json:"in_out_type"`
+	CommunityCode S `json:"community_code"`
 }
 
-type wireStatusIn struct {
-	Link            flexString     `json:"link"`
-	OutboxDepth     flexInt        `json:"outbox_depth"`
-	OldestUnsent    flexString     `json:"oldest_unsent"`
-	PersonsEnrolled flexInt        `json:"persons_enrolled"`
-	Modules         []wireModuleIn `json:"modules"`
-	Door            flexString     `json:"door"`
-	SoftwareVersion flexString     `json:"software_version"`
-	UptimeSeconds   flexInt        `json:"uptime_seconds"`
+type wireStatusIn[S ~string, I ~int64] struct {
+	Link            S                 `json:"link"`
+	OutboxDepth     I                 `json:"outbox_depth"`
+	OldestUnsent    S                 `json:"oldest_unsent"`
+	PersonsEnrolled I                 `json:"persons_enrolled"`
+	Modules         []wireModuleIn[S] `json:"modules"`
+	Door            S                 `json:"door"`
+	SoftwareVersion S                 `json:"software_version"`
+	UptimeSeconds   I                 `json:"uptime_seconds"`
 }
 
-type wireModuleIn struct {
-	Name   flexString `json:"name"`
-	State  flexString `json:"state"`
-	Detail flexString `json:"detail"`
+type wireModuleIn[S ~string] struct {
+	Name   S `json:"name"`
+	State  S `json:"state"`
+	Detail S `json:"detail"`
 }
 
-func (w *wireIn) message() *Message {
+func (w *wireIn[S, I, L]) message() *Message {
 	m := &Message{
 		Mod:          string(w.Mod),
 		SessionID:    string(w.SessionID),
@@ -172,15 +182,15 @@ func (w *wireIn) message() *Message {
 	return m
 }
 
-func (d *wireDeviceIn) deviceInfo() *DeviceInfo {
+func (d *wireDeviceIn[S, I]) deviceInfo() *DeviceInfo {
 	var out DeviceInfo
-	str := func(f DeviceField, src *flexString, dst *string) {
+	str := func(f DeviceField, src *S, dst *string) {
 		if src != nil {
 			out.Fields |= f
 			*dst = string(*src)
 		}
 	}
-	num := func(f DeviceField, src *flexInt, dst *int) {
+	num := func(f DeviceField, src *I, dst *int) {
 		if src != nil {
 			out.Fields |= f
 			*dst = int(*src)
@@ -198,7 +208,7 @@ func (d *wireDeviceIn) deviceInfo() *DeviceInfo {
 	return &out
 }
 
-func (b *wireBlobIn) biometric() *Biometric {
+func (b *wireBlobIn[I]) biometric() *Biometric {
 	if b == nil {
 		return nil
 	}
