@@ -90,8 +90,10 @@ type TLSConfig struct {
 	// PinSHA256 is the hex SHA-256 of the server certificate (DER); when
 	// set, the certificate must match it.
 	PinSHA256 string `yaml:"pin_sha256"`
-	// CertFile and KeyFile are the terminal's client certificate and key
-	// (PEM), both or neither.
+	// CertFile and KeyFile (PEM, both or neither) are the terminal's
+	// client certificate when it dials; in listen mode they are its server
+	// certificate, and CAFile then names the CA that signs the server's
+	// client certificate.
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 	// ServerName overrides the name checked in the server's certificate;

@@ -113,7 +113,9 @@ func readDatabase(ctx context.Context, sc StoreConfig) (dbStatus, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	db, err := store.Open(ctx, sc.Path, store.Config{OutboxCapacity: sc.OutboxCapacity, Check: store.CheckNone})
+	// Read-only: never creates, migrates, moves aside or writes, even if
+	// a daemon is running after all.
+	db, err := store.Open(ctx, sc.Path, store.Config{OutboxCapacity: sc.OutboxCapacity, Check: store.CheckNone, ReadOnly: true})
 	if err != nil {
 		return dbStatus{}, err
 	}
