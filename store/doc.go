@@ -62,5 +62,8 @@
 // Enqueue calls are grouped into one transaction (group commit): they share
 // the fsync instead of queueing for one each.
 //
+// A status command next to the running daemon opens the same file with
+// Config.ReadOnly: it never creates, migrates, moves aside or writes it.
+//
 // All methods of DB are safe for concurrent use.
 package store

@@ -462,7 +462,10 @@ type PersonTx struct {
 }
 
 // BeginPerson starts changing the person with id, waiting (for ctx) until
-// no other PersonTx, DeletePerson or Clear* is in progress.
+// no other PersonTx, DeletePerson or Clear* is in progress. The lock is not
+// reentrant: while a PersonTx is open, its goroutine must not call
+// BeginPerson, DeletePerson or Clear* (they would wait for it forever or
+// until ctx ends). Reads and the outbox are never blocked by it.
 func (db *DB) BeginPerson(ctx context.Context, id string) (*PersonTx, error) {
 	if id == "" {
 		return nil, fmt.Errorf("begin person: %w: person_id is empty", ErrInvalid)

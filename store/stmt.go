@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -54,18 +55,36 @@ func (r errRow) Scan(...any) error { return r.err }
 func (db *DB) readRow(ctx context.Context, q string, args ...any) scanner {
 	s, err := db.rq.get(ctx, q)
 	if err != nil {
-		return errRow{err}
+		return errRow{db.closedOr(err)}
 	}
-	return s.QueryRowContext(ctx, args...)
+	return closedRow{db, s.QueryRowContext(ctx, args...)}
+}
+
+// closedRow reports ErrClosed for a query cut off by Close.
+type closedRow struct {
+	db  *DB
+	row *sql.Row
+}
+
+func (r closedRow) Scan(dest ...any) error { return r.db.closedOr(r.row.Scan(dest...)) }
+
+// closedOr returns ErrClosed instead of err when err came from Close
+// pulling the statements or connections away.
+func (db *DB) closedOr(err error) error {
+	if err != nil && !errors.Is(err, sql.ErrNoRows) && db.isClosed() {
+		return ErrClosed
+	}
+	return err
 }
 
 // read runs a query on the reader pool.
 func (db *DB) read(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	s, err := db.rq.get(ctx, q)
 	if err != nil {
-		return nil, err
+		return nil, db.closedOr(err)
 	}
-	return s.QueryContext(ctx, args...)
+	rows, err := s.QueryContext(ctx, args...)
+	return rows, db.closedOr(err)
 }
 
 // writerQueries are prepared on the writer when the DB opens: inside a

@@ -395,3 +395,72 @@ func fillSome(t *testing.T, db *DB) {
 		}
 	}
 }
+
+func TestCloseDuringTraffic(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "t.db"), testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	putPerson(t, db, testPerson(1))
+	card := testPerson(1).CardNumber
+	ops := []func() error{
+		func() error { _, err := db.Enqueue(ctx, Record{Body: []byte("x")}); return err },
+		func() error { _, err := db.Peek(ctx, 4); return err },
+		func() error { _, err := db.PersonByCard(ctx, card); return err },
+		func() error { _, err := db.OutboxStats(ctx); return err },
+		func() error {
+			recs, err := db.Peek(ctx, 4)
+			if err != nil || len(recs) == 0 {
+				return err
+			}
+			return db.Ack(ctx, ids(recs)...)
+		},
+		func() error {
+			tx, err := db.BeginPerson(ctx, "q")
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback()
+			tx.Put(Person{PersonID: "q", Name: "n"})
+			return tx.Commit(ctx)
+		},
+	}
+	errs := make(chan error, 64)
+	started := make(chan struct{}, len(ops)*2)
+	var wg sync.WaitGroup
+	for i := 0; i < len(ops)*2; i++ {
+		wg.Add(1)
+		go func(op func() error) {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				if n == 3 {
+					started <- struct{}{}
+				}
+				if err := op(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(ops[i%len(ops)])
+	}
+	for i := 0; i < len(ops)*2; i++ {
+		select {
+		case <-started:
+		case err := <-errs:
+			t.Fatalf("before Close: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("operations did not get going")
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("operation cut off by Close: %v, want ErrClosed", err)
+		}
+	}
+}
