@@ -27,8 +27,11 @@ type migration struct {
 
 // migrations lists the embedded migrations in order. Their numbers must be
 // 1, 2, 3, ... without gaps (a test checks it).
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+func migrations() ([]migration, error) { return parseMigrations(migrationFS) }
+
+// parseMigrations reads migrations/*.sql from fsys.
+func parseMigrations(fsys fs.FS) ([]migration, error) {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +43,7 @@ func migrations() ([]migration, error) {
 		if !ok || err != nil || v <= 0 {
 			return nil, fmt.Errorf("migration %s: name must start with a positive number and '_'", base)
 		}
-		b, err := migrationFS.ReadFile(n)
+		b, err := fs.ReadFile(fsys, n)
 		if err != nil {
 			return nil, err
 		}

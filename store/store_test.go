@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -462,5 +463,51 @@ func TestCloseDuringTraffic(t *testing.T) {
 		if !errors.Is(err, ErrClosed) {
 			t.Errorf("operation cut off by Close: %v, want ErrClosed", err)
 		}
+	}
+}
+
+func TestMigrationNamesAreChecked(t *testing.T) {
+	sql := &fstest.MapFile{Data: []byte("SELECT 1;")}
+	for name, fsys := range map[string]fstest.MapFS{
+		"gap":       {"migrations/0001_a.sql": sql, "migrations/0003_c.sql": sql},
+		"no number": {"migrations/init.sql": sql},
+		"zero":      {"migrations/0000_a.sql": sql},
+		"duplicate": {"migrations/0001_a.sql": sql, "migrations/1_b.sql": sql},
+	} {
+		if _, err := parseMigrations(fsys); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	ms, err := parseMigrations(fstest.MapFS{
+		"migrations/0010_j.sql": sql, "migrations/0002_b.sql": sql, "migrations/0001_a.sql": sql,
+		"migrations/0003_c.sql": sql, "migrations/0004_d.sql": sql, "migrations/0005_e.sql": sql,
+		"migrations/0006_f.sql": sql, "migrations/0007_g.sql": sql, "migrations/0008_h.sql": sql,
+		"migrations/0009_i.sql": sql,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range ms {
+		if m.version != i+1 {
+			t.Errorf("migration %d is %s: numeric order broken", i, m.name)
+		}
+	}
+}
+
+func TestGarbageLogFileIsNotDamage(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "t.db")
+	db := mustOpen(t, path, testConfig(t))
+	fillSome(t, db)
+	db.Close()
+	if err := os.WriteFile(path+"-wal", bytes.Repeat([]byte("garbage log "), 4000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db = mustOpen(t, path, testConfig(t))
+	if r, ok := db.Recovery(); ok {
+		t.Fatalf("a sound database was moved aside for a garbage log: %+v", r)
+	}
+	if st, err := db.OutboxStats(ctx); err != nil || st.Depth != 20 {
+		t.Errorf("after a garbage log: %+v, %v", st, err)
 	}
 }
