@@ -46,10 +46,10 @@ func (s Kinds) Len() int { return bits.OnesCount8(uint8(s)) }
 // Biometric is one biometric as the server sent it: the decoded bytes and
 // their description. Width and Height are pixels (0 for templates).
 type Biometric struct {
-	Data   []byte
-	Format string
-	Width  int
-	Height int
+	Data   []byte // the decoded bytes (base64 undone), at most Config.MaxBiometricBytes
+	Format string // as the server sent it ("jpg"); at most 64 bytes
+	Width  int    // pixels, 0..65536
+	Height int    // pixels, 0..65536
 }
 
 // Person is one person as download_person describes it, plus the store's
@@ -115,6 +115,7 @@ func (p *Person) setBiometric(k Kind, b *Biometric) {
 
 var allKinds = [...]Kind{Face, LeftImage, RightImage, LeftCode, RightCode}
 
+// String returns the kind's download_person field name ("left_code").
 func (k Kind) String() string {
 	switch k {
 	case Face:
