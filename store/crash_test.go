@@ -132,6 +132,8 @@ func TestCrashLosesNothing(t *testing.T) {
 	for k := 0; k < kills; k++ {
 		cmd := exec.Command(exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
+		// Never leave a child running if this test dies.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		stdout, err := cmd.StdoutPipe()
@@ -141,6 +143,13 @@ func TestCrashLosesNothing(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		killed := false
+		t.Cleanup(func() {
+			if !killed {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}
+		})
 		lines := make(chan string, 1024)
 		readDone := make(chan struct{})
 		go func() {
@@ -180,6 +189,7 @@ func TestCrashLosesNothing(t *testing.T) {
 			t.Fatalf("kill %d: %v", k, err)
 		}
 		err = cmd.Wait()
+		killed = true
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 			t.Fatalf("kill %d: child ended with %v, not by SIGKILL; stderr: %s", k, err, stderr.String())
 		}
