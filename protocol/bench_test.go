@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -231,11 +232,14 @@ func BenchmarkPeerRoundTrip(b *testing.B) {
 			defer echo.Close()
 			b.ReportAllocs()
 			b.ResetTimer()
-			var echoTime, peerTime time.Duration
+			var echoTime, peerTime, echoCPU, peerCPU time.Duration
 			for _, n := range blocks(b.N) {
 				b.StopTimer()
+				cpu := cpuTime()
 				echoTime += echo.run(b, reqBytes, inFlight, n)
+				echoCPU += cpuTime() - cpu
 				b.StartTimer()
+				cpu = cpuTime()
 				start := time.Now()
 				var wg sync.WaitGroup
 				work := make(chan struct{}, n)
@@ -259,6 +263,7 @@ func BenchmarkPeerRoundTrip(b *testing.B) {
 				}
 				wg.Wait()
 				peerTime += time.Since(start)
+				peerCPU += cpuTime() - cpu
 			}
 			b.StopTimer()
 			rate := float64(b.N) / peerTime.Seconds()
@@ -266,6 +271,9 @@ func BenchmarkPeerRoundTrip(b *testing.B) {
 			b.ReportMetric(rate, "calls/s")
 			b.ReportMetric(echoRate, "echo_msgs/s")
 			b.ReportMetric(rate/echoRate, "x_vs_baseline")
+			// CPU per message is steadier than rates on a busy machine.
+			b.ReportMetric(float64(peerCPU.Nanoseconds())/float64(b.N), "cpu_ns/call")
+			b.ReportMetric(float64(echoCPU.Nanoseconds())/float64(b.N), "echo_cpu_ns/msg")
 		})
 	}
 }
@@ -355,4 +363,13 @@ func (e *echo) run(b *testing.B, msg []byte, inFlight, n int) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Since(start)
+}
+
+// cpuTime returns the CPU time (user and system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

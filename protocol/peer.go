@@ -415,6 +415,8 @@ func (p *Peer) write(ctx context.Context, b []byte) error {
 	select {
 	case <-p.closing:
 		return fmt.Errorf("%w: connection ended: %w", ErrNotSent, p.stopCause())
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrNotSent, ctx.Err())
 	default:
 	}
 	m := p.enqueue(b)
