@@ -65,9 +65,10 @@ type Agent struct {
 
 	fingerCap atomic.Int64 // slots of the fingerprint module; 0 until known
 
-	// dl serialises download_person and remove_person (they allocate
-	// module slots and must not interleave).
-	dl sync.Mutex
+	// dl (a one-slot semaphore) serialises download_person,
+	// remove_person and module resynchronisation: they change module slots
+	// and users and must not interleave.
+	dl chan struct{}
 }
 
 // New checks cfg and parts and returns an Agent. It does no I/O.
@@ -88,6 +89,7 @@ func New(cfg Config, parts Parts) (*Agent, error) {
 		log:     cfg.Logger.With().Str(logComponent, "agent").Logger(),
 		modules: map[string]ModuleStatus{},
 		restart: make(chan struct{}),
+		dl:      make(chan struct{}, 1),
 	}
 	now := cfg.Now()
 	a.linkState, a.linkSince = LinkDown, now
@@ -208,6 +210,19 @@ func (a *Agent) fingerCapacity(ctx context.Context) int {
 	}
 	return defaultFingerCapacity
 }
+
+// lockModules takes the module lock (dl), waiting for ctx.
+func (a *Agent) lockModules(ctx context.Context) error {
+	select {
+	case a.dl <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: modules busy (resynchronising or enrolling): %w", ErrDevice, ctx.Err())
+	}
+}
+
+// unlockModules releases the module lock.
+func (a *Agent) unlockModules() { <-a.dl }
 
 // requestRestart makes Run return ErrRestart.
 func (a *Agent) requestRestart() {

@@ -79,7 +79,11 @@ type LinkConfig struct {
 	Transport string
 	// Path is the HTTP path for ws/wss. Default "/".
 	Path string
-	// TLS configures tls and wss.
+	// TLS configures tls and wss. When dialling, it verifies the server
+	// (CAFile, PinSHA256, ServerName) and may present a client certificate
+	// (CertFile, KeyFile). In listen mode the terminal is the TLS server:
+	// CertFile and KeyFile are its certificate, and CAFile, if set, is the
+	// CA that must sign the server's client certificate.
 	TLS TLSConfig
 	// KeepAlive is the TCP keepalive period. Default 30 s; negative
 	// disables keepalive.
@@ -97,7 +101,10 @@ type LinkConfig struct {
 	// Default 5 min.
 	FallbackAfter time.Duration
 	// Listen selects listen mode: instead of dialling, the terminal
-	// accepts the server's connection on device_port.
+	// accepts the server's connection on device_port (the stored value,
+	// which set_device_info may change: the terminal then listens on the
+	// new port). A set_device_info that changes server_ip/server_port is
+	// only stored in this mode.
 	Listen bool
 	// ListenHost is the local address listen mode binds to. Default ""
 	// (every interface).
@@ -238,7 +245,8 @@ type Hooks struct {
 	// takes). Unset: set_device_time answers -1.
 	SetTime string
 	// DeviceIP is run when set_device_info changes device_ip, with the new
-	// address as its argument. Unset: the address is only stored.
+	// address as its argument, after the response was sent (its failure
+	// is logged). Unset: the address is only stored.
 	DeviceIP string
 	// Message is run for ActionMessage with the text as its argument.
 	// Unset: the message is only logged.

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -394,10 +395,53 @@ func (c *watchedConn) ReadMessage() ([]byte, error) {
 // WriteMessage implements protocol.Conn.
 func (c *watchedConn) WriteMessage(ctx context.Context, b []byte) error {
 	err := c.Conn.WriteMessage(ctx, b)
+	c.written(b)
+	return err
+}
+
+// batchWriter is the optional batch write of protocol.StreamConn, which
+// protocol.Peer uses when the Conn has it.
+type batchWriter interface {
+	WriteMessages(ctx context.Context, msgs [][]byte) (int, error)
+}
+
+// WriteMessages writes several messages in one system call when the
+// wrapped Conn can (see protocol.StreamConn.WriteMessages), else one by
+// one; it returns how many were at least partly sent.
+func (c *watchedConn) WriteMessages(ctx context.Context, msgs [][]byte) (int, error) {
+	var (
+		n   int
+		err error
+	)
+	if bw, ok := c.Conn.(batchWriter); ok {
+		n, err = bw.WriteMessages(ctx, msgs)
+	} else {
+		for _, b := range msgs {
+			if err = c.Conn.WriteMessage(ctx, b); err != nil {
+				if !errors.Is(err, protocol.ErrNotSent) {
+					n++
+				}
+				break
+			}
+			n++
+		}
+	}
+	for _, b := range msgs[:n] {
+		c.written(b)
+	}
+	return n, err
+}
+
+// written runs the actions waiting for the response in b.
+func (c *watchedConn) written(b []byte) {
 	c.mu.Lock()
+	if len(c.afters) == 0 {
+		c.mu.Unlock()
+		return
+	}
 	var run []func()
 	for sid, f := range c.afters {
-		if bytes.Contains(b, []byte(strconv.Quote(sid))) {
+		if bytes.Contains(b, jsonString(sid)) {
 			run = append(run, f)
 			delete(c.afters, sid)
 		}
@@ -406,18 +450,30 @@ func (c *watchedConn) WriteMessage(ctx context.Context, b []byte) error {
 	for _, f := range run {
 		f()
 	}
-	return err
 }
 
+// afterGrace is how long an action waits for its response to be written
+// before it runs anyway (should the response never be recognised).
+const afterGrace = 2 * time.Second
+
 // after arranges for f to run once the response to session sid has been
-// written (or the connection ended without it). f must not block.
+// written, or when the connection ends, or at the latest afterGrace from
+// now; f runs once. f must not block.
 func (c *watchedConn) after(sid string, f func()) {
+	var once sync.Once
+	g := func() { once.Do(f) }
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.afters == nil {
 		c.afters = map[string]func(){}
 	}
-	c.afters[sid] = f
+	c.afters[sid] = g
+	c.mu.Unlock()
+	time.AfterFunc(afterGrace, func() {
+		c.mu.Lock()
+		delete(c.afters, sid)
+		c.mu.Unlock()
+		g()
+	})
 }
 
 // runAfters runs the actions whose responses were never written.
@@ -429,6 +485,15 @@ func (c *watchedConn) runAfters() {
 	for _, f := range afters {
 		f()
 	}
+}
+
+// jsonString is s as a JSON string literal, as the protocol writes it.
+func jsonString(s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(s)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // session is what runs on one connection.

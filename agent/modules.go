@@ -108,8 +108,10 @@ func (a *Agent) runFace(ctx context.Context) {
 // database does not bind are deleted.
 func (a *Agent) resyncFingerprint(ctx context.Context) error {
 	fp := a.parts.Fingerprint
-	a.dl.Lock()
-	defer a.dl.Unlock()
+	if err := a.lockModules(ctx); err != nil {
+		return err
+	}
+	defer a.unlockModules()
 	octx, cancel := context.WithTimeout(ctx, a.cfg.Modules.OpTimeout)
 	have, err := fp.Slots(octx)
 	cancel()
@@ -266,8 +268,10 @@ func (a *Agent) enrolFingers(ctx context.Context, id string) error {
 // a new id, which is stored), users the database does not bind are deleted.
 func (a *Agent) resyncFace(ctx context.Context) error {
 	fm := a.parts.Face
-	a.dl.Lock()
-	defer a.dl.Unlock()
+	if err := a.lockModules(ctx); err != nil {
+		return err
+	}
+	defer a.unlockModules()
 	octx, cancel := context.WithTimeout(ctx, a.cfg.Modules.OpTimeout)
 	users, err := fm.Users(octx)
 	cancel()

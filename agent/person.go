@@ -61,8 +61,10 @@ func (a *Agent) downloadPerson(ctx context.Context, req *protocol.Message) (*pro
 		LeftCode: toBiometric(pi.LeftCode), RightCode: toBiometric(pi.RightCode),
 	}
 
-	a.dl.Lock() // module slots and users: one download/removal/resync at a time
-	defer a.dl.Unlock()
+	if err := a.lockModules(ctx); err != nil { // one download/removal/resync at a time
+		return nil, devErr("%v", err)
+	}
+	defer a.unlockModules()
 	tx, err := a.parts.Store.BeginPerson(ctx, p.PersonID)
 	if err != nil {
 		return nil, dbError("download person %s: %w", p.PersonID, err)
@@ -183,8 +185,10 @@ func (a *Agent) removePerson(ctx context.Context, req *protocol.Message) (*proto
 	if len(ids) == 0 {
 		return nil, protocol.Errorf(protocol.CodeError, "person_ids is missing or empty")
 	}
-	a.dl.Lock()
-	defer a.dl.Unlock()
+	if err := a.lockModules(ctx); err != nil {
+		return nil, devErr("%v", err)
+	}
+	defer a.unlockModules()
 	var modErr error
 	for _, id := range ids {
 		old, err := a.parts.Store.DeletePerson(ctx, id)

@@ -38,8 +38,9 @@ type Status struct {
 	LocalAddr string `json:"local_addr,omitempty"`
 	// LastError is the last link error, if any.
 	LastError string `json:"last_error,omitempty"`
-	// OutboxDepth counts the records not yet acknowledged (quarantined
-	// ones included); OutboxOldest is the oldest of them (zero if none).
+	// OutboxDepth counts the records waiting to be uploaded (quarantined
+	// ones not included); OutboxOldest is when the oldest of them was
+	// recorded (zero if none).
 	OutboxDepth  int       `json:"outbox_depth"`
 	OutboxOldest time.Time `json:"outbox_oldest,omitempty"`
 	// OutboxQuarantined counts records the server refused too often.

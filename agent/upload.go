@@ -36,6 +36,9 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 	results := make(chan uploadResult, window)
 	pause := 0 // consecutive transport errors
 	var pauseUntil time.Time
+	// queue holds records peeked but not yet sent, oldest first.
+	prefetch := max(4*window, 64)
+	var queue []store.Record
 
 	// The acker: ids in, committed batches out. toAck is unbounded on the
 	// sender side (pending) so the loop never blocks on it.
@@ -113,28 +116,30 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 
 	for {
 		startAck()
-		// Launch what the window allows.
+		// Launch what the window allows, from a prefetched batch: one
+		// Peek serves many launches (a Peek re-reads the records still in
+		// flight or being acked, so it is not cheap).
 		var nextDue time.Time
-		// With a wide window, wait for a quarter of it to be free before
-		// reading the outbox again, so one Peek launches a batch.
-		room := window - len(inflight)
-		if !a.cfg.Now().Before(pauseUntil) && room > 0 && (room >= max(1, window/4) || len(inflight) == 0) {
-			recs, err := ob.Peek(ctx, window+len(inflight)+len(acking))
-			if err != nil {
-				if ctx.Err() != nil {
-					return
+		if !a.cfg.Now().Before(pauseUntil) && len(inflight) < window {
+			if len(queue) == 0 {
+				recs, err := ob.Peek(ctx, prefetch+len(inflight)+len(acking))
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					log.Error().Err(err).Msg("peek outbox")
+					pauseUntil = a.cfg.Now().Add(retry.Delay(pause))
+					pause++
 				}
-				log.Error().Err(err).Msg("peek outbox")
-				pauseUntil = a.cfg.Now().Add(retry.Delay(pause))
-				pause++
+				for _, rec := range recs {
+					if !inflight[rec.ID] && !acking[rec.ID] {
+						queue = append(queue, rec)
+					}
+				}
 			}
-			for _, rec := range recs {
-				if len(inflight) >= window {
-					break
-				}
-				if inflight[rec.ID] || acking[rec.ID] {
-					continue
-				}
+			for len(queue) > 0 && len(inflight) < window {
+				rec := queue[0]
+				queue = queue[1:]
 				inflight[rec.ID] = true
 				go a.upload(ctx, peer, rec, results)
 			}
@@ -158,7 +163,7 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 			timer = t.C
 		}
 		wake := ob.Wake()
-		if len(inflight) >= window || a.cfg.Now().Before(pauseUntil) {
+		if len(inflight) >= window || len(queue) > 0 || a.cfg.Now().Before(pauseUntil) {
 			wake = nil // nothing new can start before a result or the pause ends
 		}
 		select {
