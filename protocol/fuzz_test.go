@@ -101,6 +101,13 @@ func FuzzDecode(f *testing.F) {
 			}
 			return
 		}
+		// The fast decoder agrees with encoding/json wherever it answers.
+		if fast, ok := fastDecode(data); ok {
+			slow, err := decodeJSON(data)
+			if err != nil || !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("fast decoder disagrees: %v\n%s\n%s", err, summary(fast), summary(slow))
+			}
+		}
 		// The plain and the lenient decoders agree wherever both apply.
 		lenient, err := decodeLenient(data)
 		if err != nil || !reflect.DeepEqual(lenient, m) {

@@ -293,8 +293,15 @@ func (m *Message) Validate() error {
 // Decode parses one JSON object into a Message, leniently (see Message).
 // It does not Validate. The result does not alias b.
 func Decode(b []byte) (*Message, error) {
-	// Well-typed input (what this package writes) takes the plain
-	// decoder; a field of another type sends it to the lenient one.
+	if m, ok := fastDecode(b); ok {
+		return m, nil
+	}
+	return decodeJSON(b)
+}
+
+// decodeJSON is Decode through encoding/json: well-typed input takes the
+// plain decoder; a field of another type sends it to the lenient one.
+func decodeJSON(b []byte) (*Message, error) {
 	var plain plainIn
 	err := json.Unmarshal(b, &plain)
 	if err == nil {

@@ -253,6 +253,9 @@ func TestGoldenVectors(t *testing.T) {
 			if err := m.Validate(); err != nil {
 				t.Errorf("Validate: %v", err)
 			}
+			if _, ok := fastDecode([]byte(g.in)); !ok {
+				t.Error("the example does not take the fast decoder")
+			}
 			b, err := Marshal(m)
 			if err != nil {
 				t.Fatalf("Marshal: %v", err)
@@ -559,5 +562,45 @@ func TestDecodeDoesNotAlias(t *testing.T) {
 	p := m.PersonInfo
 	if m.Mod != ModDownloadPerson || m.SessionID != "s" || p.PersonID != "p" || p.PersonName != "n" || !bytes.Equal(p.LeftCode.Data, []byte{1, 2, 3}) {
 		t.Fatalf("decoded message changed with its input: %s", summary(m))
+	}
+}
+
+// TestFastDecoderAgrees: on tricky inputs the reflection-free decoder
+// either gives up or gives exactly what encoding/json gives.
+func TestFastDecoderAgrees(t *testing.T) {
+	inputs := []string{
+		`{}`, ` { } `, `{"MOD":"a","Session_ID":"s","TYPE":1}`,
+		`{"mod":"a","mod":"b"}`,
+		`{"mod":"a","code":null,"ret":-2,"message":null,"msg":"m"}`,
+		`{"mod":"a","ret":-2,"code":0,"msg":"m","message":""}`,
+		`{"mod":"a","type":-0}`, `{"mod":"a","type":01}`, `{"mod":"a","type":1.0}`, `{"mod":"a","type":1e2}`,
+		`{"mod":"a","type":9223372036854775807}`, `{"mod":"a","type":99999999999999999999}`,
+		`{"mod":"a","type":"1"}`, `{"mod":1}`, `{"mod":true}`, `{"mod":null,"session_id":null}`,
+		`{"mod":"张飒","x":"\u00e9"}`, `{"mod":"a\u00e9"}`, "{\"mod\":\"\xff\"}", "{\"mod\":\"a\tb\"}",
+		`{"mod":"a"} x`, `{"mod":"a"}}`, `{"mod":"a",}`, `{"mod" "a"}`, `{"mod":"a"`,
+		`{"x":[1,2.5,-3e-2,true,false,null,{"y":[]},"s",[[]]],"mod":"a"}`, `{"x":[1,]}`, `{"x":01}`, `{"x":1.}`, `{"x":tru}`,
+		`{"person_ids":[],"device_info":{},"access_info":{},"person_info":{}}`,
+		`{"person_ids":["a",null]}`, `{"person_ids":"a"}`, `{"person_ids":null,"device_info":null,"person_info":null}`,
+		`{"device_info":{"device_port":null,"uuid":null,"address":""}}`,
+		`{"device_info":{"server_port":"1"}}`, `{"device_info":{"uuid":"a","UUID":"b"}}`,
+		`{"person_info":{"person_id":"p","face":{"data":""},"left_code":{"data":null},"right_code":{"length":3,"data":"AQID"}}}`,
+		`{"person_info":{"face":{"data":"AQI"}}}`, `{"person_info":{"face":{"data":"AQ=="}}}`, `{"person_info":{"face":{"data":"A Q=="}}}`,
+		`{"person_info":{"face":{"data":"\/w=="}}}`, `{"person_info":{"face":null,"role":"3"}}`,
+		`{"device_status":{"link":"up"}}`, `{"access_info":{"role":2,"Role":3}}`,
+		`[]`, `null`, `"x"`, ``, `{"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":{"j":{"k":{"l":{"m":{"n":{"o":{"p":{"q":{"r":{"s":{"t":{"u":{"v":{"w":{"x":{"y":{"z":{"A":{"B":{"C":{"D":{"E":{"F":{"G":1}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}`,
+	}
+	fast := 0
+	for _, in := range inputs {
+		want, wantErr := decodeJSON([]byte(in))
+		got, err := Decode([]byte(in))
+		if (err == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("Decode(%s) = %s, %v; encoding/json gives %s, %v", in, summary(got), err, summary(want), wantErr)
+		}
+		if _, ok := fastDecode([]byte(in)); ok {
+			fast++
+		}
+	}
+	if fast < 10 {
+		t.Errorf("only %d inputs took the fast decoder", fast)
 	}
 }

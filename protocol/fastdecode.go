@@ -1,0 +1,582 @@
+package protocol
+
+import (
+	"encoding/base64"
+	"strconv"
+	"unicode/utf8"
+)
+
+// fastDecode parses the clean, common form of a message (what this
+// package and careful peers write) without reflection. It gives up
+// (ok false) on anything it does not handle exactly as the encoding/json
+// path of Decode would: escapes in strings, non-ASCII keys, repeated
+// known keys, numbers that are not plain integers, values of another type
+// than expected, device_status, invalid JSON. Decode then takes the
+// encoding/json path, which also words the errors. FuzzDecode checks that
+// both paths agree wherever this one answers.
+func fastDecode(b []byte) (m *Message, ok bool) {
+	p := fastParser{b: b}
+	m = &Message{}
+	if !p.object(func(key []byte) bool { return p.topField(m, key) }) {
+		return nil, false
+	}
+	p.ws()
+	if p.i != len(p.b) {
+		return nil, false
+	}
+	switch {
+	case p.codeSet:
+		m.HasCode = true
+	case p.retSet:
+		m.HasCode, m.Code = true, p.ret
+	}
+	if !p.messageSet && p.msgSet {
+		m.Text = p.msg
+	}
+	return m, true
+}
+
+type fastParser struct {
+	b     []byte
+	i     int
+	depth int
+
+	seen               uint64 // known top-level keys met, by bit
+	codeSet, retSet    bool
+	messageSet, msgSet bool
+	ret                int
+	msg                string
+}
+
+func (p *fastParser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// object parses {"key": value, ...}, calling field for each key with the
+// parser before the value (after the colon). field parses the value.
+func (p *fastParser) object(field func(key []byte) bool) bool {
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != '{' {
+		return false
+	}
+	p.i++
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return true
+	}
+	for {
+		p.ws()
+		key, ok := p.rawString()
+		if !ok {
+			return false
+		}
+		for _, c := range key {
+			if c >= utf8.RuneSelf {
+				return false
+			}
+		}
+		p.ws()
+		if p.i >= len(p.b) || p.b[p.i] != ':' {
+			return false
+		}
+		p.i++
+		p.ws()
+		if !field(key) {
+			return false
+		}
+		p.ws()
+		if p.i >= len(p.b) {
+			return false
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// rawString parses a string without escapes and returns its bytes,
+// which alias the input.
+func (p *fastParser) rawString() ([]byte, bool) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return nil, false
+	}
+	start := p.i + 1
+	ascii := true
+	for j := start; j < len(p.b); j++ {
+		c := p.b[j]
+		switch {
+		case c == '"':
+			s := p.b[start:j]
+			if !ascii && !utf8.Valid(s) {
+				return nil, false
+			}
+			p.i = j + 1
+			return s, true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, false
+}
+
+func (p *fastParser) isNull() bool {
+	if len(p.b)-p.i >= 4 && string(p.b[p.i:p.i+4]) == "null" {
+		p.i += 4
+		return true
+	}
+	return false
+}
+
+// str parses a string value; null leaves dst alone. set reports that a
+// string (not null) was there.
+func (p *fastParser) str(dst *string) (ok, set bool) {
+	if p.isNull() {
+		return true, false
+	}
+	s, ok := p.rawString()
+	if !ok {
+		return false, false
+	}
+	*dst = string(s)
+	return true, true
+}
+
+// integer parses a JSON integer that fits an int64; null leaves dst alone.
+func (p *fastParser) integer(dst *int) (ok, set bool) {
+	if p.isNull() {
+		return true, false
+	}
+	start := p.i
+	if p.i < len(p.b) && p.b[p.i] == '-' {
+		p.i++
+	}
+	digits := p.i
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		p.i++
+	}
+	n := p.i - digits
+	if n == 0 || (n > 1 && p.b[digits] == '0') || n > 18 {
+		return false, false
+	}
+	if p.i < len(p.b) {
+		switch p.b[p.i] {
+		case '.', 'e', 'E':
+			return false, false
+		}
+	}
+	v, err := strconv.ParseInt(string(p.b[start:p.i]), 10, 64)
+	if err != nil {
+		return false, false
+	}
+	*dst = int(v)
+	return true, true
+}
+
+func (p *fastParser) strField(dst *string) bool {
+	ok, _ := p.str(dst)
+	return ok
+}
+
+func (p *fastParser) intField(dst *int) bool {
+	ok, _ := p.integer(dst)
+	return ok
+}
+
+// once records a known top-level key; a repeated one gives up (encoding/json
+// merges repeated objects in ways not worth copying).
+func (p *fastParser) once(bit uint) bool {
+	if p.seen&(1<<bit) != 0 {
+		return false
+	}
+	p.seen |= 1 << bit
+	return true
+}
+
+func (p *fastParser) topField(m *Message, key []byte) bool {
+	var ok bool
+	switch {
+	case fold(key, "mod"):
+		return p.once(0) && p.strField(&m.Mod)
+	case fold(key, "session_id"):
+		return p.once(1) && p.strField(&m.SessionID)
+	case fold(key, "type"):
+		return p.once(2) && p.intField(&m.Type)
+	case fold(key, "code"):
+		ok, p.codeSet = p.integer(&m.Code)
+		return p.once(3) && ok
+	case fold(key, "ret"):
+		ok, p.retSet = p.integer(&p.ret)
+		return p.once(4) && ok
+	case fold(key, "message"):
+		ok, p.messageSet = p.str(&m.Text)
+		return p.once(5) && ok
+	case fold(key, "msg"):
+		ok, p.msgSet = p.str(&p.msg)
+		return p.once(6) && ok
+	case fold(key, "command_type"):
+		return p.once(7) && p.intField(&m.CommandType)
+	case fold(key, "command_value"):
+		return p.once(8) && p.strField(&m.CommandValue)
+	case fold(key, "person_id"):
+		return p.once(9) && p.strField(&m.PersonID)
+	case fold(key, "time"):
+		return p.once(10) && p.strField(&m.Time)
+	case fold(key, "person_ids"):
+		return p.once(11) && p.stringList(&m.PersonIDs)
+	case fold(key, "device_info"):
+		return p.once(12) && p.deviceInfo(&m.DeviceInfo)
+	case fold(key, "person_info"):
+		return p.once(13) && p.personInfo(&m.PersonInfo)
+	case fold(key, "access_info"):
+		return p.once(14) && p.accessInfo(&m.AccessInfo)
+	case fold(key, "device_status"):
+		return false
+	}
+	return p.skip()
+}
+
+// stringList parses an array of strings; null and [] leave dst nil.
+func (p *fastParser) stringList(dst *[]string) bool {
+	if p.isNull() {
+		return true
+	}
+	if p.i >= len(p.b) || p.b[p.i] != '[' {
+		return false
+	}
+	p.i++
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		return true
+	}
+	var out []string
+	for {
+		p.ws()
+		s, ok := p.rawString()
+		if !ok {
+			return false
+		}
+		out = append(out, string(s))
+		p.ws()
+		if p.i >= len(p.b) {
+			return false
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case ']':
+			p.i++
+			*dst = out
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// fields tracks repeated keys inside one nested object.
+type fields uint32
+
+func (f *fields) once(bit uint) bool {
+	if *f&(1<<bit) != 0 {
+		return false
+	}
+	*f |= 1 << bit
+	return true
+}
+
+func (p *fastParser) deviceInfo(dst **DeviceInfo) bool {
+	if p.isNull() {
+		return true
+	}
+	d := &DeviceInfo{}
+	var seen fields
+	str := func(bit uint, f DeviceField, v *string) bool {
+		ok, set := p.str(v)
+		if set {
+			d.Fields |= f
+		}
+		return seen.once(bit) && ok
+	}
+	num := func(bit uint, f DeviceField, v *int) bool {
+		ok, set := p.integer(v)
+		if set {
+			d.Fields |= f
+		}
+		return seen.once(bit) && ok
+	}
+	ok := p.object(func(key []byte) bool {
+		switch {
+		case fold(key, "uuid"):
+			return str(0, FieldUUID, &d.UUID)
+		case fold(key, "device_ip"):
+			return str(1, FieldDeviceIP, &d.DeviceIP)
+		case fold(key, "device_port"):
+			return num(2, FieldDevicePort, &d.DevicePort)
+		case fold(key, "server_ip"):
+			return str(3, FieldServerIP, &d.ServerIP)
+		case fold(key, "server_port"):
+			return num(4, FieldServerPort, &d.ServerPort)
+		case fold(key, "address"):
+			return str(5, FieldAddress, &d.Address)
+		case fold(key, "community_code"):
+			return str(6, FieldCommunityCode, &d.CommunityCode)
+		case fold(key, "software_version"):
+			return str(7, FieldSoftwareVersion, &d.SoftwareVersion)
+		case fold(key, "hardware_version"):
+			return str(8, FieldHardwareVersion, &d.HardwareVersion)
+		}
+		return p.skip()
+	})
+	*dst = d
+	return ok
+}
+
+func (p *fastParser) personInfo(dst **PersonInfo) bool {
+	if p.isNull() {
+		return true
+	}
+	v := &PersonInfo{}
+	var seen fields
+	ok := p.object(func(key []byte) bool {
+		switch {
+		case fold(key, "person_id"):
+			return seen.once(0) && p.strField(&v.PersonID)
+		case fold(key, "person_name"):
+			return seen.once(1) && p.strField(&v.PersonName)
+		case fold(key, "id_number"):
+			return seen.once(2) && p.strField(&v.IDNumber)
+		case fold(key, "card_number"):
+			return seen.once(3) && p.strField(&v.CardNumber)
+		case fold(key, "key_number"):
+			return seen.once(4) && p.strField(&v.KeyNumber)
+		case fold(key, "department_number"):
+			return seen.once(5) && p.strField(&v.DepartmentNumber)
+		case fold(key, "role"):
+			return seen.once(6) && p.intField(&v.Role)
+		case fold(key, "face"):
+			return seen.once(7) && p.blob(&v.Face)
+		case fold(key, "left_image"):
+			return seen.once(8) && p.blob(&v.LeftImage)
+		case fold(key, "right_image"):
+			return seen.once(9) && p.blob(&v.RightImage)
+		case fold(key, "left_code"):
+			return seen.once(10) && p.blob(&v.LeftCode)
+		case fold(key, "right_code"):
+			return seen.once(11) && p.blob(&v.RightCode)
+		}
+		return p.skip()
+	})
+	*dst = v
+	return ok
+}
+
+func (p *fastParser) blob(dst **Biometric) bool {
+	if p.isNull() {
+		return true
+	}
+	v := &Biometric{}
+	var seen fields
+	ok := p.object(func(key []byte) bool {
+		switch {
+		case fold(key, "width"):
+			return seen.once(0) && p.intField(&v.Width)
+		case fold(key, "height"):
+			return seen.once(1) && p.intField(&v.Height)
+		case fold(key, "format"):
+			return seen.once(2) && p.intField(&v.Format)
+		case fold(key, "length"):
+			return seen.once(3) && p.intField(&v.Length)
+		case fold(key, "data"):
+			if !seen.once(4) {
+				return false
+			}
+			if p.isNull() {
+				return true
+			}
+			s, ok := p.rawString()
+			if !ok {
+				return false
+			}
+			// As encoding/json does: standard base64, "" is an empty,
+			// non-nil slice.
+			data := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+			n, err := base64.StdEncoding.Decode(data, s)
+			if err != nil {
+				return false
+			}
+			v.Data = data[:n]
+			return true
+		}
+		return p.skip()
+	})
+	*dst = v
+	return ok
+}
+
+func (p *fastParser) accessInfo(dst **AccessInfo) bool {
+	if p.isNull() {
+		return true
+	}
+	v := &AccessInfo{}
+	var seen fields
+	ok := p.object(func(key []byte) bool {
+		switch {
+		case fold(key, "person_id"):
+			return seen.once(0) && p.strField(&v.PersonID)
+		case fold(key, "time"):
+			return seen.once(1) && p.strField(&v.Time)
+		case fold(key, "id_number"):
+			return seen.once(2) && p.strField(&v.IDNumber)
+		case fold(key, "card_number"):
+			return seen.once(3) && p.strField(&v.CardNumber)
+		case fold(key, "role"):
+			return seen.once(4) && p.intField(&v.Role)
+		case fold(key, "open_door_type"):
+			return seen.once(5) && p.intField(&v.OpenDoorType)
+		case fold(key, "in_out_type"):
+			return seen.once(6) && p.intField(&v.InOutType)
+		case fold(key, "community_code"):
+			return seen.once(7) && p.strField(&v.CommunityCode)
+		}
+		return p.skip()
+	})
+	*dst = v
+	return ok
+}
+
+// skip parses and discards any JSON value, strictly; strings with escapes
+// and deep nesting give up.
+func (p *fastParser) skip() bool {
+	if p.i >= len(p.b) {
+		return false
+	}
+	switch c := p.b[p.i]; {
+	case c == '"':
+		_, ok := p.rawString()
+		return ok
+	case c == '{':
+		if p.depth++; p.depth > 32 {
+			return false
+		}
+		ok := p.object(func([]byte) bool { return p.skip() })
+		p.depth--
+		return ok
+	case c == '[':
+		if p.depth++; p.depth > 32 {
+			return false
+		}
+		p.i++
+		p.ws()
+		if p.i < len(p.b) && p.b[p.i] == ']' {
+			p.i++
+			p.depth--
+			return true
+		}
+		for {
+			p.ws()
+			if !p.skip() {
+				return false
+			}
+			p.ws()
+			if p.i >= len(p.b) {
+				return false
+			}
+			switch p.b[p.i] {
+			case ',':
+				p.i++
+			case ']':
+				p.i++
+				p.depth--
+				return true
+			default:
+				return false
+			}
+		}
+	case c == 't':
+		return p.literal("true")
+	case c == 'f':
+		return p.literal("false")
+	case c == 'n':
+		return p.literal("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.number()
+	}
+	return false
+}
+
+func (p *fastParser) literal(s string) bool {
+	if len(p.b)-p.i >= len(s) && string(p.b[p.i:p.i+len(s)]) == s {
+		p.i += len(s)
+		return true
+	}
+	return false
+}
+
+// number parses a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (p *fastParser) number() bool {
+	if p.b[p.i] == '-' {
+		p.i++
+	}
+	digits := func() int {
+		start := p.i
+		for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+			p.i++
+		}
+		return p.i - start
+	}
+	start := p.i
+	n := digits()
+	if n == 0 || (n > 1 && p.b[start] == '0') {
+		return false
+	}
+	if p.i < len(p.b) && p.b[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.b) && (p.b[p.i] == '+' || p.b[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// fold reports whether key equals name, ASCII case-insensitively, as
+// encoding/json matches keys (keys here are ASCII; name is lower case).
+func fold(key []byte, name string) bool {
+	if len(key) != len(name) {
+		return false
+	}
+	for i, c := range key {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != name[i] {
+			return false
+		}
+	}
+	return true
+}
