@@ -6,8 +6,8 @@
 #   scripts/cross.sh -t ARCH OUTDIR PKG...     build one test binary per package
 #                                              into OUTDIR/<import/path>.test
 #
-# ARCH is armv7 (ARMv7 hard-float, GOARM=7) or arm64 (or amd64, for the same
-# static link on this machine).
+# ARCH is armv7 (ARMv7 hard-float, GOARM=7; set GOARM=6 for an ARMv6 SoC) or
+# arm64, or amd64 (the same static link for this machine).
 #
 # Environment (all optional):
 #   ARM_CC, ARM64_CC, AMD64_CC  the C cross-compiler, with any flags a vendor SDK
@@ -38,7 +38,7 @@ shift 2
 
 case "$arch" in
 armv7)
-	export GOARCH=arm GOARM=7
+	export GOARCH=arm GOARM=${GOARM:-7}
 	cc=${ARM_CC:-arm-linux-gnueabihf-gcc}
 	;;
 arm64)

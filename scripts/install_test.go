@@ -279,13 +279,38 @@ func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 type initService struct {
 	dir, log, pidfile string
 	defaults          string
+	sh                initShell
+}
+
+// initShell is a shell and PATH the init script runs with.
+type initShell struct {
+	name string
+	argv []string // the shell command
+	path string   // PATH; "" = inherited
+}
+
+// initShells returns the host's sh (dash and Debian's start-stop-daemon on
+// Debian) and, when installed, BusyBox alone: its ash and its applets
+// (start-stop-daemon, setsid, ...) first on PATH, as on a BusyBox image.
+func initShells(t *testing.T) []initShell {
+	shells := []initShell{{name: "sh", argv: []string{"sh"}}}
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Log("busybox not installed: the init script is tested with sh only")
+		return shells
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command(bb, "--install", "-s", dir).CombinedOutput(); err != nil {
+		t.Fatalf("busybox --install: %v\n%s", err, out)
+	}
+	return append(shells, initShell{name: "busybox", argv: []string{bb, "sh"}, path: dir + string(os.PathListSeparator) + os.Getenv("PATH")})
 }
 
 // newInitService writes a stand-in termagent whose shell body is standin
 // (LOG names its log file) and the defaults file pointing the init script at
 // it and at directories under a temporary directory. Stopping the service is
 // registered as cleanup.
-func newInitService(t *testing.T, standin string, extra ...string) *initService {
+func newInitService(t *testing.T, sh initShell, standin string, extra ...string) *initService {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the supervisor chowns its directories and drops privileges with start-stop-daemon -c")
@@ -295,7 +320,7 @@ func newInitService(t *testing.T, standin string, extra ...string) *initService 
 	if ssd != nil && setpriv != nil {
 		t.Skip("neither start-stop-daemon nor setpriv installed")
 	}
-	s := &initService{dir: t.TempDir()}
+	s := &initService{dir: t.TempDir(), sh: sh}
 	s.log = filepath.Join(s.dir, "agent.log")
 	s.pidfile = filepath.Join(s.dir, "supervisor.pid")
 	bin := fakeBinary(t, "LOG="+s.log+"\n"+standin)
@@ -321,8 +346,12 @@ func newInitService(t *testing.T, standin string, extra ...string) *initService 
 func (s *initService) run(action string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", "./termagent.init", action)
+	argv := append(append([]string{}, s.sh.argv...), "./termagent.init", action)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "TERMAGENT_DEFAULTS="+s.defaults)
+	if s.sh.path != "" {
+		cmd.Env = append(cmd.Env, "PATH="+s.sh.path)
+	}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -342,9 +371,15 @@ func (s *initService) supervisor(t *testing.T) int {
 // then stops the service and checks that SIGTERM reached the stand-in and
 // that nothing is left running.
 func TestInitScriptRespawnsAndStops(t *testing.T) {
+	for _, sh := range initShells(t) {
+		t.Run(sh.name, func(t *testing.T) { testInitRespawnsAndStops(t, sh) })
+	}
+}
+
+func testInitRespawnsAndStops(t *testing.T, sh initShell) {
 	// The stand-in logs its start with its pid and arguments, and its
 	// SIGTERM, like termagent's graceful stop.
-	s := newInitService(t, `
+	s := newInitService(t, sh, `
 case "$1" in status) echo "stand-in status"; exit 0 ;; esac
 echo "start $$ $*" >>$LOG
 trap 'echo "term $$" >>$LOG; exit 0' TERM
@@ -400,7 +435,13 @@ while :; do sleep 1 & wait $!; done
 // TestInitScriptStopKillsAHungAgent: a termagent that ignores SIGTERM is
 // killed when the stop timeout passes, and nothing is left running.
 func TestInitScriptStopKillsAHungAgent(t *testing.T) {
-	s := newInitService(t, `
+	for _, sh := range initShells(t) {
+		t.Run(sh.name, func(t *testing.T) { testInitStopKillsAHungAgent(t, sh) })
+	}
+}
+
+func testInitStopKillsAHungAgent(t *testing.T, sh initShell) {
+	s := newInitService(t, sh, `
 trap '' TERM
 echo "start $$" >>$LOG
 while :; do sleep 1; done
