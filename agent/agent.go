@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -140,7 +139,7 @@ const (
 func (a *Agent) Run(ctx context.Context) error {
 	now := a.cfg.Now()
 	if !a.started.CompareAndSwap(nil, &now) {
-		return errors.New("agent: Run called twice")
+		return ErrAlreadyRun
 	}
 	if err := a.seed(ctx); err != nil {
 		return err

@@ -38,21 +38,6 @@ func (s *session) timed(h handlerFunc) handlerFunc {
 	}
 }
 
-// codeFor maps an error to the response code PROTOCOL.md asks for.
-func codeFor(err error) int {
-	var re *protocol.RemoteError
-	switch {
-	case errors.As(err, &re):
-		return re.Code
-	case errors.Is(err, ErrInvalid), errors.Is(err, store.ErrInvalid):
-		return protocol.CodeError
-	case errors.Is(err, ErrDevice):
-		return protocol.CodeDevice
-	default:
-		return protocol.CodeDatabase
-	}
-}
-
 // dbError answers -3 (or -1 for a value the store refused as invalid).
 func dbError(format string, args ...any) error {
 	err := fmt.Errorf(format, args...)

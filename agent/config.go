@@ -204,7 +204,8 @@ type Action string
 // Actions of the send_user_command table.
 const (
 	// ActionOpenDoor pulses the door and records an access with
-	// open_door_type Remote. command_value is ignored.
+	// open_door_type Remote (on a terminal without a relay it is only
+	// recorded). command_value is ignored.
 	ActionOpenDoor Action = "open_door"
 	// ActionMessage shows command_value: it is logged, and passed to the
 	// Message hook when one is configured.

@@ -21,6 +21,6 @@ var (
 	ErrDevice = errors.New("agent: device fault")
 	// ErrDatabase marks a failure of the local database (answered with -3).
 	ErrDatabase = errors.New("agent: database error")
-	// ErrLinkDown means there is no live connection to the server.
-	ErrLinkDown = errors.New("agent: link to the server is down")
+	// ErrAlreadyRun is returned by a second call of Run: an Agent runs once.
+	ErrAlreadyRun = errors.New("agent: Run called twice")
 )
