@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -390,4 +391,35 @@ func TestModuleUnpluggedAndBack(t *testing.T) {
 	if ai := srv.upload().AccessInfo; ai.PersonID != "p1" {
 		t.Fatalf("record after replug %+v", ai)
 	}
+}
+
+// The door never waits for the network: with a server that takes uploads
+// and never answers them, every swipe still pulses the relay at once.
+func TestDoorDoesNotWaitForTheServer(t *testing.T) {
+	srv := newTestServer(t)
+	release := make(chan struct{})
+	defer close(release)
+	srv.setCode(func(*protocol.Message) int {
+		<-release // hold every upload unanswered until the test ends
+		return 0
+	})
+	db := openStore(t, store.Config{})
+	h := newHWRig(t, sim.RigConfig{Devices: []string{sim.DevCard, sim.DevRelay}})
+	for i := range 3 {
+		addPerson(t, db, "p"+string(rune('a'+i)), 500+i)
+	}
+	startAgent(t, agent.Config{Link: agent.LinkConfig{ServerAddress: srv.addr}, Upload: agent.UploadConfig{Window: 1},
+		Access: agent.AccessConfig{DoorPulse: 50 * time.Millisecond}}, h.parts(db))
+	srv.peer()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	relay := h.rig.Relay()
+	for i := range 3 {
+		before := relay.State().Switches
+		h.exec(t, "swipe "+strconv.Itoa(500+i))
+		if _, err := relay.Wait(ctx, func(s sim.RelayState) bool { return s.Switches >= before+2 && !s.On }); err != nil {
+			t.Fatalf("swipe %d: the relay did not pulse while the server held the uploads: %v", i, err)
+		}
+	}
+	srv.upload() // the first upload is held by the server; the others wait their turn
 }
