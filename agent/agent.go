@@ -19,7 +19,8 @@ type Parts struct {
 	// Store is the database (*store.DB). Required.
 	Store Store
 	// Card, Fingerprint and Face are the readers this terminal has; nil
-	// means the terminal has no such module.
+	// means the terminal has no such module (an untyped nil: a nil
+	// *driver stored in the interface is not "absent").
 	Card        hal.CardReader
 	Fingerprint hal.FingerprintModule
 	Face        hal.FaceModule
