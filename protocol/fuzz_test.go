@@ -119,6 +119,9 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Marshal of a decoded message: %v", err)
 		}
+		if ref := referenceMarshal(m); !bytes.Equal(e1, ref) {
+			t.Fatalf("Marshal differs from encoding/json:\n%s\n%s", e1, ref)
+		}
 		m2, err := Decode(e1)
 		if err != nil {
 			t.Fatalf("Decode(Marshal(m)) = %v for %s", err, e1)

@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -324,26 +323,18 @@ func decodeLenient(b []byte) (*Message, error) {
 
 // Marshal encodes m as compact JSON followed by "\n", the form the stream
 // writer sends. Only documented names are written (code and message, never
-// ret and msg); HTML characters are not escaped.
+// ret and msg); strings are escaped as encoding/json escapes them, except
+// that HTML characters are not. It does not fail; the error is for future
+// checks.
 func Marshal(m *Message) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := marshalTo(&buf, m); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-func marshalTo(buf *bytes.Buffer, m *Message) error {
-	w := newWireOut(m)
+	size := 128 + len(m.Mod) + len(m.SessionID) + len(m.Text) + len(m.CommandValue)
 	if m.PersonInfo != nil {
-		buf.Grow(m.PersonInfo.blobSize()*4/3 + 1024)
+		size += 512 + m.PersonInfo.blobSize()*4/3
 	}
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(w); err != nil {
-		return fmt.Errorf("encode %s message: %w", m.Mod, err)
+	if m.AccessInfo != nil || m.DeviceInfo != nil || m.DeviceStatus != nil {
+		size += 256
 	}
-	return nil
+	return appendMessage(make([]byte, 0, size), m), nil
 }
 
 // MarshalJSON implements json.Marshaler: compact JSON without the trailing

@@ -260,6 +260,9 @@ func TestGoldenVectors(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Marshal: %v", err)
 			}
+			if ref := referenceMarshal(m); !bytes.Equal(b, ref) {
+				t.Fatalf("Marshal differs from encoding/json:\n got %s\nwant %s", clip(string(b)), clip(string(ref)))
+			}
 			if got := string(b); got != g.encoded+"\n" {
 				t.Fatalf("Marshal:\n got %s\nwant %s", clip(got), clip(g.encoded))
 			}
@@ -602,5 +605,37 @@ func TestFastDecoderAgrees(t *testing.T) {
 	}
 	if fast < 10 {
 		t.Errorf("only %d inputs took the fast decoder", fast)
+	}
+}
+
+// TestMarshalMatchesEncodingJSON: the hand-written encoder writes what
+// encoding/json writes, escaping included.
+func TestMarshalMatchesEncodingJSON(t *testing.T) {
+	strs := []string{"", "plain", "公司门口", "q\"b\\s", "ctl\x00\x01\x1f\b\f\n\r\t", "<html>&amp;", "bad\xff\xfeutf8", "\u2028\u2029", "\x7f", "é\xc3"}
+	for _, s := range strs {
+		msgs := []*Message{
+			{Mod: s, SessionID: s, Type: 1},
+			(&Message{Mod: s, SessionID: s}).Reply(CodeDevice, s),
+			{Mod: ModSendUserCommand, SessionID: s, CommandValue: s},
+			{Mod: ModSendUserCommand, SessionID: s, HasCode: true},
+			{Mod: "x", SessionID: "y", CommandType: -5, HasCode: true},
+			{Mod: ModRemovePerson, PersonIDs: []string{s, s}, PersonID: s, Time: s},
+			{Mod: ModSetDeviceInfo, DeviceInfo: &DeviceInfo{UUID: s, Address: s, DevicePort: -1, Fields: FieldUUID | FieldDevicePort | FieldHardwareVersion}},
+			{Mod: ModGetDeviceInfo, DeviceInfo: &DeviceInfo{UUID: s, ServerPort: 65535}},
+			{Mod: ModDownloadPerson, PersonInfo: &PersonInfo{PersonID: s, PersonName: s, Role: -3,
+				Face: &Biometric{Width: 1, Height: 2, Format: 3, Length: 4, Data: []byte(s)}, RightCode: &Biometric{}, LeftImage: &Biometric{Data: []byte{}}}},
+			{Mod: ModUploadAccessInfo, AccessInfo: &AccessInfo{PersonID: s, Time: s, CommunityCode: s, InOutType: 2}},
+			{Mod: ModGetDeviceStatus, DeviceStatus: &DeviceStatus{Link: s, Modules: []ModuleStatus{{Name: s, State: s, Detail: s}, {Name: s}}, UptimeSeconds: 1 << 40}},
+			{Mod: ModGetDeviceStatus, DeviceStatus: &DeviceStatus{}},
+		}
+		for _, m := range msgs {
+			got, err := Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := referenceMarshal(m); !bytes.Equal(got, want) {
+				t.Errorf("Marshal(%s):\n got %s\nwant %s", summary(m), got, want)
+			}
+		}
 	}
 }
