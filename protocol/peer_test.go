@@ -422,24 +422,40 @@ func TestPeerCallTimeoutAndLateResponse(t *testing.T) {
 		defer func() { answered <- struct{}{} }()
 		return nil, nil
 	})
-	_, cli := pair(t, TransportTCP, PeerConfig{Handler: mux}, PeerConfig{CallTimeout: 50 * time.Millisecond})
-	_, err := cli.Call(context.Background(), NewRequest("slow"))
+	// PeerConfig.CallTimeout ends a call that gets no answer.
+	never := HandlerFunc(func(ctx context.Context, req *Message) (*Message, error) {
+		<-ctx.Done()
+		return nil, nil
+	})
+	_, quick := pair(t, TransportTCP, PeerConfig{Handler: never}, PeerConfig{CallTimeout: 50 * time.Millisecond})
+	_, err := quick.Call(context.Background(), NewRequest("slow"))
 	if !errors.Is(err, ErrNoResponse) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Call = %v; want ErrNoResponse and DeadlineExceeded", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+
+	// So does the caller's deadline; the answer that comes later is
+	// dropped and the peer goes on.
+	_, cli := pair(t, TransportTCP, PeerConfig{Handler: mux}, PeerConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req := NewRequest("slow")
+	if _, err := cli.Call(ctx, req); !errors.Is(err, ErrNoResponse) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Call = %v; want ErrNoResponse and DeadlineExceeded", err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
 	cancel()
 	if _, err := cli.Call(ctx, NewRequest("slow")); !errors.Is(err, ErrNotSent) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Call with a cancelled ctx = %v; want ErrNotSent", err)
 	}
 	close(release)
 	<-answered // the late response is on its way and must be dropped
-	req := NewRequest(ModSendUserCommand)
-	req.CommandValue = "after"
-	resp, err := cli.Call(context.Background(), req)
+	after := NewRequest(ModSendUserCommand)
+	after.CommandValue = "after"
+	resp, err := cli.Call(context.Background(), after)
 	if err != nil || resp.CommandValue != "after" {
 		t.Fatalf("call after a late response = %s, %v", summary(resp), err)
 	}
+	waitPending(t, cli.Peer, 0)
 }
 
 // TestPeerConnectionLoss: calls waiting for a response fail with
