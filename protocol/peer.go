@@ -605,7 +605,7 @@ func (p *Peer) Err() error {
 	return p.cause
 }
 
-// LocalAddr and RemoteAddr return the connection's addresses.
+// LocalAddr returns the address of this side of the connection.
 func (p *Peer) LocalAddr() string { return addrString(p.conn.LocalAddr()) }
 
 // RemoteAddr returns the address of the other side.
