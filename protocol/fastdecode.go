@@ -157,7 +157,7 @@ func (p *fastParser) str(dst *string) (ok, set bool) {
 	return true, true
 }
 
-// integer parses a JSON integer that fits an int64; null leaves dst alone.
+// integer parses a JSON integer that fits an int; null leaves dst alone.
 func (p *fastParser) integer(dst *int) (ok, set bool) {
 	if p.isNull() {
 		return true, false
@@ -180,7 +180,7 @@ func (p *fastParser) integer(dst *int) (ok, set bool) {
 			return false, false
 		}
 	}
-	v, err := strconv.ParseInt(string(p.b[start:p.i]), 10, 64)
+	v, err := strconv.ParseInt(string(p.b[start:p.i]), 10, strconv.IntSize)
 	if err != nil {
 		return false, false
 	}

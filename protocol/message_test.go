@@ -357,6 +357,8 @@ func TestDecodeErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{`{"mod":"m","session_id":"s","type":"one"}`, `type: "one" is not a number`},
 		{`{"mod":"m","session_id":"s","type":1.5}`, `type: 1.5 is not a number`},
+		{`{"mod":"m","session_id":"s","type":99999999999999999999}`, `type: 99999999999999999999 is not a number`},
+		{`{"mod":"m","session_id":"s","type":"99999999999999999999"}`, `is not a number`},
 		{`{"mod":"m","session_id":"s","person_info":{"face":{"width":true}}}`, `person_info.face.width: true is not a number`},
 		{`{"mod":"m","session_id":"s","person_info":{"face":{"data":12}}}`, `person_info.face.data: number is not base64 text`},
 		{`{"mod":"m","session_id":"s","person_info":{"face":{"data":"@@@@"}}}`, `not standard base64`},

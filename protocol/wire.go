@@ -12,18 +12,18 @@ import (
 // The encoding/json forms of Message for decoding (Decode tries the
 // reflection-free fastDecode first; encode.go writes without reflection).
 // wireIn is generic so that one definition serves two decoders:
-// wireIn[string, int64, []string] is plain encoding/json, for well-typed
+// wireIn[string, int, []string] is plain encoding/json, for well-typed
 // input, and wireIn[flexString, flexInt, flexStrings] is lenient (numbers
 // as numeric strings and so on), used when the plain one meets a type it
 // cannot take. Blobs stay []byte so encoding/json does the base64 work in
 // one pass.
 
 type (
-	plainIn   = wireIn[string, int64, []string]
+	plainIn   = wireIn[string, int, []string]
 	lenientIn = wireIn[flexString, flexInt, flexStrings]
 )
 
-type wireIn[S ~string, I ~int64, L ~[]S] struct {
+type wireIn[S ~string, I ~int, L ~[]S] struct {
 	Mod          S                   `json:"mod"`
 	SessionID    S                   `json:"session_id"`
 	Type         I                   `json:"type"`
@@ -42,7 +42,7 @@ type wireIn[S ~string, I ~int64, L ~[]S] struct {
 	DeviceStatus *wireStatusIn[S, I] `json:"device_status"`
 }
 
-type wireDeviceIn[S ~string, I ~int64] struct {
+type wireDeviceIn[S ~string, I ~int] struct {
 	UUID            *S `json:"uuid"`
 	DeviceIP        *S `json:"device_ip"`
 	DevicePort      *I `json:"device_port"`
@@ -54,7 +54,7 @@ type wireDeviceIn[S ~string, I ~int64] struct {
 	HardwareVersion *S `json:"hardware_version"`
 }
 
-type wirePersonIn[S ~string, I ~int64] struct {
+type wirePersonIn[S ~string, I ~int] struct {
 	PersonID         S              `json:"person_id"`
 	PersonName       S              `json:"person_name"`
 	IDNumber         S              `json:"id_number"`
@@ -69,7 +69,7 @@ type wirePersonIn[S ~string, I ~int64] struct {
 	RightCode        *wireBlobIn[I] `json:"right_code"`
 }
 
-type wireBlobIn[I ~int64] struct {
+type wireBlobIn[I ~int] struct {
 	Width  I      `json:"width"`
 	Height I      `json:"height"`
 	Format I      `json:"format"`
@@ -77,7 +77,7 @@ type wireBlobIn[I ~int64] struct {
 	Data   []byte `json:"data"`
 }
 
-type wireAccessIn[S ~string, I ~int64] struct {
+type wireAccessIn[S ~string, I ~int] struct {
 	PersonID      S `json:"person_id"`
 	Time          S `json:"time"`
 	IDNumber      S `json:"id_number"`
@@ -88,7 +88,7 @@ type wireAccessIn[S ~string, I ~int64] struct {
 	CommunityCode S `json:"community_code"`
 }
 
-type wireStatusIn[S ~string, I ~int64] struct {
+type wireStatusIn[S ~string, I ~int] struct {
 	Link            S                 `json:"link"`
 	OutboxDepth     I                 `json:"outbox_depth"`
 	OldestUnsent    S                 `json:"oldest_unsent"`
@@ -216,8 +216,9 @@ func (b *wireBlobIn[I]) biometric() *Biometric {
 }
 
 // flexInt is an integer that arrives as a JSON number or a numeric string.
-// An empty string and null are 0; a number with a fraction is an error.
-type flexInt int64
+// An empty string and null are 0; a number with a fraction, or one outside
+// int's range (32 bits on the ARM terminals), is an error.
+type flexInt int
 
 var intType = reflect.TypeFor[int]()
 
@@ -237,12 +238,12 @@ func (n *flexInt) UnmarshalJSON(b []byte) error {
 			return nil
 		}
 	}
-	if v, err := strconv.ParseInt(string(s), 10, 64); err == nil {
+	if v, err := strconv.ParseInt(string(s), 10, strconv.IntSize); err == nil {
 		*n = flexInt(v)
 		return nil
 	}
 	// 12.0 and 1e3 are integers too; 1.5 is not.
-	if f, err := strconv.ParseFloat(string(s), 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+	if f, err := strconv.ParseFloat(string(s), 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 && f >= math.MinInt && f <= math.MaxInt {
 		*n = flexInt(f)
 		return nil
 	}
