@@ -3,13 +3,15 @@ package protocol
 import (
 	"encoding/base64"
 	"strconv"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
 // fastDecode parses the clean, common form of a message (what this
 // package and careful peers write) without reflection. It gives up
 // (ok false) on anything it does not handle exactly as the encoding/json
-// path of Decode would: escapes in strings, non-ASCII keys, repeated
+// path of Decode would: escapes or non-ASCII in keys, repeated
 // known keys, numbers that are not plain integers, values of another type
 // than expected, device_status, invalid JSON. Decode then takes the
 // encoding/json path, which also words the errors. FuzzDecode checks that
@@ -108,8 +110,8 @@ func (p *fastParser) object(field func(key []byte) bool) bool {
 	}
 }
 
-// rawString parses a string without escapes and returns its bytes,
-// which alias the input.
+// rawString parses a string without escapes (a key) and returns its
+// bytes, which alias the input.
 func (p *fastParser) rawString() ([]byte, bool) {
 	if p.i >= len(p.b) || p.b[p.i] != '"' {
 		return nil, false
@@ -135,6 +137,120 @@ func (p *fastParser) rawString() ([]byte, bool) {
 	return nil, false
 }
 
+// stringValue parses a string value, escapes and all, unquoted as
+// encoding/json unquotes it: invalid UTF-8 and lone surrogates become
+// U+FFFD. The bytes alias the input when nothing needed changing.
+func (p *fastParser) stringValue() ([]byte, bool) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return nil, false
+	}
+	start := p.i + 1
+	escaped, ascii := false, true
+	for j := start; j < len(p.b); j++ {
+		switch c := p.b[j]; {
+		case c == '"':
+			s := p.b[start:j]
+			p.i = j + 1
+			if !escaped && (ascii || utf8.Valid(s)) {
+				return s, true
+			}
+			return unquote(s)
+		case c == '\\':
+			escaped = true
+			j++
+		case c < 0x20:
+			return nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return nil, false
+}
+
+// unquote resolves the escapes of a string's contents as encoding/json
+// does; ok is false where encoding/json would report a syntax error.
+func unquote(s []byte) ([]byte, bool) {
+	out := make([]byte, 0, len(s)+utf8.UTFMax)
+	for r := 0; r < len(s); {
+		c := s[r]
+		switch {
+		case c == '\\':
+			if r+1 >= len(s) {
+				return nil, false
+			}
+			switch e := s[r+1]; e {
+			case '"', '\\', '/':
+				out = append(out, e)
+				r += 2
+			case 'b':
+				out = append(out, '\b')
+				r += 2
+			case 'f':
+				out = append(out, '\f')
+				r += 2
+			case 'n':
+				out = append(out, '\n')
+				r += 2
+			case 'r':
+				out = append(out, '\r')
+				r += 2
+			case 't':
+				out = append(out, '\t')
+				r += 2
+			case 'u':
+				rr := getu4(s[r:])
+				if rr < 0 {
+					return nil, false
+				}
+				r += 6
+				if utf16.IsSurrogate(rr) {
+					if dec := utf16.DecodeRune(rr, getu4(s[r:])); dec != unicode.ReplacementChar {
+						out = utf8.AppendRune(out, dec)
+						r += 6
+						break
+					}
+					rr = unicode.ReplacementChar
+				}
+				out = utf8.AppendRune(out, rr)
+			default:
+				return nil, false
+			}
+		case c < 0x20:
+			return nil, false
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+			r++
+		default:
+			rr, size := utf8.DecodeRune(s[r:])
+			out = utf8.AppendRune(out, rr)
+			r += size
+		}
+	}
+	return out, true
+}
+
+// getu4 decodes \uXXXX at the start of s, or returns -1.
+func getu4(s []byte) rune {
+	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
+		return -1
+	}
+	var r rune
+	for _, c := range s[2:6] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
+}
+
 func (p *fastParser) isNull() bool {
 	if len(p.b)-p.i >= 4 && string(p.b[p.i:p.i+4]) == "null" {
 		p.i += 4
@@ -149,7 +265,7 @@ func (p *fastParser) str(dst *string) (ok, set bool) {
 	if p.isNull() {
 		return true, false
 	}
-	s, ok := p.rawString()
+	s, ok := p.stringValue()
 	if !ok {
 		return false, false
 	}
@@ -268,7 +384,7 @@ func (p *fastParser) stringList(dst *[]string) bool {
 	var out []string
 	for {
 		p.ws()
-		s, ok := p.rawString()
+		s, ok := p.stringValue()
 		if !ok {
 			return false
 		}
@@ -410,7 +526,7 @@ func (p *fastParser) blob(dst **Biometric) bool {
 			if p.isNull() {
 				return true
 			}
-			s, ok := p.rawString()
+			s, ok := p.stringValue()
 			if !ok {
 				return false
 			}
@@ -469,7 +585,7 @@ func (p *fastParser) skip() bool {
 	}
 	switch c := p.b[p.i]; {
 	case c == '"':
-		_, ok := p.rawString()
+		_, ok := p.stringValue()
 		return ok
 	case c == '{':
 		if p.depth++; p.depth > 32 {

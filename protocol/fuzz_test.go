@@ -27,6 +27,7 @@ func fuzzSeeds() []string {
 		`{"s":"unterminated` + "\n" + msgB,
 		`{"n":1e999,"type":1.5,"code":"x"}`,
 		"[{]}\x00\xff",
+		`{"mod":"a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00\ud83dX","session_id":"\u4e2d","person_ids":["\/"],"person_info":{"face":{"data":"\/w=="}}}`,
 	}
 	for _, g := range goldens() {
 		if len(g.in) < 4096 {

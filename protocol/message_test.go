@@ -592,6 +592,10 @@ func TestFastDecoderAgrees(t *testing.T) {
 		`{"person_info":{"face":{"data":"AQI"}}}`, `{"person_info":{"face":{"data":"AQ=="}}}`, `{"person_info":{"face":{"data":"A Q=="}}}`,
 		`{"person_info":{"face":{"data":"\/w=="}}}`, `{"person_info":{"face":null,"role":"3"}}`,
 		`{"device_status":{"link":"up"}}`, `{"access_info":{"role":2,"Role":3}}`,
+		`{"mod":"a\"b\\c\/d\b\f\n\r\t"}`, `{"mod":"\u00e9\u4E2D"}`, `{"mod":"\ud83d\ude00"}`, `{"mod":"\ud83dX"}`,
+		`{"mod":"\ud83d\u0041"}`, `{"mod":"\ude00"}`, `{"mod":"\ud83d\ud83d\ude00"}`, `{"mod":"\x"}`, `{"mod":"\u12"}`, `{"mod":"\u12G4"}`,
+		"{\"mod\":\"\xff\\n\"}", `{"m\u006fd":"a"}`, `{"x":"\u0000","mod":"\u0000"}`, `{"person_ids":["\u00e9","a\/b"]}`,
+		`{"person_info":{"face":{"data":"\/\/8="}}}`, `{"person_info":{"face":{"data":"\u0041QID"}}}`, `{"mod":"a\`,
 		`[]`, `null`, `"x"`, ``, `{"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":{"j":{"k":{"l":{"m":{"n":{"o":{"p":{"q":{"r":{"s":{"t":{"u":{"v":{"w":{"x":{"y":{"z":{"A":{"B":{"C":{"D":{"E":{"F":{"G":1}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}`,
 	}
 	fast := 0
