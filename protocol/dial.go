@@ -486,5 +486,8 @@ func (l *Listener) Close() error {
 // wsAddr is a remote address that net could not parse, kept as text.
 type wsAddr string
 
+// Network implements net.Addr.
 func (a wsAddr) Network() string { return "tcp" }
-func (a wsAddr) String() string  { return string(a) }
+
+// String implements net.Addr.
+func (a wsAddr) String() string { return string(a) }

@@ -222,6 +222,7 @@ type flexInt int
 
 var intType = reflect.TypeFor[int]()
 
+// UnmarshalJSON implements json.Unmarshaler.
 func (n *flexInt) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		return nil
@@ -256,6 +257,7 @@ type flexString string
 
 var stringType = reflect.TypeFor[string]()
 
+// UnmarshalJSON implements json.Unmarshaler.
 func (s *flexString) UnmarshalJSON(b []byte) error {
 	switch {
 	case len(b) == 0:
@@ -283,6 +285,7 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 // flexStrings is a list of strings that may also arrive as one string.
 type flexStrings []flexString
 
+// UnmarshalJSON implements json.Unmarshaler.
 func (l *flexStrings) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '[' {
 		var v []flexString
