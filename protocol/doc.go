@@ -23,7 +23,12 @@
 //   - Conn: one message in, one message out, over a byte stream
 //     (StreamConn) or a WebSocket (WSConn); Dial and Listen make them.
 //   - Peer: Call sends a request and waits for the response with the same
-//     session_id; incoming requests go to a Handler (often a Mux).
+//     session_id; incoming requests go to a Handler (often a Mux), up to
+//     MaxInFlight at once, MaxQueued more waiting, beyond that answered
+//     "busy"; the reader never waits, so a handler may itself Call. Errors
+//     tell ErrNotSent (never left: retry anywhere) from ErrNoResponse
+//     (may have arrived) and a *RemoteError (the other side answered a
+//     non-zero code).
 //
 // # Using the package
 //
