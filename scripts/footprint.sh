@@ -23,6 +23,7 @@
 # clear_refs (else the burst peak includes the drain's).
 #
 # Environment: TARGETS (default "amd64 arm64"), RECORDS (100000), BURST (8),
+# AGENT_ENV (NAME=VALUE... for the agent only, e.g. GOMEMLIMIT=40MiB),
 # IDLE (10 s), ARM_CC/ARM64_CC/VERSION (see cross.sh), KEEP=1 keeps the work
 # directory, LIMIT (seconds per wait, default 900).
 set -euo pipefail
@@ -102,10 +103,11 @@ results=()
 
 measure() {
 	local target=$1 exec=() dir="$work/$1" bin
+	read -r -a agent_env <<<"${AGENT_ENV:-}"
 	case "$target" in
-	amd64) ;;
-	arm64) exec=(qemu-aarch64) ;;
-	armv7) exec=(qemu-arm) ;;
+	amd64) exec=(env "${agent_env[@]}") ;;
+	arm64) exec=(env "${agent_env[@]}" qemu-aarch64) ;;
+	armv7) exec=(env "${agent_env[@]}" qemu-arm) ;;
 	*) fail "unknown target $target (want amd64, arm64 or armv7)" ;;
 	esac
 	mkdir -p "$dir"
@@ -113,7 +115,7 @@ measure() {
 	bin=$dir/termagent
 	version=$("${exec[@]}" "$bin" version)
 
-	if [ ${#exec[@]} -gt 0 ]; then
+	if [ "$target" != amd64 ]; then
 		# qemu's own share: a static Go program that only sleeps.
 		mkdir -p "$work/base"
 		printf 'package main\n\nimport "time"\n\nfunc main() { time.Sleep(time.Hour) }\n' >"$work/base/main.go"
@@ -123,7 +125,7 @@ measure() {
 		local bpid=$!
 		pids+=("$bpid")
 		sleep 2
-		results+=("$(printf '%-10s idle RSS %s MiB (a sleeping static Go program under %s)' "qemu-base" "$(mib "$(proc_kb "$bpid" VmRSS)")" "${exec[0]}")")
+		results+=("$(printf '%-10s idle RSS %s MiB (a sleeping static Go program under %s)' "qemu-base" "$(mib "$(proc_kb "$bpid" VmRSS)")" "${exec[-1]}")")
 		stop "$bpid" 5
 	fi
 
@@ -236,5 +238,5 @@ for t in $targets; do
 	echo "== footprint $t"
 	measure "$t"
 done
-echo "== footprint: $version, $(nproc) cores, $(date -u +%FT%TZ)"
+echo "== footprint: $version, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)${AGENT_ENV:+, agent env $AGENT_ENV}"
 printf '%s\n' "${results[@]}"

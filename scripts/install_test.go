@@ -381,7 +381,7 @@ func testInitRespawnsAndStops(t *testing.T, sh initShell) {
 	// SIGTERM, like termagent's graceful stop.
 	s := newInitService(t, sh, `
 case "$1" in status) echo "stand-in status"; exit 0 ;; esac
-echo "start $$ $*" >>$LOG
+echo "start $$ $* GOMEMLIMIT=$GOMEMLIMIT" >>$LOG
 trap 'echo "term $$" >>$LOG; exit 0' TERM
 while :; do sleep 1 & wait $!; done
 `)
@@ -390,8 +390,8 @@ while :; do sleep 1 & wait $!; done
 	}
 	waitFor(t, "the first start", func() bool { return len(startLines(s.log)) >= 1 })
 	first := startLines(s.log)[0]
-	if got := readFile(t, s.log); !strings.Contains(got, "run -config "+filepath.Join(s.dir, "termagent.yaml")) {
-		t.Errorf("stand-in started with the wrong arguments: %s", got)
+	if got := readFile(t, s.log); !strings.Contains(got, "run -config "+filepath.Join(s.dir, "termagent.yaml")+" GOMEMLIMIT=40MiB\n") {
+		t.Errorf("stand-in started with the wrong arguments or environment: %s", got)
 	}
 	wantMode(t, s.dir, "state", true, 0o700)
 	wantMode(t, s.dir, "run", true, 0o700)
@@ -458,4 +458,47 @@ while :; do sleep 1; done
 	}
 	waitFor(t, "the hung agent to be gone", func() bool { return !alive(agent) })
 	waitFor(t, "the supervisor to be gone", func() bool { return !alive(sup) })
+}
+
+// TestMakeCrossCompiler checks how the Makefile picks the C cross-compiler:
+// Debian's by default, CC from the command line for both ARM targets, and
+// never a CC from the environment (a host CC=gcc must not reach an ARM link).
+func TestMakeCrossCompiler(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make not installed")
+	}
+	dryRun := func(env []string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("make", append([]string{"-n", "-C", ".."}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("make -n %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	for _, c := range []struct {
+		name string
+		env  []string
+		args []string
+		want []string
+	}{
+		{"default", nil, []string{"arm", "arm64"},
+			[]string{"ARM_CC='arm-linux-gnueabihf-gcc'", "ARM64_CC='aarch64-linux-gnu-gcc'", "cross.sh armv7 dist/linux-armv7 ./cmd/...", "cross.sh arm64 dist/linux-arm64 ./cmd/..."}},
+		{"environment CC ignored", []string{"CC=gcc"}, []string{"arm"},
+			[]string{"ARM_CC='arm-linux-gnueabihf-gcc'"}},
+		{"command-line CC", nil, []string{"arm", "CC=/opt/sdk/bin/arm-poky-gcc --sysroot=/opt/sdk/sysroot"},
+			[]string{"ARM_CC='/opt/sdk/bin/arm-poky-gcc --sysroot=/opt/sdk/sysroot'"}},
+		{"ARM64_CC", nil, []string{"arm64", "ARM64_CC=clang --target=aarch64-linux-gnu"},
+			[]string{"ARM64_CC='clang --target=aarch64-linux-gnu'"}},
+		{"version and dynamic link", nil, []string{"arm", "VERSION=1.2.3", "EXTLDFLAGS="},
+			[]string{"VERSION='1.2.3'", "EXTLDFLAGS=''"}},
+	} {
+		out := dryRun(c.env, c.args...)
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: make -n %v lacks %q:\n%s", c.name, c.args, w, out)
+			}
+		}
+	}
 }
