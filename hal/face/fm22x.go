@@ -66,6 +66,8 @@ const (
 	logPort       = "port"
 	logUserID     = "user_id"
 	logPhotoBytes = "photo_bytes"
+	logOp         = "op"
+	logMsgID      = "msg_id"
 )
 
 // Config configures an FM22x driver. Zero values mean the documented
@@ -151,7 +153,9 @@ func (c Config) validate() error {
 // FM22x drives one EF AA face module. All methods are safe for concurrent
 // use: commands are serialised, one outstanding at a time, and Recognize
 // releases the link between two VERIFY commands so that Enroll, Delete,
-// Clear and Users interleave with it (waiting at most VerifySeconds).
+// Clear and Users interleave with it (waiting at most VerifySeconds). A
+// command whose ctx ends before the reply is aborted with RESET, so the
+// module is idle again for the next one.
 type FM22x struct {
 	cfg  Config
 	port io.ReadWriteCloser
@@ -171,7 +175,8 @@ type FM22x struct {
 	// Guarded by sem.
 	dec       Decoder
 	probed    bool
-	enrolling bool // a photo enrolment is between two packets
+	enrolling bool      // a photo enrolment is between two packets
+	abortBy   time.Time // a RESET was sent for a cancelled command; its reply is due by then
 }
 
 var _ hal.FaceModule = (*FM22x)(nil)
@@ -284,12 +289,60 @@ func (m *FM22x) acquire(ctx context.Context, op string) (func(), error) {
 	}
 	select {
 	case m.sem <- struct{}{}:
-		return func() { <-m.sem }, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-m.done:
 		return nil, m.errf(op, hal.ErrClosed)
 	}
+	release := func() { <-m.sem }
+	if err := m.settle(ctx, op); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+// abort is called when ctx ended while the module still owed the reply to
+// msg. The module would carry on with it (a VERIFY until its own timeout)
+// and ignore commands meanwhile, so abort sends RESET, which ends the
+// current task, and leaves its reply for settle: the caller returns at
+// once and the next holder of the link waits for the module to be idle.
+func (m *FM22x) abort(op string, msg byte) {
+	m.probed = false
+	b, err := Frame{MsgID: MsgReset}.MarshalBinary()
+	if err == nil {
+		_, err = m.port.Write(b)
+	}
+	if err != nil {
+		m.log.Warn().Err(err).Str(logOp, op).Uint8(logMsgID, msg).Msg("command cancelled; RESET not sent")
+		return
+	}
+	m.log.Debug().Str(logOp, op).Uint8(logMsgID, msg).Msg("command cancelled; RESET sent")
+	m.abortBy = time.Now().Add(m.cfg.CommandTimeout)
+}
+
+// settle waits, after a cancelled command, until the module answers the
+// RESET abort sent (a REPLY to RESET or NOTE READY), at most until
+// CommandTimeout after the RESET (at least ByteGap, for bytes in flight).
+// Late replies to the cancelled command are skipped on the way. It fails
+// only when ctx ends (the wait is then still owed) or on Close; a module
+// that stays silent is left to the GET_STATUS probe.
+func (m *FM22x) settle(ctx context.Context, op string) error {
+	if m.abortBy.IsZero() {
+		return nil
+	}
+	timeout := max(time.Until(m.abortBy), m.cfg.ByteGap)
+	_, err := m.receive(ctx, op+": RESET after a cancelled command", timeout, MsgReset, nil)
+	switch {
+	case err == nil, errors.Is(err, ErrReset):
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()), errors.Is(err, hal.ErrClosed):
+		return err // still owed to the next holder of the link
+	default: // silent or garbled: the GET_STATUS probe decides
+		m.log.Warn().Err(err).Str(logOp, op).Msg("module did not acknowledge RESET")
+		m.probed = false
+	}
+	m.abortBy = time.Time{}
+	return nil
 }
 
 // begin takes the link and makes sure the module answered since the last
@@ -328,9 +381,13 @@ func (m *FM22x) Probe(ctx context.Context) error {
 
 // exchange sends one command and waits up to timeout for its REPLY,
 // skipping notes and stale replies. NOTE READY means the module reset and
-// will not answer: it returns an error wrapping ErrReset and hal.ErrFault. Errors other
+// will not answer: it returns an error wrapping ErrReset and hal.ErrFault.
+// When ctx ends first the command is aborted (see abort). Errors other
 // than a reply make the next command probe again.
 func (m *FM22x) exchange(ctx context.Context, op string, timeout time.Duration, msg byte, data []byte) (Reply, error) {
+	if err := ctx.Err(); err != nil {
+		return Reply{}, err // not sent
+	}
 	if m.drain() && m.enrolling {
 		return Reply{}, m.errf(op, fmt.Errorf("%w: %w", hal.ErrFault, ErrReset))
 	}
@@ -343,7 +400,11 @@ func (m *FM22x) exchange(ctx context.Context, op string, timeout time.Duration, 
 		return Reply{}, m.errf(op, err)
 	}
 	r, err := m.receive(ctx, op, timeout, msg, data)
-	if err != nil && !errors.Is(err, ErrReset) {
+	switch {
+	case err == nil, errors.Is(err, ErrReset):
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		m.abort(op, msg)
+	default:
 		m.probed = false
 	}
 	return r, err
@@ -452,8 +513,11 @@ func (m *FM22x) command(ctx context.Context, op string, timeout time.Duration, m
 // module rejects or does not know gives Face{Recognised: false}. A VERIFY
 // that times out, is aborted, fails the liveness check or is cut by a
 // module reset is not a result: Recognize sends the next one. It returns
-// ctx.Err() when ctx is done, an error wrapping hal.ErrClosed after
-// Close, and the error of a failed exchange (the next call probes again).
+// ctx.Err() when ctx is done, at once: a VERIFY then in progress is
+// aborted with RESET, and the next command first waits (at most
+// CommandTimeout) for the module to acknowledge it. It returns an error
+// wrapping hal.ErrClosed after Close, and the error of a failed exchange
+// (the next call probes again).
 func (m *FM22x) Recognize(ctx context.Context) (hal.Face, error) {
 	for {
 		f, ok, err := m.verifyOnce(ctx)

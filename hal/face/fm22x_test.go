@@ -449,3 +449,108 @@ func TestOpenMissingPort(t *testing.T) {
 		t.Fatalf("missing port: %v, want hal.ErrFault naming %s", err, path)
 	}
 }
+
+// A Recognize cancelled while the module is busy with VERIFY (which it
+// answers only after its own timeout, here far beyond the hang deadline)
+// must not leave the module busy or its late reply on the line: the next
+// commands work at once, and a later Recognize sees the next face shown.
+func TestCancelRecognizeMidVerify(t *testing.T) {
+	r := setup(t, sim.FaceConfig{}, face.Config{VerifySeconds: 255})
+	ctx := testCtx(t)
+	alice, err := r.dev.AddUser("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := r.m.Enroll(ctx, "bob", photo(11, 1200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		rctx, cancel := context.WithCancel(ctx)
+		ch := recognize(t, r, rctx, 1)
+		cancel()
+		if got := await(t, ch); !errors.Is(got.err, context.Canceled) {
+			t.Fatalf("round %d: cancelled Recognize = %+v, %v; want context.Canceled", round, got.f, got.err)
+		}
+		if users, err := r.m.Users(ctx); err != nil || !slices.Equal(users, []int{alice, bob}) {
+			t.Fatalf("round %d: Users after the cancel = %v, %v; want [%d %d]", round, users, err, alice, bob)
+		}
+	}
+
+	rctx, cancel := context.WithCancel(ctx)
+	ch := recognize(t, r, rctx, 1)
+	cancel()
+	await(t, ch)
+	if err := r.m.Clear(ctx); err != nil {
+		t.Fatalf("Clear after a cancelled Recognize: %v", err)
+	}
+	if users := r.dev.Users(); len(users) != 0 {
+		t.Fatalf("module still holds %v after Clear", users)
+	}
+
+	rctx, cancel = context.WithCancel(ctx)
+	ch = recognize(t, r, rctx, 1)
+	cancel()
+	await(t, ch)
+	carol, err := r.m.Enroll(ctx, "carol", photo(12, 900))
+	if err != nil {
+		t.Fatalf("Enroll after a cancelled Recognize: %v", err)
+	}
+	dave, err := r.dev.AddUser("dave")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rctx, cancel = context.WithCancel(ctx)
+	ch = recognize(t, r, rctx, 1)
+	cancel()
+	await(t, ch)
+	if err := r.m.Delete(ctx, dave); err != nil {
+		t.Fatalf("Delete after a cancelled Recognize: %v", err)
+	}
+	if users, err := r.m.Users(ctx); err != nil || !slices.Equal(users, []int{carol}) {
+		t.Fatalf("Users = %v, %v; want [%d]", users, err, carol)
+	}
+
+	// The aborted VERIFYs must not be waiting for the camera any more: the
+	// face shown now goes to the new Recognize.
+	ch = recognize(t, r, ctx, 1)
+	if err := r.dev.ShowFace(carol); err != nil {
+		t.Fatal(err)
+	}
+	if got := await(t, ch); got.err != nil || !got.f.Recognised || got.f.UserID != carol {
+		t.Fatalf("Recognize after the cancels = %+v, %v; want user %d", got.f, got.err, carol)
+	}
+	if n := r.dev.FacesWaiting(); n != 0 {
+		t.Fatalf("%d faces left unseen", n)
+	}
+}
+
+// A module that leaves the RESET abort unanswered (both the ABORTED reply
+// to VERIFY and the reply to RESET are lost) costs the next command one
+// CommandTimeout, then the GET_STATUS probe finds it idle.
+func TestCancelRecognizeResetUnanswered(t *testing.T) {
+	r := setup(t, sim.FaceConfig{}, face.Config{VerifySeconds: 255, CommandTimeout: 300 * time.Millisecond})
+	ctx := testCtx(t)
+	id, err := r.dev.AddUser("erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	ch := recognize(t, r, rctx, 1)
+	r.dev.SetFaults(sim.ReplyFaults{Drop: 2})
+	cancel()
+	if got := await(t, ch); !errors.Is(got.err, context.Canceled) {
+		t.Fatalf("cancelled Recognize: %v", got.err)
+	}
+	if users, err := r.m.Users(ctx); err != nil || !slices.Equal(users, []int{id}) {
+		t.Fatalf("Users after an unanswered RESET = %v, %v; want [%d]", users, err, id)
+	}
+	ch = recognize(t, r, ctx, 1)
+	if err := r.dev.ShowFace(id); err != nil {
+		t.Fatal(err)
+	}
+	if got := await(t, ch); got.err != nil || got.f.UserID != id {
+		t.Fatalf("Recognize = %+v, %v; want user %d", got.f, got.err, id)
+	}
+}
