@@ -76,13 +76,13 @@ func OpenRecords(path string) (*Records, error) {
 		f.Close()
 	}
 	// _journal_mode=WAL: readers (list, export) never block the writer.
-	// _synchronous=NORMAL: in WAL mode a commit is durable once the WAL is
-	// synced at checkpoint; a power cut may lose the last commits but never
-	// corrupts, and a lost record is re-sent by the terminal (it keeps it
-	// until acknowledged, and we acknowledge only after commit).
+	// _synchronous=FULL: a commit is on disk (WAL fsynced) before Add
+	// returns, so a record is never acknowledged to a terminal (which
+	// then deletes it) and lost to a power cut here; the writer batches
+	// concurrent uploads so one fsync serves many.
 	// _busy_timeout=5000: wait up to 5 s for a lock instead of failing.
 	// _foreign_keys=on: no foreign keys today; on so future ones hold.
-	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=5000&_foreign_keys=on"
+	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=FULL&_busy_timeout=5000&_foreign_keys=on"
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open record database %s: %w", path, err)
