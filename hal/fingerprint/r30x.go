@@ -145,9 +145,11 @@ func packetCode(size int) int {
 // R30x drives one 0xEF01 fingerprint module. All methods are safe for
 // concurrent use: commands are serialised, one outstanding on the link at
 // a time, and Identify releases the link between two polls so that Store,
-// Delete, Clear and Slots interleave with it. After a timeout or a corrupt
-// reply the next command first probes the module again (VfyPwd,
-// ReadSysPara).
+// Delete, Clear and Slots interleave with it. A call whose ctx ends while
+// an ACK is outstanding returns at once; the next command first waits for
+// that late ACK (at most the cancelled command's timeout) and drops it.
+// After a timeout or a corrupt reply the next command first probes the
+// module again (VfyPwd, ReadSysPara).
 type R30x struct {
 	cfg  Config
 	port io.ReadWriteCloser
@@ -169,6 +171,8 @@ type R30x struct {
 	probed     bool
 	capacity   int
 	packetSize int
+	owed       byte      // instruction whose ACK a cancelled call left owed, if owedBy is set
+	owedBy     time.Time // when that ACK is due at the latest
 }
 
 var _ hal.FingerprintModule = (*R30x)(nil)
@@ -293,12 +297,42 @@ func (m *R30x) acquire(ctx context.Context, op string) (release func(), err erro
 	}
 	select {
 	case m.sem <- struct{}{}:
-		return func() { <-m.sem }, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-m.done:
 		return nil, m.errf(op, hal.ErrClosed)
 	}
+	release = func() { <-m.sem }
+	if err := m.settle(ctx, op); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+// settle waits, after a call gave up on a command (its ctx ended), for
+// the ACK the module still owes, until that command's own timeout (at
+// least ByteGap, for bytes in flight), and drops it. The module has no
+// abort command and answers in order, so this is what keeps the late ACK
+// from passing for the next command's. It fails only when ctx ends (the
+// ACK is then still owed) or on Close; a module that stays silent is left
+// to the probe.
+func (m *R30x) settle(ctx context.Context, op string) error {
+	if m.owedBy.IsZero() {
+		return nil
+	}
+	timeout := max(time.Until(m.owedBy), m.cfg.ByteGap)
+	_, err := m.receive(ctx, fmt.Sprintf("%s: late ACK to instruction 0x%02X", op, m.owed), timeout, m.owed)
+	switch {
+	case err == nil:
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()), errors.Is(err, hal.ErrClosed):
+		return err
+	default:
+		m.log.Warn().Err(err).Msg("late ACK of a cancelled command did not come")
+		m.probed = false
+	}
+	m.owedBy = time.Time{}
+	return nil
 }
 
 func (m *R30x) errf(op string, err error) error {
@@ -359,17 +393,25 @@ func (m *R30x) ensureProbed(ctx context.Context) error {
 
 // exchange sends one command and waits up to timeout for its ACK. It
 // returns the confirmation code and the return values. The caller holds
-// the link. Errors other than a confirmation code make the next command
-// probe again.
+// the link. When ctx ends first the ACK is left owed, for the next holder
+// of the link to wait out (see settle). Errors other than a confirmation
+// code make the next command probe again.
 func (m *R30x) exchange(ctx context.Context, op string, timeout time.Duration, instr byte, params ...byte) (Code, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err // not sent
+	}
 	m.drain()
 	if err := m.send(Command(m.cfg.Address, instr, params...)); err != nil {
 		m.probed = false
 		return 0, nil, m.errf(op, err)
 	}
+	sent := time.Now()
 	p, err := m.receive(ctx, op, timeout, instr)
 	if err != nil {
 		m.probed = false
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			m.owed, m.owedBy = instr, sent.Add(timeout) // for settle
+		}
 		return 0, nil, err
 	}
 	return Code(p.Content[0]), p.Content[1:], nil
@@ -638,8 +680,9 @@ func (m *R30x) Slots(ctx context.Context) ([]int, error) {
 // whole library. It returns Finger{Matched: true, Slot, Score} on a hit
 // and Finger{Matched: false} for an unknown finger. An image too poor to
 // use is not a result: polling goes on. It returns ctx.Err() when ctx is
-// done, an error wrapping hal.ErrClosed after Close, and the error of a
-// failed exchange (the next call probes again).
+// done, at once (an ACK then outstanding is waited out by the next
+// command), an error wrapping hal.ErrClosed after Close, and the error of
+// a failed exchange (the next call probes again).
 func (m *R30x) Identify(ctx context.Context) (hal.Finger, error) {
 	t := time.NewTimer(0)
 	defer t.Stop()

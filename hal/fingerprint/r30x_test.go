@@ -479,3 +479,67 @@ func TestPasswordAndAddress(t *testing.T) {
 		t.Fatalf("module slots %v", got)
 	}
 }
+
+// cancelMidPoll cancels an Identify while the module still owes the ACK
+// to its GenImg (the module holds its replies back for delay), and
+// returns once Identify has returned; the ACK is then still to come.
+func cancelMidPoll(t *testing.T, r rig, ctx context.Context, delay time.Duration) {
+	t.Helper()
+	r.dev.SetFaults(sim.ReplyFaults{Delay: delay})
+	ictx, cancel := context.WithCancel(ctx)
+	ch := identify(t, r, ictx)
+	cancel()
+	if got := await(t, ch); !errors.Is(got.err, context.Canceled) {
+		t.Fatalf("cancelled Identify = %+v, %v; want context.Canceled", got.f, got.err)
+	}
+	r.dev.SetFaults(sim.ReplyFaults{}) // the owed ACK keeps its delay
+}
+
+// An Identify cancelled while a command is outstanding must not leave the
+// late ACK on the line for the next command to take as its own (ACKs name
+// no instruction: a late GenImg "no finger" looks like any command's
+// failure, a late "OK" like its success). Every command works at once
+// after the cancel, and a later Identify matches the finger placed.
+func TestCancelIdentifyMidCommand(t *testing.T) {
+	const delay = 400 * time.Millisecond
+	r := setup(t, sim.FingerprintConfig{}, fingerprint.Config{CommandTimeout: 5 * time.Second})
+	ctx := testCtx(t)
+	if err := r.m.Store(ctx, 2, r.dev.Template(2)); err != nil {
+		t.Fatal(err)
+	}
+
+	cancelMidPoll(t, r, ctx, delay)
+	if slots, err := r.m.Slots(ctx); err != nil || !slices.Equal(slots, []int{2}) {
+		t.Fatalf("Slots after a cancelled Identify = %v, %v; want [2]", slots, err)
+	}
+	cancelMidPoll(t, r, ctx, delay)
+	if err := r.m.Clear(ctx); err != nil {
+		t.Fatalf("Clear after a cancelled Identify: %v", err)
+	}
+	if slots := r.dev.Slots(); len(slots) != 0 {
+		t.Fatalf("module still holds %v after Clear", slots)
+	}
+	cancelMidPoll(t, r, ctx, delay)
+	if err := r.m.Store(ctx, 9, r.dev.Template(9)); err != nil {
+		t.Fatalf("Store after a cancelled Identify: %v", err)
+	}
+	if err := r.m.Store(ctx, 10, r.dev.Template(10)); err != nil {
+		t.Fatal(err)
+	}
+	cancelMidPoll(t, r, ctx, delay)
+	if err := r.m.Delete(ctx, 10); err != nil {
+		t.Fatalf("Delete after a cancelled Identify: %v", err)
+	}
+	if slots := r.dev.Slots(); !slices.Equal(slots, []int{9}) {
+		t.Fatalf("module holds %v, want [9]", slots)
+	}
+
+	cancelMidPoll(t, r, ctx, delay)
+	ch := identify(t, r, ctx)
+	if err := r.dev.PlaceFinger(9); err != nil {
+		t.Fatal(err)
+	}
+	if got := await(t, ch); got.err != nil || !got.f.Matched || got.f.Slot != 9 {
+		t.Fatalf("Identify after the cancels = %+v, %v; want slot 9", got.f, got.err)
+	}
+}
