@@ -5,13 +5,16 @@ import (
 	"errors"
 	"time"
 
+	"github.com/google/uuid"
+
 	"termagent/hal"
 	"termagent/protocol"
 	"termagent/store"
 )
 
-// enqueueTimeout bounds one durable enqueue of an access record. It is
-// detached from Run's context so that a shutdown finishes the write.
+// enqueueTimeout bounds one attempt to enqueue an access record durably
+// (and one read of the settings). The attempt is detached from Run's
+// context so that a shutdown finishes a write in progress.
 const enqueueTimeout = 5 * time.Second
 
 // Access is one decided access attempt, as the access path saw it.
@@ -41,8 +44,9 @@ func (a *Agent) decide(ctx context.Context, kind int, card string, at time.Time,
 	return acc
 }
 
-// grant runs the access path after the decision: the door first (it never
-// waits for the network or the disk), then the durable record.
+// grant runs the access path after the decision: the door first, then the
+// record, queued for the outbox; neither waits for the network or the
+// database.
 func (a *Agent) grant(ctx context.Context, acc access) {
 	if acc.granted {
 		a.openDoor(ctx)
@@ -53,9 +57,7 @@ func (a *Agent) grant(ctx context.Context, acc access) {
 	}
 	l.Bool("granted", acc.granted).Int("open_door_type", acc.kind).Str(logPerson, acc.person.PersonID).Msg("access")
 	if acc.granted || a.cfg.Access.RecordDenied {
-		if err := a.record(ctx, acc); err != nil {
-			a.log.Error().Err(err).Str(logPerson, acc.person.PersonID).Msg("access record NOT stored")
-		}
+		a.record(acc)
 	}
 }
 
@@ -73,19 +75,21 @@ func (a *Agent) openDoor(ctx context.Context) error {
 	return nil
 }
 
-// record enqueues the access record durably and checks the outbox fill.
-func (a *Agent) record(ctx context.Context, acc access) error {
+// record queues the access record for the outbox (records.go) and returns
+// at once: it never waits for the database.
+func (a *Agent) record(acc access) {
 	body, err := a.recordBody(acc)
 	if err != nil {
-		return err
+		// Only a bug can get here (the fields are bounded, Marshal of them
+		// does not fail); say so loudly.
+		a.log.Error().Err(err).Str(logPerson, acc.person.PersonID).Msg("access record LOST: cannot encode it")
+		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
-	defer cancel()
-	if _, err := a.parts.Store.Enqueue(ctx, store.Record{Body: body}); err != nil {
-		return err
-	}
-	a.checkOutboxFill(ctx)
-	return nil
+	a.pushRecord(pendingRecord{
+		rec:    store.Record{SessionID: uuid.NewString(), Body: body},
+		person: acc.person.PersonID,
+		at:     acc.at,
+	})
 }
 
 // recordBody builds the upload_access_info message stored in the outbox
@@ -152,15 +156,13 @@ func (a *Agent) checkOutboxFill(ctx context.Context) {
 }
 
 // remoteOpen opens the door for a server command and records it with
-// open_door_type Remote.
+// open_door_type Remote (queued like every access record: a database that
+// is slow now delays the record, not the answer).
 func (a *Agent) remoteOpen(ctx context.Context) error {
 	if err := a.openDoor(ctx); err != nil {
 		return devErr("door: %v", err)
 	}
-	acc := access{kind: a.cfg.Access.OpenDoorTypes.Remote, granted: true, at: a.cfg.Now()}
-	if err := a.record(ctx, acc); err != nil {
-		return dbError("record remote open: %w", err)
-	}
+	a.record(access{kind: a.cfg.Access.OpenDoorTypes.Remote, granted: true, at: a.cfg.Now()})
 	return nil
 }
 

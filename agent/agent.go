@@ -60,8 +60,11 @@ type Agent struct {
 
 	link    *linkManager
 	events  *eventQueue
+	records *recordQueue  // access records on their way to the outbox
 	restart chan struct{} // closed-once signal: the server ordered a restart
 	once    sync.Once
+
+	flushTimeout time.Duration // bound of flushRecords: flushTimeout (tests shorten it)
 
 	fingerCap atomic.Int64 // slots of the fingerprint module; 0 until known
 
@@ -103,7 +106,10 @@ func New(cfg Config, parts Parts) (*Agent, error) {
 		}
 		a.modules[name] = ModuleStatus{State: st, Since: now}
 	}
+	a.modules[moduleDatabase] = ModuleStatus{State: ModuleOK, Since: now}
 	a.events = newEventQueue(cfg.Events.Queue)
+	a.records = newRecordQueue(recordQueueCap)
+	a.flushTimeout = flushTimeout
 	a.link = newLinkManager(a)
 	return a, nil
 }
@@ -114,6 +120,7 @@ const (
 	moduleFingerprint = "fingerprint"
 	moduleFace        = "face"
 	moduleDoor        = "door"
+	// moduleDatabase (records.go) is the outbox's write path.
 )
 
 // Log field keys.
@@ -130,11 +137,13 @@ const (
 )
 
 // Run runs the terminal until ctx is done: the link manager, the uploader
-// (while the link is up), the access path for each reader and the module
-// supervisors. It seeds the database with the configured first values,
-// queues a "started" event and resynchronises the modules at start. It
-// returns nil when ctx is cancelled (after every goroutine has stopped and
-// no database write is in progress), ErrRestart when the server ordered a
+// (while the link is up), the access path for each reader, the writer of
+// access records to the outbox and the module supervisors. It seeds the
+// database with the configured first values, queues a "started" event and
+// resynchronises the modules at start. When ctx is done it stops every
+// goroutine, then tries for up to 5 s to store the access records still
+// in memory (records.go). It returns nil when ctx is cancelled (after every
+// goroutine has stopped and no database write is in progress), ErrRestart when the server ordered a
 // restart and no hook is configured, or an error when the database cannot
 // be read at start. The parts stay open; the caller closes them.
 func (a *Agent) Run(ctx context.Context) error {
@@ -158,6 +167,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 	}
 	goRun("link", func(ctx context.Context) { a.link.Run(ctx) })
+	goRun("records", a.runRecords)
 	if a.parts.Card != nil {
 		goRun("card", a.runCard)
 	}
@@ -179,6 +189,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
+	a.flushRecords(ctx) // nothing can add a record any more
 	return err
 }
 

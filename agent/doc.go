@@ -21,7 +21,10 @@
 //     request of PROTOCOL.md with codes 0/-1/-2/-3.
 //   - The access path (access.go) turns card, face and fingerprint events
 //     into a decision, a door pulse and a durable outbox record; the door
-//     never waits for the network.
+//     never waits for the network or the database. Records reach the
+//     outbox through a bounded queue in memory (records.go) whose writer
+//     retries with backoff while the database fails, so a transient
+//     database failure delays a record but never loses it.
 //   - The uploader (upload.go) drains the outbox oldest-first with a window
 //     of calls in flight while the link is up; a record is removed only when
 //     the server answers code 0 for its session_id.

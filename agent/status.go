@@ -47,11 +47,20 @@ type Status struct {
 	OutboxQuarantined int `json:"outbox_quarantined"`
 	// OutboxDropped counts records dropped because the outbox was full.
 	OutboxDropped int64 `json:"outbox_dropped"`
+	// RecordsPending counts access records kept in memory because the
+	// database has not taken them yet (at most 1,024; normally 0 or a
+	// record being written). They are not in OutboxDepth.
+	RecordsPending int `json:"records_pending"`
+	// RecordsDropped counts access records lost since start: dropped
+	// from the full memory queue while the database failed, or refused
+	// by the store as invalid. Each one was logged as an error.
+	RecordsDropped int64 `json:"records_dropped"`
 	// Uploaded counts records acknowledged since start.
 	Uploaded int64 `json:"uploaded"`
 	// Persons counts the persons in the database.
 	Persons int `json:"persons"`
-	// Modules maps "card", "fingerprint", "face" and "door" to their state.
+	// Modules maps "card", "fingerprint", "face", "door" and "database"
+	// (the outbox's write path) to their state.
 	Modules map[string]ModuleStatus `json:"modules"`
 	// DoorUnlocked and DoorOpen are the door's last known state (DoorOpen
 	// meaningful only with a sensor).
@@ -99,6 +108,7 @@ func (a *Agent) Status(ctx context.Context) Status {
 		st.Uptime = a.cfg.Now().Sub(*p)
 	}
 	st.Uploaded = a.uploaded.Load()
+	st.RecordsPending, st.RecordsDropped = a.records.len(), a.records.dropped.Load()
 	if st.Server == "" {
 		if s, err := a.parts.Store.DeviceInfo(ctx); err == nil && s.ServerIP != "" {
 			st.Server = joinHostPort(s.ServerIP, s.ServerPort)
