@@ -504,6 +504,9 @@ func (s *Server) Terminals() []TerminalStatus {
 // find returns the terminals name selects: "all" (every connected one),
 // an exact uuid or remote address, or a unique uuid prefix.
 func (s *Server) find(name string) ([]*terminal, error) {
+	if name == "" {
+		return nil, fmt.Errorf("no terminal named (give a uuid, a uuid prefix, an address or all): %w", ErrNoTerminal)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var all, exact, prefix []*terminal
@@ -513,7 +516,7 @@ func (s *Server) find(name string) ([]*terminal, error) {
 		switch {
 		case u == name || t.remote == name:
 			exact = append(exact, t)
-		case name != "" && strings.HasPrefix(u, name):
+		case strings.HasPrefix(u, name):
 			prefix = append(prefix, t)
 		}
 	}

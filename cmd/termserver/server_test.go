@@ -189,6 +189,13 @@ func TestServer_unidentifiedTerminalStillServed(t *testing.T) {
 	if len(recs) != 1 || recs[0].Terminal != "" || recs[0].Remote == "" {
 		t.Fatalf("records %+v; want one, with no uuid but the remote address", recs)
 	}
+	// It is reachable by its address, not by an empty name.
+	if ts, err := s.find(recs[0].Remote); err != nil || len(ts) != 1 {
+		t.Fatalf("find by address %s: %v, %v", recs[0].Remote, ts, err)
+	}
+	if _, err := s.find(""); !errors.Is(err, ErrNoTerminal) {
+		t.Fatalf("find(\"\"): %v; want ErrNoTerminal", err)
+	}
 }
 
 func TestFaults_failFraction(t *testing.T) {
