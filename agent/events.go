@@ -6,6 +6,7 @@ import "sync"
 type deviceEvent struct {
 	Type  int
 	Value string
+	seq   uint64 // set by the queue; tells this event from a later one
 }
 
 // eventQueue keeps device events while the link is down: bounded, oldest
@@ -15,6 +16,7 @@ type eventQueue struct {
 	items   []deviceEvent
 	max     int
 	dropped int
+	next    uint64
 	wake    chan struct{}
 }
 
@@ -30,6 +32,8 @@ func (q *eventQueue) push(e deviceEvent) {
 		q.items = q.items[1:]
 		q.dropped++
 	}
+	q.next++
+	e.seq = q.next
 	q.items = append(q.items, e)
 	q.mu.Unlock()
 	select {
@@ -48,11 +52,13 @@ func (q *eventQueue) peek() (deviceEvent, bool) {
 	return q.items[0], true
 }
 
-// pop removes the oldest event (after it was delivered).
-func (q *eventQueue) pop() {
+// pop removes e (after it was delivered) if it is still the oldest event;
+// if push dropped it meanwhile to make room, the queue is left as it is, so
+// a delivered event never takes an undelivered one with it.
+func (q *eventQueue) pop(e deviceEvent) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) > 0 {
+	if len(q.items) > 0 && q.items[0].seq == e.seq {
 		q.items = q.items[1:]
 	}
 }

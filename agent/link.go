@@ -314,6 +314,15 @@ func peerAllowed(addr net.Addr, allowed []netip.Prefix) bool {
 	return false
 }
 
+// A server sends one request at a time in V1.0; these bound what a server
+// that sends more can make the terminal hold. Each held request can be up
+// to Link.MaxMessageSize, so the worst case is (in flight + queued) ×
+// MaxMessageSize; a request beyond them is answered -1 "busy" at once.
+const (
+	serverRequestsInFlight = 2
+	serverRequestsQueued   = 2
+)
+
 // session runs one connection: a Peer answering the server's requests,
 // the uploader, the device-event sender, the heartbeat and the idle
 // watchdog, until the connection ends, ctx is done or a move is ordered.
@@ -327,6 +336,8 @@ func (l *linkManager) session(ctx context.Context, conn protocol.Conn, server st
 	s := &session{a: a, conn: wc, cancel: cancel}
 	peer := protocol.NewPeer(wc, protocol.PeerConfig{
 		Handler:     s.handler(),
+		MaxInFlight: serverRequestsInFlight,
+		MaxQueued:   serverRequestsQueued,
 		CallTimeout: a.cfg.Link.CallTimeout,
 		Logger:      a.cfg.Logger,
 	})

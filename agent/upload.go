@@ -231,10 +231,10 @@ func (a *Agent) runEvents(ctx context.Context, peer *protocol.Peer) {
 		var re *protocol.RemoteError
 		switch {
 		case err == nil:
-			a.events.pop()
+			a.events.pop(ev)
 		case errors.As(err, &re):
 			a.log.Warn().Err(err).Int("command_type", ev.Type).Msg("server refused a device event; dropped")
-			a.events.pop()
+			a.events.pop(ev)
 		default:
 			if ctx.Err() == nil {
 				a.log.Warn().Err(err).Msg("device event not delivered; kept for the next link")
