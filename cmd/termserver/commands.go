@@ -43,7 +43,7 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	}
 	var out io.Writer = c.stderr
 	if *pretty {
-		out = zerolog.ConsoleWriter{Out: c.stderr, TimeFormat: "15:04:05.000"}
+		out = zerolog.ConsoleWriter{Out: c.stderr, TimeFormat: "15:04:05", NoColor: !isTerminal(c.stderr)}
 	}
 	cfg.Logger = zerolog.New(out).Level(lvl).With().Timestamp().Logger()
 	ln, err := listenAdmin(c.admin)
@@ -480,4 +480,14 @@ func cmdDrop(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "%s: dropped\n", d)
 	}
 	return nil
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

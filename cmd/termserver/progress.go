@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 )
 
@@ -24,12 +23,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer, label string, total int) *progress {
-	p := &progress{w: w, label: label, total: total, width: 30}
-	if f, ok := w.(*os.File); ok {
-		st, err := f.Stat()
-		p.inPlace = err == nil && st.Mode()&os.ModeCharDevice != 0
-	}
-	return p
+	return &progress{w: w, label: label, total: total, width: 30, inPlace: isTerminal(w)}
 }
 
 // step records one finished item and redraws the bar.
