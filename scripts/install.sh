@@ -80,9 +80,18 @@ fi
 [ -f "$bin" ] || die "--bin $bin: no such file"
 example=$(find_file "termagent.example.yaml" "$here/termagent.example.yaml" "$here/../cmd/termagent/termagent.example.yaml")
 
+# systemd_running: this (live) system was booted with systemd.
+systemd_running() { [ -d /run/systemd/system ]; }
 case "$init" in
 auto)
-	if [ -d "$DESTDIR/run/systemd/system" ] || [ -d "$DESTDIR/lib/systemd/system" ] || [ -d "$DESTDIR/usr/lib/systemd/system" ]; then
+	if [ -n "$DESTDIR" ]; then
+		# An image: does it contain systemd?
+		if [ -d "$DESTDIR/lib/systemd/system" ] || [ -d "$DESTDIR/usr/lib/systemd/system" ]; then
+			init=systemd
+		else
+			init=sysv
+		fi
+	elif systemd_running; then
 		init=systemd
 	else
 		init=sysv
@@ -194,9 +203,12 @@ systemd)
 		mkdir -p "$DESTDIR/etc/systemd/system/multi-user.target.wants"
 		ln -sfn "$unit" "$DESTDIR/etc/systemd/system/multi-user.target.wants/termagent.service"
 	else
-		systemctl daemon-reload
+		# enable works without a running systemd (it makes the links);
+		# daemon-reload and restart need one.
+		systemd_running && systemctl daemon-reload
 		systemctl enable termagent.service
 		if [ "$now" = 1 ]; then
+			systemd_running || die "--now: systemd is not running here"
 			systemctl restart termagent.service
 		fi
 	fi

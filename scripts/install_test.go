@@ -502,3 +502,94 @@ func TestMakeCrossCompiler(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallLiveInPrivateNamespace runs install.sh as on a live terminal
+// (no DESTDIR): real useradd, groupadd and usermod, inside a private mount
+// namespace where /etc is a copy and /usr/local, /var/lib and /run are
+// empty tmpfs, so the machine running the test is not changed. systemd is
+// made to look booted (/run/systemd/system) and systemctl is a recorder.
+// It checks the user, its groups, the state directory's owner and mode, the
+// unit, and that a second run changes nothing.
+func TestInstallLiveInPrivateNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (mount namespace, useradd)")
+	}
+	for _, tool := range []string{"unshare", "useradd", "groupadd", "usermod"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	if out, err := exec.Command("unshare", "-m", "true").CombinedOutput(); err != nil {
+		t.Skipf("no mount namespaces here: %v %s", err, out)
+	}
+	hostPasswd := readFile(t, "/etc/passwd")
+	dir := t.TempDir()
+	stubs := filepath.Join(dir, "stubs")
+	if err := os.Mkdir(stubs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	systemctlLog := filepath.Join(dir, "systemctl.log")
+	if err := os.WriteFile(filepath.Join(stubs, "systemctl"), []byte("#!/bin/sh\necho \"$*\" >>"+systemctlLog+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := fakeBinary(t, "exit 0\n")
+	script := `set -eu
+mount --make-rprivate /
+cp -a /etc "$T/etc"
+mount --bind "$T/etc" /etc
+mount -t tmpfs tmpfs /usr/local
+mount -t tmpfs tmpfs /var/lib
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd/system
+export PATH="$STUBS:$PATH"
+sh ./install.sh --bin "$BIN" >"$T/first.out" 2>&1
+sh ./install.sh --bin "$BIN" >"$T/second.out" 2>&1
+id termagent >"$T/id.out"
+grep '^termagent:' /etc/passwd >"$T/passwd.out"
+stat -c '%U:%G %a' /var/lib/termagent >"$T/state.out"
+stat -c '%a' /usr/local/bin/termagent >"$T/bin.out"
+`
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "-m", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "T="+dir, "STUBS="+stubs, "BIN="+bin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		first, _ := os.ReadFile(filepath.Join(dir, "first.out"))
+		second, _ := os.ReadFile(filepath.Join(dir, "second.out"))
+		t.Fatalf("install in a private namespace: %v\n%s\nfirst run:\n%s\nsecond run:\n%s", err, out, first, second)
+	}
+
+	first := readFile(t, filepath.Join(dir, "first.out"))
+	if !strings.Contains(first, "created user termagent") {
+		t.Errorf("first run did not create the user:\n%s", first)
+	}
+	second := readFile(t, filepath.Join(dir, "second.out"))
+	if strings.Contains(second, "created") || strings.Contains(second, "added") || !strings.Contains(second, "kept the existing") {
+		t.Errorf("second run is not a no-op for users and configuration:\n%s", second)
+	}
+	id := readFile(t, filepath.Join(dir, "id.out"))
+	for _, g := range []string{"(termagent)", "(dialout)", "(gpio)", "(input)"} {
+		if !strings.Contains(id, g) {
+			t.Errorf("id termagent = %q, want group %s", id, g)
+		}
+	}
+	passwd := strings.TrimSpace(readFile(t, filepath.Join(dir, "passwd.out")))
+	if f := strings.Split(passwd, ":"); len(f) != 7 || f[5] != "/var/lib/termagent" || !strings.HasSuffix(f[6], "nologin") {
+		t.Errorf("passwd entry %q: want home /var/lib/termagent and a nologin shell", passwd)
+	}
+	if got := strings.TrimSpace(readFile(t, filepath.Join(dir, "state.out"))); got != "termagent:termagent 700" {
+		t.Errorf("/var/lib/termagent is %q, want termagent:termagent 700", got)
+	}
+	if got := strings.TrimSpace(readFile(t, filepath.Join(dir, "bin.out"))); got != "755" {
+		t.Errorf("/usr/local/bin/termagent mode %s, want 755", got)
+	}
+	wantMode(t, dir, "etc/systemd/system/termagent.service", false, 0o644)
+	wantMode(t, dir, "etc/termagent/termagent.yaml", false, 0o644)
+	calls := readFile(t, systemctlLog)
+	if strings.Count(calls, "daemon-reload\n") != 2 || strings.Count(calls, "enable termagent.service\n") != 2 {
+		t.Errorf("systemctl calls over two runs:\n%s\nwant daemon-reload and enable twice", calls)
+	}
+	if got := readFile(t, "/etc/passwd"); got != hostPasswd {
+		t.Errorf("the host's /etc/passwd changed")
+	}
+}
