@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -272,5 +273,22 @@ func TestFleetReport_percentile(t *testing.T) {
 		if got := r.Percentile(p); got != want {
 			t.Errorf("p%v = %v; want %v", p, got, want)
 		}
+	}
+}
+
+func TestFleet_faultyServerLosesNothing(t *testing.T) {
+	rep, err := RunFleet(context.Background(), FleetConfig{
+		Terminals: 5, Rate: 10, Duration: time.Second, Drain: 30 * time.Second, Dir: t.TempDir(),
+		Faults: Faults{FailUploads: 0.3, DropEvery: 5},
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := rep.Stats
+	if rep.Presented == 0 || rep.Acked != rep.Presented || st.Stored != rep.Presented {
+		t.Fatalf("presented %d, acked %d, stored %d; want all equal despite the faults", rep.Presented, rep.Acked, st.Stored)
+	}
+	if st.Refused == 0 || st.Drops == 0 || st.Duplicates == 0 {
+		t.Fatalf("server stats %+v; want refusals, drops and dropped duplicates", st)
 	}
 }

@@ -48,6 +48,9 @@ type FleetConfig struct {
 	Durable bool
 	// Window is each terminal's upload window; 0 means the agent default.
 	Window int
+	// Faults is the fault injection of the in-process server (ignored
+	// with Server set).
+	Faults Faults
 	// Logger receives the fleet's, agents' and in-process server's
 	// events at warn level and above; default zerolog.Nop().
 	Logger zerolog.Logger
@@ -124,8 +127,8 @@ func (r FleetReport) Print(w io.Writer) {
 		r.Percentile(100).Round(time.Microsecond*100))
 	fmt.Fprintf(w, "  process CPU       %v (%.2f cores)\n", r.CPU.Round(time.Millisecond), r.CPU.Seconds()/secs)
 	if r.Stats != nil {
-		fmt.Fprintf(w, "  server            uploads %d  stored %d  duplicates %d  refused %d\n",
-			r.Stats.Uploads, r.Stats.Stored, r.Stats.Duplicates, r.Stats.Refused)
+		fmt.Fprintf(w, "  server            uploads %d  stored %d  duplicates %d  refused %d  drops %d  (faults: %s)\n",
+			r.Stats.Uploads, r.Stats.Stored, r.Stats.Duplicates, r.Stats.Refused, r.Stats.Drops, r.Stats.Faults)
 	}
 }
 
@@ -279,7 +282,7 @@ func RunFleet(ctx context.Context, cfg FleetConfig, progress io.Writer) (FleetRe
 	if cfg.Server == "" {
 		var err error
 		srv, err = NewServer(ctx, Config{Listen: "127.0.0.1:0", WSListen: wsIf(cfg.Transport),
-			DB: filepath.Join(dir, "server.db"), Logger: log})
+			DB: filepath.Join(dir, "server.db"), Faults: cfg.Faults, Logger: log})
 		if err != nil {
 			return rep, err
 		}
@@ -375,6 +378,15 @@ func RunFleet(ctx context.Context, cfg FleetConfig, progress io.Writer) (FleetRe
 		}
 	}
 	rep.CPU = cpuTime() - cpu0
+	if m.acked.Load() < m.recorded.Load() {
+		for i, t := range terms {
+			st := t.agent.Status(ctx)
+			if st.OutboxDepth > 0 || st.Link != agent.LinkUp {
+				log.Warn().Int("terminal", i).Str("link", string(st.Link)).Int("outbox", st.OutboxDepth).
+					Str("last_error", st.LastError).Msg("fleet: terminal not drained")
+			}
+		}
+	}
 	rep.Presented, rep.Recorded, rep.Acked = m.presented.Load(), m.recorded.Load(), m.acked.Load()
 	m.mu.Lock()
 	rep.Latencies = slices.Clone(m.lat)
@@ -511,6 +523,9 @@ func cmdFleet(ctx context.Context, c *cli, args []string) error {
 	fs.StringVar(&cfg.Dir, "dir", "", "directory for the terminals' databases (empty: a temp dir, removed)")
 	fs.BoolVar(&cfg.Durable, "durable", false, "fsync every commit in the terminals' stores (default: relaxed)")
 	fs.IntVar(&cfg.Window, "window", 0, "upload window per terminal (0: the agent's default)")
+	fs.Float64Var(&cfg.Faults.FailUploads, "fail", 0, "in-process server: fraction (0..1) of uploads answered -1")
+	fs.DurationVar(&cfg.Faults.Delay, "delay", 0, "in-process server: delay before every reply")
+	fs.IntVar(&cfg.Faults.DropEvery, "drop-every", 0, "in-process server: drop a connection after every N requests")
 	verbose := fs.Bool("v", false, "log warnings and errors to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the generation and drain to `file`")
 	if err := fs.Parse(args); err != nil {
@@ -518,6 +533,9 @@ func cmdFleet(ctx context.Context, c *cli, args []string) error {
 	}
 	if fs.NArg() > 0 {
 		return usagef("fleet takes only flags")
+	}
+	if cfg.Server != "" && cfg.Faults != (Faults{}) {
+		return usagef("-fail, -delay and -drop-every apply to the in-process server only (no -server)")
 	}
 	if cfg.Transport != "tcp" && cfg.Transport != "ws" {
 		return usagef("transport %q: want tcp or ws", cfg.Transport)

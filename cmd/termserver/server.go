@@ -405,7 +405,9 @@ func (s *Server) upload(ctx context.Context, t *terminal, req *protocol.Message)
 		return nil, errors.New("upload refused by fault injection")
 	}
 	a := req.AccessInfo
-	dup, err := s.records.Add(ctx, Record{
+	// Once queued, the record is committed even if the connection drops
+	// meanwhile: wait for the outcome so the counters tell the truth.
+	dup, err := s.records.Add(context.WithoutCancel(ctx), Record{
 		SessionID: req.SessionID, Terminal: t.name(), Remote: t.remote,
 		PersonID: a.PersonID, Time: a.Time, IDNumber: a.IDNumber, CardNumber: a.CardNumber,
 		Role: a.Role, OpenDoorType: a.OpenDoorType, InOutType: a.InOutType,
