@@ -240,6 +240,9 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.remoteOpen(ctx); err != nil {
 		return err
 	}
+	if err := d.lostAck(ctx); err != nil {
+		return err
+	}
 	return d.summary(ctx)
 }
 
@@ -324,6 +327,59 @@ func (d *demo) networkCut(ctx context.Context) error {
 		got = fmt.Sprintf("queued record #%d arrived %.1fs after the network came back", rec.ID, time.Since(cutEnd).Seconds())
 	}
 	d.check("recovery", "queued record delivered", got, ok)
+	return nil
+}
+
+// lostAck makes the server store a record and drop the connection before
+// answering: the terminal must resend it and the server drop the copy.
+func (d *demo) lostAck(ctx context.Context) error {
+	d.say("6. A lost acknowledgement: the server stores the next record but drops the connection")
+	d.say("   before answering (termserver faults -drop-every 1)")
+	before, err := d.recordCount(ctx)
+	if err != nil {
+		return err
+	}
+	var st0 Stats
+	if err := d.admin.do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st0); err != nil {
+		return err
+	}
+	if err := d.admin.do(ctx, http.MethodPost, "/v1/faults", map[string][]string{"drop_every": {"1"}}, nil, nil); err != nil {
+		return err
+	}
+	p := demoPersons[2]
+	if err := d.ctl.Finger(ctx, p.FingerSlot); err != nil {
+		return fmt.Errorf("%s places their finger: %w", p.Name, err)
+	}
+	d.expected++
+	opened := d.ctl.AwaitRelay(ctx, true, 10*time.Second) == nil
+	if opened {
+		d.opens++
+		d.ctl.AwaitRelay(ctx, false, 10*time.Second)
+	}
+	rec, err := d.awaitRecord(ctx, before, 15*time.Second)
+	if err != nil {
+		return err
+	}
+	d.say("   %s places their finger: door %s, record #%d stored, answer lost", p.Name,
+		map[bool]string{true: "opened", false: "stayed shut"}[opened], rec.ID)
+	if err := d.admin.do(ctx, http.MethodPost, "/v1/faults", map[string][]string{"drop_every": {"0"}}, nil, nil); err != nil {
+		return err
+	}
+	var st Stats
+	err = d.poll(ctx, 20*time.Second, "the terminal to resend the record", func() bool {
+		s, err := d.agentStatus(ctx)
+		return err == nil && s.OutboxDepth == 0 && s.Link == agent.LinkUp
+	})
+	if err == nil {
+		err = d.admin.do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st)
+	}
+	after, cerr := d.recordCount(ctx)
+	got := "the record was not resent"
+	if err == nil && cerr == nil {
+		got = fmt.Sprintf("resent, %d duplicate(s) dropped, still %d record(s) for it", st.Duplicates-st0.Duplicates, after-before)
+	}
+	d.check("lost acknowledgement", "resent once acknowledged, copy dropped, one record", got,
+		opened && err == nil && cerr == nil && st.Duplicates > st0.Duplicates && after == before+1)
 	return nil
 }
 
@@ -414,7 +470,7 @@ func (d *demo) summary(ctx context.Context) error {
 	if len(wrong) > 0 {
 		return fmt.Errorf("%d check(s) failed:\n  %s", len(wrong), strings.Join(wrong, "\n  "))
 	}
-	fmt.Fprintf(d.out, "DEMO OK in %.1fs: every presentation opened the door and reached the server; the stranger did not; the record made during the network cut arrived after it.\n",
+	fmt.Fprintf(d.out, "DEMO OK in %.1fs: every presentation opened the door and reached the server once; the stranger did not; the record made during the network cut arrived after it; the record whose answer was lost was resent and its copy dropped.\n",
 		time.Since(d.start).Seconds())
 	return nil
 }
