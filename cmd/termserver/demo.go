@@ -681,6 +681,8 @@ hal:
     driver: fm22x
     port: %q
     photo_enroll_msg_id: 0xF7
+    # An enrolment waits for the running recognition window to end.
+    verify_seconds: 1
   door:
     driver: lcus
     port: %q
