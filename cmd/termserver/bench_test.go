@@ -26,7 +26,7 @@ func BenchmarkUpload(b *testing.B) {
 	const terms, window = 16, 8
 	var baseNsPerOp float64
 	b.Run("baseline", func(b *testing.B) {
-		r, err := OpenRecords(filepath.Join(b.TempDir(), "r.db"))
+		r, err := OpenRecords(filepath.Join(b.TempDir(), "r.db"), false)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -282,12 +282,12 @@ func RunFleet(ctx context.Context, cfg FleetConfig, progress io.Writer) (FleetRe
 	if cfg.Server == "" {
 		var err error
 		srv, err = NewServer(ctx, Config{Listen: "127.0.0.1:0", WSListen: wsIf(cfg.Transport),
-			DB: filepath.Join(dir, "server.db"), Faults: cfg.Faults, Logger: log})
+			DB: filepath.Join(dir, "server.db"), RelaxedSync: true, Faults: cfg.Faults, Logger: log})
 		if err != nil {
 			return rep, err
 		}
 		addr := srv.Addr(transportKind(cfg.Transport))
-		cfg.Server, rep.Server = addr, "in-process termserver at "+addr
+		cfg.Server, rep.Server = addr, "in-process termserver at "+addr+" (relaxed: no fsync per commit)"
 		bg.Go(func() {
 			if err := srv.Run(ctx); err != nil {
 				log.Error().Err(err).Msg("fleet: in-process server stopped")

@@ -15,7 +15,7 @@ import (
 func openTestRecords(t *testing.T) (*Records, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "records.db")
-	r, err := OpenRecords(path)
+	r, err := OpenRecords(path, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,10 @@ type Config struct {
 	WSListen string
 	// DB is the path of the record database; default DefaultDB.
 	DB string
+	// RelaxedSync stops fsyncing the record database on every commit: a
+	// power cut may then lose records already acknowledged. For load
+	// tests only (fleet mode); default false.
+	RelaxedSync bool
 	// Faults is the fault injection the server starts with; the admin
 	// endpoint changes it at run time.
 	Faults Faults
@@ -147,7 +151,7 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 		terms:  map[*terminal]struct{}{},
 	}
 	var err error
-	if s.records, err = OpenRecords(cfg.DB); err != nil {
+	if s.records, err = OpenRecords(cfg.DB, cfg.RelaxedSync); err != nil {
 		return nil, err
 	}
 	open := func(addr, transport string) error {
