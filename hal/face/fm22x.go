@@ -24,8 +24,9 @@
 // A non-zero result ends the enrolment (0x18/0x19 photo too large/small,
 // 0x09 full, 0x0A already enrolled). The module stores no name this way.
 //
-// Import rule: like every hal sub-package it imports only hal and
-// hal/serialport, never agent, store or protocol.
+// Import rule: like every hal sub-package it imports only hal,
+// hal/serialport and hal/internal/modlink (the link machinery it shares
+// with hal/fingerprint), never agent, store or protocol.
 package face
 
 import (
@@ -36,12 +37,12 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/hal/internal/modlink"
 	"termagent/hal/serialport"
 )
 
@@ -62,8 +63,6 @@ const (
 
 // Log field keys.
 const (
-	logComponent  = "component"
-	logPort       = "port"
 	logUserID     = "user_id"
 	logPhotoBytes = "photo_bytes"
 	logOp         = "op"
@@ -158,32 +157,16 @@ func (c Config) validate() error {
 // module is idle again for the next one.
 type FM22x struct {
 	cfg  Config
-	port io.ReadWriteCloser
-	name string
+	link *modlink.Link // reader goroutine, hold of the link, Close
 	log  zerolog.Logger
 
-	sem        chan struct{}
-	rx         chan []byte
-	done       chan struct{}
-	readerDone chan struct{}
-	closeOnce  sync.Once
-	closeErr   error
-
-	deadMu sync.Mutex
-	dead   error
-
-	// Guarded by sem.
+	// Guarded by the hold of the link.
 	dec       Decoder
 	probed    bool
-	enrolling bool      // a photo enrolment is between two packets
-	abortBy   time.Time // a RESET was sent for a cancelled command; its reply is due by then
+	enrolling bool // a photo enrolment is between two packets
 }
 
 var _ hal.FaceModule = (*FM22x)(nil)
-
-type reopener interface {
-	Reopen(ctx context.Context) error
-}
 
 // Open opens cfg.Port, checks the module answers GET_STATUS and returns
 // the driver. A missing port is an error wrapping hal.ErrFault that names
@@ -193,23 +176,9 @@ func Open(ctx context.Context, cfg Config) (*FM22x, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Port == "" {
-		return nil, errors.New("face: open: empty port name")
-	}
-	p, err := serialport.Open(serialport.Config{Name: cfg.Port, Baud: cfg.Baud})
-	if err != nil {
-		return nil, fmt.Errorf("open face module: %w", err)
-	}
-	m, err := New(p, cfg)
-	if err != nil {
-		p.Close()
-		return nil, err
-	}
-	if err := m.Probe(ctx); err != nil {
-		m.Close()
-		return nil, err
-	}
-	return m, nil
+	return modlink.Open(ctx, "face", serialport.Config{Name: cfg.Port, Baud: cfg.Baud}, func(p io.ReadWriteCloser) (*FM22x, error) {
+		return New(p, cfg)
+	})
 }
 
 // New returns a driver speaking over port, which it owns and closes; it
@@ -221,134 +190,62 @@ func New(port io.ReadWriteCloser, cfg Config) (*FM22x, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	name := cfg.Port
-	if name == "" {
-		name = "(unnamed port)"
-	}
-	m := &FM22x{
-		cfg:        cfg,
-		port:       port,
-		name:       name,
-		log:        cfg.Logger.With().Str(logComponent, "face").Str(logPort, name).Logger(),
-		sem:        make(chan struct{}, 1),
-		rx:         make(chan []byte, 64),
-		done:       make(chan struct{}),
-		readerDone: make(chan struct{}),
-	}
-	go m.readLoop()
+	m := &FM22x{cfg: cfg}
+	m.link = modlink.New(port, modlink.Config{
+		Kind:    "face",
+		Port:    cfg.Port,
+		ByteGap: cfg.ByteGap,
+		Settle:  m.settle,
+		Logger:  cfg.Logger,
+	})
+	m.log = m.link.Logger()
 	return m, nil
-}
-
-func (m *FM22x) readLoop() {
-	defer close(m.readerDone)
-	buf := make([]byte, 512)
-	for {
-		n, err := m.port.Read(buf)
-		if n > 0 {
-			select {
-			case m.rx <- append([]byte(nil), buf[:n]...):
-			case <-m.done:
-				return
-			}
-		}
-		select {
-		case <-m.done:
-			return
-		default:
-		}
-		if err == nil || errors.Is(err, hal.ErrTimeout) {
-			continue
-		}
-		r, ok := m.port.(reopener)
-		if !ok || errors.Is(err, hal.ErrClosed) {
-			m.deadMu.Lock()
-			m.dead = err
-			m.deadMu.Unlock()
-			return
-		}
-		m.log.Warn().Err(err).Msg("serial port lost; reopening")
-		if err := r.Reopen(context.Background()); err != nil {
-			m.deadMu.Lock()
-			m.dead = err
-			m.deadMu.Unlock()
-			return
-		}
-		m.log.Info().Msg("serial port reopened")
-	}
-}
-
-func (m *FM22x) errf(op string, err error) error {
-	return fmt.Errorf("face %s: %s: %w", m.name, op, err)
-}
-
-func (m *FM22x) acquire(ctx context.Context, op string) (func(), error) {
-	select {
-	case <-m.done:
-		return nil, m.errf(op, hal.ErrClosed)
-	default:
-	}
-	select {
-	case m.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-m.done:
-		return nil, m.errf(op, hal.ErrClosed)
-	}
-	release := func() { <-m.sem }
-	if err := m.settle(ctx, op); err != nil {
-		release()
-		return nil, err
-	}
-	return release, nil
 }
 
 // abort is called when ctx ended while the module still owed the reply to
 // msg. The module would carry on with it (a VERIFY until its own timeout)
 // and ignore commands meanwhile, so abort sends RESET, which ends the
-// current task, and leaves its reply for settle: the caller returns at
-// once and the next holder of the link waits for the module to be idle.
+// current task, and leaves its reply owed (Link.Owe) for settle: the
+// caller returns at once and the next holder of the link waits for the
+// module to be idle.
 func (m *FM22x) abort(op string, msg byte) {
 	m.probed = false
 	b, err := Frame{MsgID: MsgReset}.MarshalBinary()
 	if err == nil {
-		_, err = m.port.Write(b)
+		err = m.link.Send(b)
 	}
 	if err != nil {
 		m.log.Warn().Err(err).Str(logOp, op).Uint8(logMsgID, msg).Msg("command cancelled; RESET not sent")
 		return
 	}
 	m.log.Debug().Str(logOp, op).Uint8(logMsgID, msg).Msg("command cancelled; RESET sent")
-	m.abortBy = time.Now().Add(m.cfg.CommandTimeout)
+	m.link.Owe(time.Now().Add(m.cfg.CommandTimeout))
 }
 
-// settle waits, after a cancelled command, until the module answers the
-// RESET abort sent (a REPLY to RESET or NOTE READY), at most until
-// CommandTimeout after the RESET (at least ByteGap, for bytes in flight).
-// Late replies to the cancelled command are skipped on the way. It fails
-// only when ctx ends (the wait is then still owed) or on Close; a module
-// that stays silent is left to the GET_STATUS probe.
-func (m *FM22x) settle(ctx context.Context, op string) error {
-	if m.abortBy.IsZero() {
-		return nil
-	}
-	timeout := max(time.Until(m.abortBy), m.cfg.ByteGap)
+// settle is the link's Config.Settle: when the link is next taken after
+// a cancelled command, it waits until the module answers the RESET abort
+// sent (a REPLY to RESET or NOTE READY), at most until CommandTimeout
+// after the RESET (the link passes the time left, at least ByteGap, for
+// bytes in flight). Late replies to the cancelled command are skipped on
+// the way. It fails only when ctx ends (the wait is then still owed) or on
+// Close; a module that stays silent is left to the GET_STATUS probe.
+func (m *FM22x) settle(ctx context.Context, op string, timeout time.Duration) error {
 	_, err := m.receive(ctx, op+": RESET after a cancelled command", timeout, MsgReset, nil)
 	switch {
 	case err == nil, errors.Is(err, ErrReset):
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()), errors.Is(err, hal.ErrClosed):
+	case modlink.Interrupted(ctx, err):
 		return err // still owed to the next holder of the link
 	default: // silent or garbled: the GET_STATUS probe decides
 		m.log.Warn().Err(err).Str(logOp, op).Msg("module did not acknowledge RESET")
 		m.probed = false
 	}
-	m.abortBy = time.Time{}
 	return nil
 }
 
 // begin takes the link and makes sure the module answered since the last
 // error.
 func (m *FM22x) begin(ctx context.Context, op string) (func(), error) {
-	release, err := m.acquire(ctx, op)
+	release, err := m.link.Acquire(ctx, op)
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +262,7 @@ func (m *FM22x) begin(ctx context.Context, op string) (func(), error) {
 // Probe checks now that the module answers GET_STATUS. Commands probe by
 // themselves after an error.
 func (m *FM22x) Probe(ctx context.Context) error {
-	release, err := m.acquire(ctx, "probe")
+	release, err := m.link.Acquire(ctx, "probe")
 	if err != nil {
 		return err
 	}
@@ -389,20 +286,20 @@ func (m *FM22x) exchange(ctx context.Context, op string, timeout time.Duration, 
 		return Reply{}, err // not sent
 	}
 	if m.drain() && m.enrolling {
-		return Reply{}, m.errf(op, fmt.Errorf("%w: %w", hal.ErrFault, ErrReset))
+		return Reply{}, m.link.Wrap(op, fmt.Errorf("%w: %w", hal.ErrFault, ErrReset))
 	}
 	b, err := Frame{MsgID: msg, Data: data}.MarshalBinary()
 	if err == nil {
-		_, err = m.port.Write(b)
+		err = m.link.Send(b)
 	}
 	if err != nil {
 		m.probed = false
-		return Reply{}, m.errf(op, err)
+		return Reply{}, m.link.Wrap(op, err)
 	}
 	r, err := m.receive(ctx, op, timeout, msg, data)
 	switch {
 	case err == nil, errors.Is(err, ErrReset):
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+	case modlink.Cancelled(ctx, err):
 		m.abort(op, msg)
 	default:
 		m.probed = false
@@ -415,11 +312,9 @@ func (m *FM22x) exchange(ctx context.Context, op string, timeout time.Duration, 
 // between two commands.
 func (m *FM22x) drain() (reset bool) {
 	for more := true; more; {
-		select {
-		case b := <-m.rx:
+		var b []byte
+		if b, more = m.link.Pending(); more {
 			m.dec.Write(b)
-		default:
-			more = false
 		}
 		for {
 			f, err := m.dec.Next()
@@ -441,11 +336,8 @@ func (m *FM22x) drain() (reset bool) {
 // another sequence number than data's.
 func (m *FM22x) receive(ctx context.Context, op string, timeout time.Duration, msg byte, data []byte) (Reply, error) {
 	photo := msg == m.cfg.PhotoEnrollMsgID && msg != 0 && len(data) >= 2
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	gap := time.NewTimer(m.cfg.ByteGap)
-	defer gap.Stop()
-	var corrupt error
+	rcv := m.link.Receive(op, timeout)
+	defer rcv.Stop()
 	for {
 		for {
 			f, err := m.dec.Next()
@@ -453,7 +345,7 @@ func (m *FM22x) receive(ctx context.Context, op string, timeout time.Duration, m
 				break
 			}
 			if err != nil {
-				corrupt = err
+				rcv.Corrupt = err
 				m.log.Debug().Err(err).Msg("corrupt frame skipped")
 				continue
 			}
@@ -468,32 +360,12 @@ func (m *FM22x) receive(ctx context.Context, op string, timeout time.Duration, m
 			case MsgNote:
 				if len(f.Data) > 0 && f.Data[0] == NoteReady {
 					m.log.Info().Msg("module reset (NOTE READY) during a command")
-					return Reply{}, m.errf(op, fmt.Errorf("%w: %w", hal.ErrFault, ErrReset))
+					return Reply{}, m.link.Wrap(op, fmt.Errorf("%w: %w", hal.ErrFault, ErrReset))
 				}
 			}
 		}
-		gap.Reset(m.cfg.ByteGap)
-		select {
-		case b := <-m.rx:
-			m.dec.Write(b)
-		case <-gap.C:
-			if m.dec.Buffered() > 0 {
-				m.dec.Resync()
-			}
-		case <-t.C:
-			if corrupt != nil {
-				return Reply{}, m.errf(op, fmt.Errorf("%w: %w", hal.ErrFault, corrupt))
-			}
-			return Reply{}, m.errf(op, fmt.Errorf("no reply within %v: %w", timeout, hal.ErrTimeout))
-		case <-ctx.Done():
-			return Reply{}, ctx.Err()
-		case <-m.done:
-			return Reply{}, m.errf(op, hal.ErrClosed)
-		case <-m.readerDone:
-			m.deadMu.Lock()
-			dead := m.dead
-			m.deadMu.Unlock()
-			return Reply{}, m.errf(op, fmt.Errorf("%w: port gone: %w", hal.ErrFault, dead))
+		if err := rcv.Fill(ctx, &m.dec); err != nil {
+			return Reply{}, err
 		}
 	}
 }
@@ -545,7 +417,7 @@ func (m *FM22x) verifyOnce(ctx context.Context) (hal.Face, bool, error) {
 	case ResultSuccess:
 		if len(r.Payload) < 2 {
 			m.probed = false
-			return hal.Face{}, false, m.errf("recognize", fmt.Errorf("reply of %d bytes: %w: %w", len(r.Payload), hal.ErrFault, ErrShortReply))
+			return hal.Face{}, false, m.link.Wrap("recognize", fmt.Errorf("reply of %d bytes: %w: %w", len(r.Payload), hal.ErrFault, ErrShortReply))
 		}
 		return hal.Face{Recognised: true, UserID: int(binary.BigEndian.Uint16(r.Payload)), At: time.Now()}, true, nil
 	case ResultRejected, ResultUnknownUser:
@@ -553,12 +425,12 @@ func (m *FM22x) verifyOnce(ctx context.Context) (hal.Face, bool, error) {
 	case ResultTimeout, ResultAborted, ResultLiveness:
 		return hal.Face{}, false, nil
 	}
-	return hal.Face{}, false, m.errf("recognize", &ResultError{Cmd: MsgVerify, Result: r.Result})
+	return hal.Face{}, false, m.link.Wrap("recognize", &ResultError{Cmd: MsgVerify, Result: r.Result})
 }
 
 func (m *FM22x) checkID(op string, id int) error {
 	if id < 1 || id > 0xFFFF {
-		return m.errf(op, fmt.Errorf("user id %d out of range 1..65535: %w", id, hal.ErrRejected))
+		return m.link.Wrap(op, fmt.Errorf("user id %d out of range 1..65535: %w", id, hal.ErrRejected))
 	}
 	return nil
 }
@@ -579,7 +451,7 @@ func (m *FM22x) Delete(ctx context.Context, id int) error {
 		return err
 	}
 	if r.Result != ResultSuccess && r.Result != ResultUnknownUser {
-		return m.errf(op, &ResultError{Cmd: MsgDelUser, Result: r.Result})
+		return m.link.Wrap(op, &ResultError{Cmd: MsgDelUser, Result: r.Result})
 	}
 	return nil
 }
@@ -596,7 +468,7 @@ func (m *FM22x) Clear(ctx context.Context) error {
 		return err
 	}
 	if r.Result != ResultSuccess {
-		return m.errf("clear", &ResultError{Cmd: MsgDelAll, Result: r.Result})
+		return m.link.Wrap("clear", &ResultError{Cmd: MsgDelAll, Result: r.Result})
 	}
 	return nil
 }
@@ -613,11 +485,11 @@ func (m *FM22x) Users(ctx context.Context) ([]int, error) {
 		return nil, err
 	}
 	if r.Result != ResultSuccess {
-		return nil, m.errf("list users", &ResultError{Cmd: MsgGetAllUserID, Result: r.Result})
+		return nil, m.link.Wrap("list users", &ResultError{Cmd: MsgGetAllUserID, Result: r.Result})
 	}
 	if len(r.Payload) < 1 || len(r.Payload) < 1+2*int(r.Payload[0]) {
 		m.probed = false
-		return nil, m.errf("list users", fmt.Errorf("reply of %d bytes: %w: %w", len(r.Payload), hal.ErrFault, ErrShortReply))
+		return nil, m.link.Wrap("list users", fmt.Errorf("reply of %d bytes: %w: %w", len(r.Payload), hal.ErrFault, ErrShortReply))
 	}
 	ids := make([]int, r.Payload[0])
 	for i := range ids {
@@ -637,10 +509,10 @@ func (m *FM22x) Enroll(ctx context.Context, name string, photo []byte) (int, err
 	const op = "enroll from photo"
 	id := m.cfg.PhotoEnrollMsgID
 	if id == 0 {
-		return 0, m.errf(op, fmt.Errorf("no photo enrol message configured: %w", hal.ErrUnsupported))
+		return 0, m.link.Wrap(op, fmt.Errorf("no photo enrol message configured: %w", hal.ErrUnsupported))
 	}
 	if len(photo) == 0 || len(photo) > m.cfg.MaxPhoto {
-		return 0, m.errf(op, fmt.Errorf("photo of %d bytes, want 1..%d: %w", len(photo), m.cfg.MaxPhoto, hal.ErrRejected))
+		return 0, m.link.Wrap(op, fmt.Errorf("photo of %d bytes, want 1..%d: %w", len(photo), m.cfg.MaxPhoto, hal.ErrRejected))
 	}
 	release, err := m.begin(ctx, op)
 	if err != nil {
@@ -656,9 +528,9 @@ func (m *FM22x) Enroll(ctx context.Context, name string, photo []byte) (int, err
 	switch r.Result {
 	case ResultSuccess:
 	case ResultUnknown:
-		return 0, m.errf(op, fmt.Errorf("module does not know message 0x%02X: %w", id, hal.ErrUnsupported))
+		return 0, m.link.Wrap(op, fmt.Errorf("module does not know message 0x%02X: %w", id, hal.ErrUnsupported))
 	default:
-		return 0, m.errf(op, &ResultError{Cmd: id, Result: r.Result})
+		return 0, m.link.Wrap(op, &ResultError{Cmd: id, Result: r.Result})
 	}
 	m.enrolling = true
 	defer func() { m.enrolling = false }()
@@ -676,17 +548,17 @@ func (m *FM22x) Enroll(ctx context.Context, name string, photo []byte) (int, err
 			return 0, err
 		}
 		if r.Result != ResultSuccess {
-			return 0, m.errf(cop, &ResultError{Cmd: id, Result: r.Result})
+			return 0, m.link.Wrap(cop, &ResultError{Cmd: id, Result: r.Result})
 		}
 		if len(r.Payload) < 2 || int(binary.BigEndian.Uint16(r.Payload)) != seq {
 			m.probed = false
-			return 0, m.errf(cop, fmt.Errorf("reply for another packet: %w", hal.ErrFault))
+			return 0, m.link.Wrap(cop, fmt.Errorf("reply for another packet: %w", hal.ErrFault))
 		}
 		rest = rest[n:]
 		if len(rest) == 0 {
 			if len(r.Payload) < 4 {
 				m.probed = false
-				return 0, m.errf(cop, fmt.Errorf("final reply without a user id: %w: %w", hal.ErrFault, ErrShortReply))
+				return 0, m.link.Wrap(cop, fmt.Errorf("final reply without a user id: %w: %w", hal.ErrFault, ErrShortReply))
 			}
 			uid := int(binary.BigEndian.Uint16(r.Payload[2:4]))
 			m.log.Info().Int(logUserID, uid).Int(logPhotoBytes, len(photo)).Msg("user enrolled from photo")
@@ -698,13 +570,4 @@ func (m *FM22x) Enroll(ctx context.Context, name string, photo []byte) (int, err
 // Close stops the driver: calls waiting for the link or a reply return an
 // error wrapping hal.ErrClosed, the port is closed and the reader
 // goroutine has ended when Close returns. Idempotent.
-func (m *FM22x) Close() error {
-	m.closeOnce.Do(func() {
-		close(m.done)
-		if err := m.port.Close(); err != nil {
-			m.closeErr = m.errf("close", err)
-		}
-		<-m.readerDone
-	})
-	return m.closeErr
-}
+func (m *FM22x) Close() error { return m.link.Close() }

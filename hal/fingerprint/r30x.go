@@ -9,8 +9,9 @@
 // implements hal.FingerprintModule over a serial port from hal/serialport.
 // hal/sim.Fingerprint simulates the module side on a pseudo-terminal.
 //
-// Import rule: like every hal sub-package it imports only hal and
-// hal/serialport, never agent, store or protocol.
+// Import rule: like every hal sub-package it imports only hal,
+// hal/serialport and hal/internal/modlink (the link machinery it shares
+// with hal/face), never agent, store or protocol.
 package fingerprint
 
 import (
@@ -19,12 +20,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/hal/internal/modlink"
 	"termagent/hal/serialport"
 )
 
@@ -47,13 +48,10 @@ const (
 
 // Log field keys.
 const (
-	logComponent  = "component"
-	logPort       = "port"
 	logCode       = "code"
 	logCapacity   = "capacity"
 	logPacketSize = "packet_size"
 	logPID        = "pid"
-	logBytes      = "bytes"
 )
 
 // Config configures an R30x driver. Zero values mean the documented
@@ -152,36 +150,18 @@ func packetCode(size int) int {
 // module again (VfyPwd, ReadSysPara).
 type R30x struct {
 	cfg  Config
-	port io.ReadWriteCloser
-	name string
+	link *modlink.Link // reader goroutine, hold of the link, Close
 	log  zerolog.Logger
 
-	sem        chan struct{} // holds the link; a channel so waiting honours ctx
-	rx         chan []byte   // received chunks, from readLoop
-	done       chan struct{} // closed by Close
-	readerDone chan struct{} // closed when readLoop returns
-	closeOnce  sync.Once
-	closeErr   error
-
-	deadMu sync.Mutex
-	dead   error // why readLoop stopped for good, if it did
-
-	// Guarded by sem.
+	// Guarded by the hold of the link.
 	dec        Decoder
 	probed     bool
 	capacity   int
 	packetSize int
-	owed       byte      // instruction whose ACK a cancelled call left owed, if owedBy is set
-	owedBy     time.Time // when that ACK is due at the latest
+	owed       byte // instruction whose ACK a cancelled call left owed (Link.Owe)
 }
 
 var _ hal.FingerprintModule = (*R30x)(nil)
-
-// reopener is implemented by ports that can come back after vanishing
-// (serialport.Port).
-type reopener interface {
-	Reopen(ctx context.Context) error
-}
 
 // Open opens cfg.Port, probes the module (VfyPwd, ReadSysPara) and
 // returns the driver. A missing port is an error wrapping hal.ErrFault that
@@ -192,23 +172,9 @@ func Open(ctx context.Context, cfg Config) (*R30x, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Port == "" {
-		return nil, errors.New("fingerprint: open: empty port name")
-	}
-	p, err := serialport.Open(serialport.Config{Name: cfg.Port, Baud: cfg.Baud})
-	if err != nil {
-		return nil, fmt.Errorf("open fingerprint module: %w", err)
-	}
-	m, err := New(p, cfg)
-	if err != nil {
-		p.Close()
-		return nil, err
-	}
-	if err := m.Probe(ctx); err != nil {
-		m.Close()
-		return nil, err
-	}
-	return m, nil
+	return modlink.Open(ctx, "fingerprint", serialport.Config{Name: cfg.Port, Baud: cfg.Baud}, func(p io.ReadWriteCloser) (*R30x, error) {
+		return New(p, cfg)
+	})
 }
 
 // New returns a driver speaking over port, which it owns and closes. It
@@ -221,122 +187,37 @@ func New(port io.ReadWriteCloser, cfg Config) (*R30x, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	name := cfg.Port
-	if name == "" {
-		name = "(unnamed port)"
-	}
-	m := &R30x{
-		cfg:        cfg,
-		port:       port,
-		name:       name,
-		log:        cfg.Logger.With().Str(logComponent, "fingerprint").Str(logPort, name).Logger(),
-		sem:        make(chan struct{}, 1),
-		rx:         make(chan []byte, 64),
-		done:       make(chan struct{}),
-		readerDone: make(chan struct{}),
-		capacity:   cfg.Capacity,
-		packetSize: cfg.PacketSize,
-	}
-	go m.readLoop()
+	m := &R30x{cfg: cfg, capacity: cfg.Capacity, packetSize: cfg.PacketSize}
+	m.link = modlink.New(port, modlink.Config{
+		Kind:    "fingerprint",
+		Port:    cfg.Port,
+		ByteGap: cfg.ByteGap,
+		Settle:  m.settle,
+		Logger:  cfg.Logger,
+	})
+	m.log = m.link.Logger()
 	return m, nil
 }
 
-// readLoop moves received bytes to rx until Close.
-func (m *R30x) readLoop() {
-	defer close(m.readerDone)
-	buf := make([]byte, 512)
-	for {
-		n, err := m.port.Read(buf)
-		if n > 0 {
-			select {
-			case m.rx <- append([]byte(nil), buf[:n]...):
-			case <-m.done:
-				return
-			}
-		}
-		select {
-		case <-m.done:
-			return
-		default:
-		}
-		if err == nil || errors.Is(err, hal.ErrTimeout) {
-			continue
-		}
-		r, ok := m.port.(reopener)
-		if !ok || errors.Is(err, hal.ErrClosed) {
-			m.setDead(err)
-			return
-		}
-		m.log.Warn().Err(err).Msg("serial port lost; reopening")
-		if err := r.Reopen(context.Background()); err != nil {
-			m.setDead(err)
-			return
-		}
-		m.log.Info().Msg("serial port reopened")
-	}
-}
-
-func (m *R30x) setDead(err error) {
-	m.deadMu.Lock()
-	m.dead = err
-	m.deadMu.Unlock()
-}
-
-func (m *R30x) deadErr() error {
-	m.deadMu.Lock()
-	defer m.deadMu.Unlock()
-	return m.dead
-}
-
-// acquire takes the link; the returned release gives it back.
-func (m *R30x) acquire(ctx context.Context, op string) (release func(), err error) {
-	select {
-	case <-m.done:
-		return nil, m.errf(op, hal.ErrClosed)
-	default:
-	}
-	select {
-	case m.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-m.done:
-		return nil, m.errf(op, hal.ErrClosed)
-	}
-	release = func() { <-m.sem }
-	if err := m.settle(ctx, op); err != nil {
-		release()
-		return nil, err
-	}
-	return release, nil
-}
-
-// settle waits, after a call gave up on a command (its ctx ended), for
-// the ACK the module still owes, until that command's own timeout (at
-// least ByteGap, for bytes in flight), and drops it. The module has no
-// abort command and answers in order, so this is what keeps the late ACK
-// from passing for the next command's. It fails only when ctx ends (the
-// ACK is then still owed) or on Close; a module that stays silent is left
-// to the probe.
-func (m *R30x) settle(ctx context.Context, op string) error {
-	if m.owedBy.IsZero() {
-		return nil
-	}
-	timeout := max(time.Until(m.owedBy), m.cfg.ByteGap)
+// settle is the link's Config.Settle: when the link is next taken after
+// a call gave up on a command (its ctx ended), it waits for the ACK the
+// module still owes, until that command's own timeout (the link passes
+// the time left, at least ByteGap, for bytes in flight), and drops it.
+// The module has no abort command and answers in order, so this is what
+// keeps the late ACK from passing for the next command's. It fails only
+// when ctx ends (the ACK is then still owed) or on Close; a module that
+// stays silent is left to the probe.
+func (m *R30x) settle(ctx context.Context, op string, timeout time.Duration) error {
 	_, err := m.receive(ctx, fmt.Sprintf("%s: late ACK to instruction 0x%02X", op, m.owed), timeout, m.owed)
 	switch {
 	case err == nil:
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()), errors.Is(err, hal.ErrClosed):
+	case modlink.Interrupted(ctx, err):
 		return err
 	default:
 		m.log.Warn().Err(err).Msg("late ACK of a cancelled command did not come")
 		m.probed = false
 	}
-	m.owedBy = time.Time{}
 	return nil
-}
-
-func (m *R30x) errf(op string, err error) error {
-	return fmt.Errorf("fingerprint %s: %s: %w", m.name, op, err)
 }
 
 // Probe checks the module answers (VfyPwd with the configured password)
@@ -344,7 +225,7 @@ func (m *R30x) errf(op string, err error) error {
 // it keeps the configured values). Commands probe by themselves when
 // needed; Probe is for a caller that wants to know now.
 func (m *R30x) Probe(ctx context.Context) error {
-	release, err := m.acquire(ctx, "probe")
+	release, err := m.link.Acquire(ctx, "probe")
 	if err != nil {
 		return err
 	}
@@ -361,7 +242,7 @@ func (m *R30x) probeLocked(ctx context.Context) error {
 		return err
 	}
 	if code != CodeOK {
-		return m.errf("probe: VfyPwd", &CodeError{Instr: CmdVfyPwd, Code: code})
+		return m.link.Wrap("probe: VfyPwd", &CodeError{Instr: CmdVfyPwd, Code: code})
 	}
 	code, ret, err := m.exchange(ctx, "probe: ReadSysPara", m.cfg.CommandTimeout, CmdReadSysPara)
 	if err != nil {
@@ -403,14 +284,15 @@ func (m *R30x) exchange(ctx context.Context, op string, timeout time.Duration, i
 	m.drain()
 	if err := m.send(Command(m.cfg.Address, instr, params...)); err != nil {
 		m.probed = false
-		return 0, nil, m.errf(op, err)
+		return 0, nil, m.link.Wrap(op, err)
 	}
 	sent := time.Now()
 	p, err := m.receive(ctx, op, timeout, instr)
 	if err != nil {
 		m.probed = false
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			m.owed, m.owedBy = instr, sent.Add(timeout) // for settle
+		if modlink.Cancelled(ctx, err) {
+			m.owed = instr // for settle
+			m.link.Owe(sent.Add(timeout))
 		}
 		return 0, nil, err
 	}
@@ -421,9 +303,7 @@ func (m *R30x) exchange(ctx context.Context, op string, timeout time.Duration, i
 // R503 reset bytes, noise.
 func (m *R30x) drain() {
 	for {
-		select {
-		case <-m.rx:
-		default:
+		if _, ok := m.link.Pending(); !ok {
 			m.dec.Reset()
 			return
 		}
@@ -435,8 +315,7 @@ func (m *R30x) send(p Packet) error {
 	if err != nil {
 		return err
 	}
-	_, err = m.port.Write(b)
-	return err
+	return m.link.Send(b)
 }
 
 // ackLen is the ACK content length (confirmation code included) of the
@@ -463,11 +342,8 @@ func ackFits(instr byte, content []byte) bool {
 // start that stalls for ByteGap, and an ACK of the wrong shape; if nothing
 // valid comes the error names what was skipped rather than a bare timeout.
 func (m *R30x) receive(ctx context.Context, op string, timeout time.Duration, instr byte) (Packet, error) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	gap := time.NewTimer(m.cfg.ByteGap)
-	defer gap.Stop()
-	var corrupt error
+	rcv := m.link.Receive(op, timeout)
+	defer rcv.Stop()
 	for {
 		for {
 			p, err := m.dec.Next()
@@ -475,7 +351,7 @@ func (m *R30x) receive(ctx context.Context, op string, timeout time.Duration, in
 				break
 			}
 			if err != nil {
-				corrupt = err
+				rcv.Corrupt = err
 				m.log.Debug().Err(err).Msg("corrupt packet skipped")
 				continue
 			}
@@ -484,32 +360,14 @@ func (m *R30x) receive(ctx context.Context, op string, timeout time.Duration, in
 				continue
 			}
 			if !ackFits(instr, p.Content) {
-				corrupt = fmt.Errorf("ACK of %d bytes to instruction 0x%02X: %w", len(p.Content), instr, ErrLength)
-				m.log.Debug().Err(corrupt).Msg("stale or malformed ACK skipped")
+				rcv.Corrupt = fmt.Errorf("ACK of %d bytes to instruction 0x%02X: %w", len(p.Content), instr, ErrLength)
+				m.log.Debug().Err(rcv.Corrupt).Msg("stale or malformed ACK skipped")
 				continue
 			}
 			return p, nil
 		}
-		gap.Reset(m.cfg.ByteGap)
-		select {
-		case b := <-m.rx:
-			m.dec.Write(b)
-		case <-gap.C:
-			if m.dec.Buffered() > 0 {
-				m.log.Debug().Int(logBytes, m.dec.Buffered()).Msg("stalled packet start skipped")
-				m.dec.Resync()
-			}
-		case <-t.C:
-			if corrupt != nil {
-				return Packet{}, m.errf(op, fmt.Errorf("%w: %w", hal.ErrFault, corrupt))
-			}
-			return Packet{}, m.errf(op, fmt.Errorf("no reply within %v: %w", timeout, hal.ErrTimeout))
-		case <-ctx.Done():
-			return Packet{}, ctx.Err()
-		case <-m.done:
-			return Packet{}, m.errf(op, hal.ErrClosed)
-		case <-m.readerDone:
-			return Packet{}, m.errf(op, fmt.Errorf("%w: port gone: %w", hal.ErrFault, m.deadErr()))
+		if err := rcv.Fill(ctx, &m.dec); err != nil {
+			return Packet{}, err
 		}
 	}
 }
@@ -524,14 +382,14 @@ func (m *R30x) command(ctx context.Context, op string, timeout time.Duration, in
 		if code == CodeVerifyPassword {
 			m.probed = false // the module was reset and forgot VfyPwd
 		}
-		return nil, m.errf(op, &CodeError{Instr: instr, Code: code})
+		return nil, m.link.Wrap(op, &CodeError{Instr: instr, Code: code})
 	}
 	return ret, nil
 }
 
 // begin takes the link and makes sure the module is probed.
 func (m *R30x) begin(ctx context.Context, op string) (func(), error) {
-	release, err := m.acquire(ctx, op)
+	release, err := m.link.Acquire(ctx, op)
 	if err != nil {
 		return nil, err
 	}
@@ -544,7 +402,7 @@ func (m *R30x) begin(ctx context.Context, op string) (func(), error) {
 
 func (m *R30x) checkSlot(op string, slot int) error {
 	if slot < 0 || slot >= m.capacity {
-		return m.errf(op, fmt.Errorf("slot %d out of range 0..%d: %w", slot, m.capacity-1, hal.ErrRejected))
+		return m.link.Wrap(op, fmt.Errorf("slot %d out of range 0..%d: %w", slot, m.capacity-1, hal.ErrRejected))
 	}
 	return nil
 }
@@ -567,7 +425,7 @@ func (m *R30x) Capacity(ctx context.Context) (int, error) {
 func (m *R30x) Store(ctx context.Context, slot int, template []byte) error {
 	op := fmt.Sprintf("store slot %d", slot)
 	if len(template) == 0 || len(template) > MaxTemplate {
-		return m.errf(op, fmt.Errorf("template of %d bytes, want 1..%d: %w", len(template), MaxTemplate, hal.ErrRejected))
+		return m.link.Wrap(op, fmt.Errorf("template of %d bytes, want 1..%d: %w", len(template), MaxTemplate, hal.ErrRejected))
 	}
 	release, err := m.begin(ctx, op)
 	if err != nil {
@@ -594,7 +452,7 @@ func (m *R30x) Store(ctx context.Context, slot int, template []byte) error {
 		}
 		if err := m.send(Packet{Address: m.cfg.Address, PID: pid, Content: rest[:n]}); err != nil {
 			m.probed = false
-			return m.errf(op+": data", err)
+			return m.link.Wrap(op+": data", err)
 		}
 		rest = rest[n:]
 	}
@@ -614,8 +472,8 @@ func (m *R30x) pace(ctx context.Context, op string) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-m.done:
-		return m.errf(op, hal.ErrClosed)
+	case <-m.link.Done():
+		return m.link.Wrap(op, hal.ErrClosed)
 	}
 }
 
@@ -662,7 +520,7 @@ func (m *R30x) Slots(ctx context.Context) ([]int, error) {
 			return nil, err
 		}
 		if len(table) < 32 {
-			return nil, m.errf(op, fmt.Errorf("index table of %d bytes: %w: %w", len(table), hal.ErrFault, ErrLength))
+			return nil, m.link.Wrap(op, fmt.Errorf("index table of %d bytes: %w: %w", len(table), hal.ErrFault, ErrLength))
 		}
 		for i, b := range table[:32] {
 			for j := range 8 {
@@ -691,8 +549,8 @@ func (m *R30x) Identify(ctx context.Context) (hal.Finger, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			return hal.Finger{}, ctx.Err()
-		case <-m.done:
-			return hal.Finger{}, m.errf("identify", hal.ErrClosed)
+		case <-m.link.Done():
+			return hal.Finger{}, m.link.Wrap("identify", hal.ErrClosed)
 		}
 		f, ok, err := m.poll(ctx)
 		if err != nil || ok {
@@ -717,7 +575,7 @@ func (m *R30x) poll(ctx context.Context) (hal.Finger, bool, error) {
 	case code == CodeNoFinger || code == CodeImageFail:
 		return hal.Finger{}, false, nil
 	case code != CodeOK:
-		return hal.Finger{}, false, m.errf("identify: GenImg", &CodeError{Instr: CmdGenImg, Code: code})
+		return hal.Finger{}, false, m.link.Wrap("identify: GenImg", &CodeError{Instr: CmdGenImg, Code: code})
 	}
 	code, _, err = m.exchange(ctx, "identify: Img2Tz", m.cfg.CommandTimeout, CmdImg2Tz, 1)
 	switch {
@@ -727,7 +585,7 @@ func (m *R30x) poll(ctx context.Context) (hal.Finger, bool, error) {
 		m.log.Debug().Stringer(logCode, code).Msg("finger image unusable; polling on")
 		return hal.Finger{}, false, nil
 	case code != CodeOK:
-		return hal.Finger{}, false, m.errf("identify: Img2Tz", &CodeError{Instr: CmdImg2Tz, Code: code})
+		return hal.Finger{}, false, m.link.Wrap("identify: Img2Tz", &CodeError{Instr: CmdImg2Tz, Code: code})
 	}
 	n := m.capacity
 	code, ret, err := m.exchange(ctx, "identify: Search", m.cfg.SlowTimeout, CmdSearch, 1, 0, 0, byte(n>>8), byte(n))
@@ -737,10 +595,10 @@ func (m *R30x) poll(ctx context.Context) (hal.Finger, bool, error) {
 	case code == CodeNotFound:
 		return hal.Finger{At: time.Now()}, true, nil
 	case code != CodeOK:
-		return hal.Finger{}, false, m.errf("identify: Search", &CodeError{Instr: CmdSearch, Code: code})
+		return hal.Finger{}, false, m.link.Wrap("identify: Search", &CodeError{Instr: CmdSearch, Code: code})
 	case len(ret) < 4:
 		m.probed = false
-		return hal.Finger{}, false, m.errf("identify: Search", fmt.Errorf("reply of %d bytes: %w: %w", len(ret), hal.ErrFault, ErrLength))
+		return hal.Finger{}, false, m.link.Wrap("identify: Search", fmt.Errorf("reply of %d bytes: %w: %w", len(ret), hal.ErrFault, ErrLength))
 	}
 	return hal.Finger{
 		Matched: true,
@@ -754,13 +612,4 @@ func (m *R30x) poll(ctx context.Context) (hal.Finger, bool, error) {
 // reply (they return an error wrapping hal.ErrClosed), closes the port and
 // waits for the reader goroutine. Idempotent; the module itself keeps its
 // templates and needs no inert state.
-func (m *R30x) Close() error {
-	m.closeOnce.Do(func() {
-		close(m.done)
-		if err := m.port.Close(); err != nil {
-			m.closeErr = m.errf("close", err)
-		}
-		<-m.readerDone
-	})
-	return m.closeErr
-}
+func (m *R30x) Close() error { return m.link.Close() }
