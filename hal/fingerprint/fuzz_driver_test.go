@@ -2,77 +2,12 @@ package fingerprint_test
 
 import (
 	"context"
-	"io"
-	"sync"
 	"testing"
 	"time"
 
-	"termagent/hal"
 	"termagent/hal/fingerprint"
+	"termagent/hal/internal/modlinktest"
 )
-
-// scriptedPort is a module reduced to a script: it answers each host
-// write with bytes chosen by a function, and its reads time out after 2 ms
-// like a serialport.Port's. Tests use it where they need replies no real
-// module (nor the simulator) would send: the fuzzer's arbitrary bytes, or
-// a precise interleaving of stale and fresh ACKs.
-type scriptedPort struct {
-	respond func(req []byte) []byte
-	mu      sync.Mutex
-	queue   []byte
-	wake    chan struct{}
-	done    chan struct{}
-	once    sync.Once
-}
-
-var _ io.ReadWriteCloser = (*scriptedPort)(nil)
-
-func newReplyPort(reply []byte) *scriptedPort {
-	return newScriptPort(func([]byte) []byte { return reply })
-}
-
-// newScriptPort answers each host write with respond(write).
-func newScriptPort(respond func(req []byte) []byte) *scriptedPort {
-	return &scriptedPort{respond: respond, wake: make(chan struct{}, 1), done: make(chan struct{})}
-}
-
-func (p *scriptedPort) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	if len(p.queue) < 1<<16 {
-		p.queue = append(p.queue, p.respond(b)...)
-	}
-	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-	return len(b), nil
-}
-
-func (p *scriptedPort) Read(b []byte) (int, error) {
-	for {
-		p.mu.Lock()
-		if len(p.queue) > 0 {
-			n := copy(b, p.queue)
-			p.queue = p.queue[n:]
-			p.mu.Unlock()
-			return n, nil
-		}
-		p.mu.Unlock()
-		select {
-		case <-p.wake:
-		case <-time.After(2 * time.Millisecond):
-			return 0, hal.ErrTimeout
-		case <-p.done:
-			return 0, hal.ErrClosed
-		}
-	}
-}
-
-func (p *scriptedPort) Close() error {
-	p.once.Do(func() { close(p.done) })
-	return nil
-}
 
 // FuzzDriverReplies: whatever the module answers, every operation of the
 // driver returns (no panic, no hang) and Close ends it.
@@ -87,7 +22,7 @@ func FuzzDriverReplies(f *testing.F) {
 		f.Add(unhexT(f, s))
 	}
 	f.Fuzz(func(t *testing.T, reply []byte) {
-		port := newReplyPort(reply)
+		port := modlinktest.NewReplyPort(reply)
 		m, err := fingerprint.New(port, fingerprint.Config{
 			CommandTimeout: 20 * time.Millisecond, SlowTimeout: 20 * time.Millisecond,
 			ByteGap: 5 * time.Millisecond, PollInterval: time.Millisecond,

@@ -15,6 +15,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/fingerprint"
+	"termagent/hal/internal/modlinktest"
 	"termagent/hal/sim"
 )
 
@@ -330,7 +331,7 @@ func TestStaleAckIsNotMisread(t *testing.T) {
 	}
 	indexTable := ack(make([]byte, 33)...)
 	sysPara := ack(0, 0, 0, 0, 0, 0x01, 0x2C, 0, 3, 0xFF, 0xFF, 0xFF, 0xFF, 0, 2, 0, 6) // capacity 300
-	port := newScriptPort(func(req []byte) []byte {
+	port := modlinktest.NewScriptPort(func(req []byte) []byte {
 		switch req[9] {
 		case fingerprint.CmdVfyPwd:
 			return append(slices.Clone(indexTable), ack(0)...)
