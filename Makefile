@@ -30,7 +30,7 @@ CROSS_ENV := GO='$(GO)' VERSION='$(VERSION)' ARM_CC='$(ARM_CC)' ARM64_CC='$(ARM6
 CROSS     := $(CROSS_ENV) ./scripts/cross.sh
 # What `make arm`/`arm64` build, and what `make test-arm`/`test-arm64` run under qemu-user.
 CROSS_CMDS ?= ./cmd/...
-ARM_TEST_PKGS ?= ./protocol/... ./store/... ./hal/...
+ARM_TEST_PKGS ?= ./protocol/... ./store/... ./hal/... ./agent/... ./cmd/termagent
 
 all: build
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the tests on ARM under qemu-user (`make test-arm`, `make test-arm64`):
 #
-#   scripts/test-arm.sh armv7|arm64 [PKG...]     default PKG: ./protocol/... ./store/... ./hal/...
+#   scripts/test-arm.sh armv7|arm64 [PKG...]
+#       default PKG: ./protocol/... ./store/... ./hal/... ./agent/... ./cmd/termagent
+#       (not cmd/termserver: its tests run the go command, absent on the target)
 #
 # 1. Cross-compiles one static test binary per package (scripts/cross.sh -t)
 #    and runs each under qemu-arm / qemu-aarch64 in its package directory.
@@ -20,7 +22,7 @@ cd "$(dirname "$0")/.."
 arch=${1:?usage: test-arm.sh armv7|arm64 [PKG...]}
 shift
 pkgs=("$@")
-[ ${#pkgs[@]} -gt 0 ] || pkgs=(./protocol/... ./store/... ./hal/...)
+[ ${#pkgs[@]} -gt 0 ] || pkgs=(./protocol/... ./store/... ./hal/... ./agent/... ./cmd/termagent)
 case "$arch" in
 armv7) qemu=qemu-arm ;;
 arm64) qemu=qemu-aarch64 ;;
