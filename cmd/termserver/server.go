@@ -197,23 +197,31 @@ func (s *Server) Addr(transport string) string {
 func (s *Server) Records() *Records { return s.records }
 
 // Run accepts and serves terminals until ctx is done, then closes the
-// listeners and every connection, waits for them and closes the database.
+// listeners and every connection, waits for them, closes the database and
+// returns nil. A failing Accept (e.g. out of file descriptors) is logged
+// and retried with backoff.
 func (s *Server) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var acceptErr atomic.Value
 	var accepting sync.WaitGroup
 	for _, l := range s.lns {
 		accepting.Go(func() {
+			var pause time.Duration
 			for {
 				conn, err := l.ln.Accept()
 				if err != nil {
-					if ctx.Err() == nil && !errors.Is(err, protocol.ErrClosed) {
-						acceptErr.Store(fmt.Errorf("accept %s: %w", l.transport, err))
-						cancel()
+					if ctx.Err() != nil || errors.Is(err, protocol.ErrClosed) {
+						return
 					}
-					return
+					// Out of file descriptors and the like: the
+					// terminals connected go on; retry, backing off as
+					// net/http does.
+					pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+					s.log.Error().Err(err).Str(logTransport, l.transport).Dur("retry_in", pause).Msg("accept failed")
+					if !sleepCtx(ctx, pause) {
+						return
+					}
+					continue
 				}
+				pause = 0
 				s.serve(ctx, conn, l.transport)
 			}
 		})
@@ -231,9 +239,6 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	s.wg.Wait()
 	s.records.Close()
-	if err, _ := acceptErr.Load().(error); err != nil {
-		return err
-	}
 	return nil
 }
 
