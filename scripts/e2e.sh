@@ -28,17 +28,10 @@ card=0006547886
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/termagent-e2e.XXXXXX")
 pids=()
-# stop PID SECONDS: SIGTERM, then SIGKILL if it is still there after SECONDS.
-stop() {
-	local pid=$1 deadline=$((SECONDS + $2))
-	kill -TERM "$pid" 2>/dev/null || return 0
-	while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
+. scripts/lib.sh
 cleanup() {
 	local p
-	for p in "${pids[@]}"; do stop "$p" 10; done
+	for p in "${pids[@]}"; do stop_pid "$p" 10; done
 	if [ "${KEEP:-0}" = 1 ]; then echo "e2e: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -54,16 +47,6 @@ fail() {
 	exit 1
 }
 
-# wait_for WHAT COMMAND...: run COMMAND until it succeeds, at most $limit s.
-wait_for() {
-	local what=$1 deadline=$((SECONDS + limit))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $deadline ] || fail "timed out after ${limit}s waiting for $what"
-		sleep 0.2
-	done
-}
-
 server_bin=${SERVER_BIN:-}
 sim_bin=${SIM_BIN:-}
 if [ -z "$server_bin" ] || [ -z "$sim_bin" ]; then
@@ -75,15 +58,8 @@ expect_version=$("${agent_exec[@]}" "$agent_bin" version | awk '{print $2}')
 echo "e2e: agent ${agent_exec[*]} $agent_bin (version $expect_version)"
 
 # The server, on free loopback ports it reports in its log.
-"$server_bin" -admin 127.0.0.1:0 serve -listen 127.0.0.1:0 -db "$work/server.db" 2>"$work/server.log" &
-pids+=($!)
-log_field() { sed -n "s/.*\"$1\":\[\{0,1\}\"\([^\"]*\)\".*/\1/p" "$work/server.log" | head -n 1; }
-wait_for "termserver to listen" grep -q '"serving terminals"' "$work/server.log"
-wait_for "termserver's admin endpoint" grep -q '"termserver started"' "$work/server.log"
-listen=$(log_field listen)
-listen=${listen#tcp://}
-admin=$(log_field admin)
-[ -n "$listen" ] && [ -n "$admin" ] || fail "no listen/admin address in the server log"
+start_termserver "$server_bin" "$work"
+listen=$server_listen admin=$server_admin
 server() { "$server_bin" -admin "$admin" "$@"; }
 
 # The simulated card reader and relay board, driven through a FIFO on its console.

@@ -39,16 +39,10 @@ hz=$(getconf CLK_TCK)
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/termagent-footprint.XXXXXX")
 pids=()
-stop() {
-	local pid=$1 deadline=$((SECONDS + $2))
-	kill -TERM "$pid" 2>/dev/null || return 0
-	while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
+. scripts/lib.sh
 cleanup() {
 	local p
-	for p in "${pids[@]}"; do stop "$p" 10; done
+	for p in "${pids[@]}"; do stop_pid "$p" 10; done
 	if [ "${KEEP:-0}" = 1 ]; then echo "footprint: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -61,15 +55,6 @@ fail() {
 	done
 	exit 1
 }
-wait_for() {
-	local what=$1 deadline=$((SECONDS + limit))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ $SECONDS -lt $deadline ] || fail "timed out after ${limit}s waiting for $what"
-		sleep 0.2
-	done
-}
-
 # proc_kb PID FIELD: a VmXXX field of /proc/PID/status, in kB.
 proc_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -126,16 +111,11 @@ measure() {
 		pids+=("$bpid")
 		sleep 2
 		results+=("$(printf '%-10s idle RSS %s MiB (a sleeping static Go program under %s)' "qemu-base" "$(mib "$(proc_kb "$bpid" VmRSS)")" "${exec[-1]}")")
-		stop "$bpid" 5
+		stop_pid "$bpid" 5
 	fi
 
-	"$work/termserver" -admin 127.0.0.1:0 serve -listen 127.0.0.1:0 -db "$dir/server.db" 2>"$dir/server.log" &
-	pids+=($!)
-	wait_for "termserver" grep -q '"serving terminals"' "$dir/server.log"
-	wait_for "termserver's admin" grep -q '"termserver started"' "$dir/server.log"
-	local listen admin port
-	listen=$(sed -n 's/.*"listen":\["tcp:\/\/\([^"]*\)".*/\1/p' "$dir/server.log" | head -n 1)
-	admin=$(sed -n 's/.*"admin":"\([^"]*\)".*/\1/p' "$dir/server.log" | head -n 1)
+	start_termserver "$work/termserver" "$dir"
+	local listen=$server_listen admin=$server_admin port
 	port=$(printf '%04X' "${listen##*:}")
 	server() { "$work/termserver" -admin "$admin" "$@"; }
 	stored() { server stats | sed -n 's/.*stored \([0-9]*\).*/\1/p'; }
@@ -188,7 +168,7 @@ EOF
 	c1=$(cpu_ticks "$apid")
 	idle_rss=$(proc_kb "$apid" VmRSS)
 	idle_cpu=$(awk -v d=$((c1 - c0)) -v hz="$hz" -v s="$idle" 'BEGIN { printf "%.2f", 100 * d / hz / s }')
-	stop "$apid" 30
+	stop_pid "$apid" 30
 
 	# 2. Drain of RECORDS records.
 	"$work/fillqueue" -db "$dir/agent/termagent.db" -n "$records" >/dev/null
@@ -226,7 +206,7 @@ EOF
 	burst_hwm=$(proc_kb "$apid" VmHWM)
 	sleep 5
 	after_rss=$(proc_kb "$apid" VmRSS)
-	stop "$apid" 30
+	stop_pid "$apid" 30
 
 	results+=("$(printf '%-10s start-up %5d ms | idle RSS %6s MiB, CPU %5s %% over %ss | drain %d records %6ss (%s/s) peak %6s MiB | burst %dx15.3MiB peak %6s MiB%s, RSS 5s later %6s MiB' \
 		"$target" "$startup_ms" "$(mib "$idle_rss")" "$idle_cpu" "$idle" "$records" "$drain_s" "$drain_rate" "$(mib "$drain_hwm")" \
