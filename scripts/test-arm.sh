@@ -63,6 +63,7 @@ for entry in "${list[@]}"; do
 	skip=()
 	if [ -n "${QEMU_SKIP[$pkg]:-}" ]; then
 		skip=(-test.skip "${QEMU_SKIP[$pkg]}")
+		echo "    $pkg: skipping ${QEMU_SKIP[$pkg]} under $qemu (reason in scripts/test-arm.sh)"
 	fi
 	start=$(date +%s)
 	if (cd "$dir" && "$qemu" "$bin" -test.count=1 -test.timeout="$timeout" "${skip[@]}") >"$work/out" 2>&1; then
