@@ -125,7 +125,12 @@ func (r FleetReport) Print(w io.Writer) {
 		r.Percentile(50).Round(time.Microsecond*100), r.Percentile(90).Round(time.Microsecond*100),
 		r.Percentile(99).Round(time.Microsecond*100), r.Percentile(99.9).Round(time.Microsecond*100),
 		r.Percentile(100).Round(time.Microsecond*100))
-	fmt.Fprintf(w, "  process CPU       %v (%.2f cores)\n", r.CPU.Round(time.Millisecond), r.CPU.Seconds()/secs)
+	perEvent := 0.0
+	if r.Acked > 0 {
+		perEvent = float64(r.CPU.Microseconds()) / 1000 / float64(r.Acked)
+	}
+	fmt.Fprintf(w, "  process CPU       %v (%.2f cores; %.2f ms per acknowledged event, terminals and server)\n",
+		r.CPU.Round(time.Millisecond), r.CPU.Seconds()/secs, perEvent)
 	if r.Stats != nil {
 		fmt.Fprintf(w, "  server            uploads %d  stored %d  duplicates %d  refused %d  drops %d  (faults: %s)\n",
 			r.Stats.Uploads, r.Stats.Stored, r.Stats.Duplicates, r.Stats.Refused, r.Stats.Drops, r.Stats.Faults)
