@@ -37,12 +37,12 @@ func TestSplitWords(t *testing.T) {
 
 func TestConsole_runsCommandsAgainstTheServer(t *testing.T) {
 	s := startServer(t, Config{})
-	fakeTerminal(t, s.Addr("tcp"), "tcp", "T-console")
+	p := fakeTerminal(t, s.Addr("tcp"), "tcp", "T-console")
 	waitFor(t, "the terminal to be identified", func() bool {
 		ts := s.Terminals()
 		return len(ts) == 1 && ts[0].UUID == "T-console"
 	})
-	in := strings.NewReader("help\nlist\nfaults -fail 0.5 -delay 10ms\nbogus\nserve\nset T-console 'address=Gate 2'\nquit\nlist\n")
+	in := strings.NewReader("help\nlist\nfaults -fail 0.5 -delay 10ms\nbogus\nserve\nset T-console 'address=Gate 2'\nstats\ndrop T-con\nquit\nlist\n")
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"-admin", s.admin, "console"}, in, &out, &out); err != nil {
 		t.Fatalf("console: %v\n%s", err, out.String())
@@ -56,6 +56,8 @@ func TestConsole_runsCommandsAgainstTheServer(t *testing.T) {
 		`unknown command "serve"`,     // serve is not a console command
 		"set_device_info: FAILED",     // the fake terminal has no set_device_info
 		"termserver console on " + s.admin,
+		"connected 1 (accepted 1)", // stats
+		"T-console: dropped",       // drop by uuid prefix
 	} {
 		if !strings.Contains(o, want) {
 			t.Errorf("console output lacks %q:\n%s", want, o)
@@ -66,6 +68,11 @@ func TestConsole_runsCommandsAgainstTheServer(t *testing.T) {
 	}
 	if f := s.Faults(); f.FailUploads != 0.5 || f.Delay != 10*time.Millisecond {
 		t.Errorf("faults after the console: %+v", f)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(30 * time.Second):
+		t.Error("drop did not close the terminal's connection")
 	}
 }
 
