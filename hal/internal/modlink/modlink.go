@@ -192,12 +192,14 @@ func (l *Link) readLoop() {
 	}
 }
 
+// setDead records why the reader stopped for good.
 func (l *Link) setDead(err error) {
 	l.deadMu.Lock()
 	l.dead = err
 	l.deadMu.Unlock()
 }
 
+// deadErr returns why the reader stopped for good, if it did.
 func (l *Link) deadErr() error {
 	l.deadMu.Lock()
 	defer l.deadMu.Unlock()

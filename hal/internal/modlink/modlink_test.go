@@ -35,6 +35,8 @@ func (d *bufDecoder) Resync()                     { d.buf = d.buf[:0]; d.resyncs
 
 var _ modlink.Decoder = (*bufDecoder)(nil)
 
+// newLink returns a link over port with test names, a short ByteGap
+// unless cfg sets one, and logs to t; the test's cleanup closes it.
 func newLink(t *testing.T, port io.ReadWriteCloser, cfg modlink.Config) *modlink.Link {
 	t.Helper()
 	cfg.Kind = "test"
@@ -48,6 +50,7 @@ func newLink(t *testing.T, port io.ReadWriteCloser, cfg modlink.Config) *modlink
 	return l
 }
 
+// testCtx returns a context that ends at the hang deadline.
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	t.Cleanup(cancel)
