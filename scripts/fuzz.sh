@@ -6,12 +6,12 @@
 # exceeded" at the end of a time budget although nothing crashed
 # (golang/go#75804, fixed in Go 1.27). A real finding always writes its
 # input ("Failing input written to ..."); a failure without one is run again
-# with a count budget (FUZZRETRY, default 2000x), which has no deadline to
+# with a count budget (FUZZRETRY, default 300x), which has no deadline to
 # race, and only that run decides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzztime=${FUZZTIME:-10s}
-retry=${FUZZRETRY:-2000x}
+retry=${FUZZRETRY:-300x}
 passed=0
 failed=0
 out=$(mktemp)
