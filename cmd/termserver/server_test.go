@@ -262,7 +262,7 @@ func TestFaults_dropEveryStoresButDoesNotAnswer(t *testing.T) {
 }
 
 func TestFaults_delayHoldsReplies(t *testing.T) {
-	const delay = 300 * time.Millisecond
+	const delay = time.Second
 	s := startServer(t, Config{Faults: Faults{Delay: delay}})
 	p := fakeTerminal(t, s.Addr("tcp"), "tcp", "T1")
 	start := time.Now()
@@ -274,7 +274,7 @@ func TestFaults_delayHoldsReplies(t *testing.T) {
 	}
 	// A caller whose timeout is shorter than the delay gets no response,
 	// but the record is stored: the retry will be a duplicate.
-	ctx, cancel := context.WithTimeout(context.Background(), delay/3)
+	ctx, cancel := context.WithTimeout(context.Background(), delay/2)
 	defer cancel()
 	if _, err := p.Call(ctx, uploadReq("s-2", "p2")); !errors.Is(err, protocol.ErrNoResponse) {
 		t.Fatalf("call shorter than the delay: %v; want ErrNoResponse", err)
