@@ -1,6 +1,6 @@
 // Package agent is the terminal's behaviour: it composes the protocol link to
 // the management server, the SQLite store and the hardware devices into an
-// attendance / access-control terminal, as /work/shared/spec/PROTOCOL.md
+// attendance / access-control terminal, as shared/spec/PROTOCOL.md
 // (the project's binding reading of protocol V1.0) describes.
 //
 // Import rule: agent imports protocol, store and hal; none of them imports
