@@ -13,6 +13,11 @@ const DefaultMaxMessageSize = 16 << 20
 
 const minReadSize = 4 << 10
 
+// keepBufSize is the largest read buffer a Reader keeps between messages;
+// one grown beyond it for a large message is replaced by a minReadSize one
+// once that message has been consumed.
+const keepBufSize = 64 << 10
+
 // Reader splits a byte stream into JSON objects (PROTOCOL.md, "Framing on
 // raw TCP"): objects separated by newlines, other whitespace or nothing,
 // pretty-printed over many lines, split over any number of reads or several
@@ -189,6 +194,16 @@ func (r *Reader) reset() {
 // growing the buffer (up to the maximum message size plus one read) if it
 // is full.
 func (r *Reader) fill() error {
+	if len(r.buf) > keepBufSize && r.end-r.start <= minReadSize/2 {
+		// A large message grew the buffer and has been consumed: give the
+		// memory back while the link waits for the next one, instead of
+		// holding up to the maximum message size for the connection's life.
+		nb := make([]byte, minReadSize)
+		r.end = copy(nb, r.buf[r.start:r.end])
+		r.pos -= r.start
+		r.start = 0
+		r.buf = nb
+	}
 	if r.start > 0 {
 		n := copy(r.buf, r.buf[r.start:r.end])
 		r.pos -= r.start

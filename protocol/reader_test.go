@@ -267,3 +267,33 @@ func TestReaderNoProgress(t *testing.T) {
 		t.Fatalf("ReadMessage = %v; want io.ErrNoProgress", err)
 	}
 }
+
+// TestReaderReleasesLargeBuffer: after a large message has been consumed,
+// the Reader does not keep a buffer the size of that message for the rest
+// of the connection, and small messages after it read as before.
+func TestReaderReleasesLargeBuffer(t *testing.T) {
+	big := `{"mod":"x","session_id":"s","pad":"` + strings.Repeat("a", 1<<20) + `"}`
+	stream := big + "\n" + msgA + "\n" + msgB
+	r := NewReader(&chunkReader{data: []byte(stream), sizes: []int{65536}}, 0)
+	m, err := r.ReadMessage()
+	if err != nil || len(m) != len(big) {
+		t.Fatalf("large message: %d bytes, %v", len(m), err)
+	}
+	if len(r.buf) < len(big) {
+		t.Fatalf("buffer %d bytes holds a %d-byte message?", len(r.buf), len(big))
+	}
+	for _, want := range []string{msgA, msgB} {
+		m, err := r.ReadMessage()
+		if err != nil || string(m) != want {
+			t.Fatalf("after the large message: %q, %v; want %q", m, err, want)
+		}
+	}
+	// Waiting for the next message (here: the end of the stream) is when
+	// the buffer is given back.
+	if _, err := r.ReadMessage(); err != io.EOF {
+		t.Fatalf("end of stream: %v", err)
+	}
+	if len(r.buf) > keepBufSize {
+		t.Fatalf("buffer still %d bytes after the large message was consumed; want at most %d", len(r.buf), keepBufSize)
+	}
+}
