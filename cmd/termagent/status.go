@@ -165,6 +165,11 @@ func printStatus(w io.Writer, rep statusReport, now time.Time) {
 		fmt.Fprintf(tw, "outbox\t%d unsent, oldest %s\n", a.OutboxDepth, ago(a.OutboxOldest))
 		fmt.Fprintf(tw, "quarantined\t%d\n", a.OutboxQuarantined)
 		fmt.Fprintf(tw, "dropped (full)\t%d\n", a.OutboxDropped)
+		if a.RecordsPending > 0 || a.RecordsDropped > 0 {
+			// Records the database has not taken yet (it is failing or
+			// busy), and records lost because that memory queue was full.
+			fmt.Fprintf(tw, "not yet stored\t%d in memory, %d lost since start\n", a.RecordsPending, a.RecordsDropped)
+		}
 		fmt.Fprintf(tw, "uploaded\t%d since start\n", a.Uploaded)
 		fmt.Fprintf(tw, "persons\t%d\n", a.Persons)
 		for _, name := range slices.Sorted(maps.Keys(a.Modules)) {

@@ -19,6 +19,7 @@ func TestPrintStatus(t *testing.T) {
 			"fingerprint": {State: agent.ModuleFault, Since: now.Add(-time.Minute), Error: "fingerprint /dev/ttyS2: hal: device timed out"},
 		},
 		DoorUnlocked: true, SoftwareVersion: "1.2.3", Uptime: 3 * time.Hour,
+		RecordsPending: 4, RecordsDropped: 2,
 	}}
 	var b bytes.Buffer
 	printStatus(&b, rep, now)
@@ -30,10 +31,19 @@ func TestPrintStatus(t *testing.T) {
 		"quarantined 1", "persons 5000",
 		"fault since", ": fingerprint /dev/ttyS2: hal: device timed out",
 		"door state unlocked",
+		"not yet stored 4 in memory, 2 lost since start",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
+	}
+
+	// A healthy database: the line is left out.
+	rep.Agent.RecordsPending, rep.Agent.RecordsDropped = 0, 0
+	b.Reset()
+	printStatus(&b, rep, now)
+	if out := b.String(); strings.Contains(out, "not yet stored") {
+		t.Errorf("status shows records not yet stored with none:\n%s", out)
 	}
 
 	b.Reset()
