@@ -23,41 +23,14 @@ import (
 // allocs/op is the allocations per message for the codec benchmarks and
 // per round trip (both peers, request and response) for the peer.
 
-// bareBlob, bareImage, barePerson and bareDownload mirror download_person
-// as a plain tagged struct: the baseline is bare encoding/json on it.
-type bareImage struct {
-	Width  int    `json:"width"`
-	Height int    `json:"height"`
-	Format int    `json:"format"`
-	Length int    `json:"length"`
-	Data   []byte `json:"data"`
-}
-
-type bareCode struct {
-	Length int    `json:"length"`
-	Data   []byte `json:"data"`
-}
-
-type barePerson struct {
-	PersonID         string     `json:"person_id"`
-	PersonName       string     `json:"person_name"`
-	IDNumber         string     `json:"id_number"`
-	CardNumber       string     `json:"card_number"`
-	KeyNumber        string     `json:"key_number"`
-	DepartmentNumber string     `json:"department_number"`
-	Role             int        `json:"role"`
-	Face             *bareImage `json:"face,omitempty"`
-	LeftImage        *bareImage `json:"left_image,omitempty"`
-	LeftCode         *bareCode  `json:"left_code,omitempty"`
-	RightImage       *bareImage `json:"right_image,omitempty"`
-	RightCode        *bareCode  `json:"right_code,omitempty"`
-}
-
+// bareDownload mirrors download_person as a plain tagged struct (with
+// wirePersonOut, reference_test.go's mirror of person_info): the baseline
+// is bare encoding/json on it.
 type bareDownload struct {
-	Mod        string      `json:"mod"`
-	SessionID  string      `json:"session_id"`
-	Type       int         `json:"type"`
-	PersonInfo *barePerson `json:"person_info"`
+	Mod        string         `json:"mod"`
+	SessionID  string         `json:"session_id"`
+	Type       int            `json:"type"`
+	PersonInfo *wirePersonOut `json:"person_info"`
 }
 
 // downloadPerson1MiB returns an encoded download_person of about 1 MiB:
