@@ -12,7 +12,7 @@ TESTFLAGS ?=
 export CGO_ENABLED = 1
 
 .PHONY: all help build test vet fmt-check bench fuzz demo clean
-.PHONY: arm arm64 test-arm test-arm64 footprint dist
+.PHONY: arm arm64 test-arm test-arm64 footprint dist faults
 
 # Cross-builds for the terminal: static, stripped, cgo through a C cross
 # compiler. `make arm CC=...` (or ARM_CC= / ARM64_CC=) points them at a vendor
@@ -56,6 +56,9 @@ bench: ## run every benchmark; each prints its figures and its same-run baseline
 
 fuzz: ## run every fuzz target for FUZZTIME (default 10s) each
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+faults: ## full fault and hostile-server suites (TestFault*, TestHostile*), then their table
+	./scripts/faults.sh
 
 demo: ## server, agent and simulated hardware on loopback, with a scenario
 	./scripts/demo.sh
