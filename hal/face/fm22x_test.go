@@ -372,6 +372,14 @@ func TestStrayBytesAndPartialFrames(t *testing.T) {
 func TestBadParityThenRecovers(t *testing.T) {
 	r := setup(t, sim.FaceConfig{}, face.Config{CommandTimeout: 500 * time.Millisecond})
 	ctx := testCtx(t)
+	// Let start-up settle first: the module's power-on NOTE READY can
+	// arrive during the first GET_STATUS, which is then sent again, and
+	// the late reply to one copy would take the injected fault. The
+	// module answers in order, so once a later command (Users, after the
+	// GET_STATUS probe) has been answered, every earlier reply is written.
+	if _, err := r.m.Users(ctx); err != nil {
+		t.Fatal(err)
+	}
 	r.dev.SetFaults(sim.ReplyFaults{Corrupt: 1})
 	if _, err := r.m.Users(ctx); !errors.Is(err, face.ErrParity) || !errors.Is(err, hal.ErrFault) {
 		t.Fatalf("corrupt reply: %v, want ErrParity and hal.ErrFault", err)
