@@ -11,7 +11,7 @@ TESTFLAGS ?=
 
 export CGO_ENABLED = 1
 
-.PHONY: all help build test vet fmt-check bench fuzz demo clean
+.PHONY: all help build test vet fmt-check tidy-check bench fuzz demo clean
 .PHONY: arm arm64 test-arm test-arm64 footprint dist faults
 
 # Cross-builds for the terminal: static, stripped, cgo through a C cross
@@ -44,11 +44,14 @@ build: ## build termagent, termsim and termserver for this machine into bin/
 vet: ## go vet every package
 	$(GO) vet ./...
 
+tidy-check: ## fail if go mod tidy would change go.mod or go.sum
+	@$(GO) mod tidy -diff >/dev/null || { echo 'go mod tidy would change go.mod/go.sum:'; $(GO) mod tidy -diff; exit 1; }
+
 fmt-check: ## fail if gofmt would change a file
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-test: vet fmt-check ## vet, gofmt check and every test under the race detector
+test: vet fmt-check tidy-check ## vet, gofmt and go.mod tidiness checks, and every test under the race detector
 	$(GO) test -race -count=1 -timeout 15m $(TESTFLAGS) ./...
 
 bench: ## run every benchmark; each prints its figures and its same-run baseline ratio
