@@ -239,8 +239,8 @@ func FuzzJPEGSize(f *testing.F) {
 
 func TestFleet_smallRunAcksEverything(t *testing.T) {
 	var progress bytes.Buffer
-	rep, err := RunFleet(context.Background(), FleetConfig{
-		Terminals: 5, Rate: 10, Duration: time.Second, Drain: 20 * time.Second, Dir: t.TempDir(),
+	rep, err := RunFleet(testContext(t), FleetConfig{
+		Terminals: 5, Rate: 10, Duration: time.Second, Drain: -1, Dir: t.TempDir(),
 	}, &progress)
 	if err != nil {
 		t.Fatalf("fleet: %v\n%s", err, progress.String())
@@ -284,8 +284,14 @@ func TestFleetReport_percentile(t *testing.T) {
 }
 
 func TestFleet_faultyServerLosesNothing(t *testing.T) {
-	rep, err := RunFleet(context.Background(), FleetConfig{
-		Terminals: 5, Rate: 10, Duration: time.Second, Drain: 30 * time.Second, Dir: t.TempDir(),
+	// Drain: -1 waits for every ack (the event), not for a fixed time: with
+	// 30% of uploads refused and a connection dropped every 5 requests,
+	// records wait out retry and reconnect backoffs, and on a loaded
+	// machine a fixed 30 s drain ended before the last ones were acked
+	// ("presented 50, acked 48, stored 50"). The bound is the test's own
+	// deadline (go test -timeout).
+	rep, err := RunFleet(testContext(t), FleetConfig{
+		Terminals: 5, Rate: 10, Duration: time.Second, Drain: -1, Dir: t.TempDir(),
 		Faults: Faults{FailUploads: 0.3, DropEvery: 5},
 	}, io.Discard)
 	if err != nil {
@@ -298,4 +304,18 @@ func TestFleet_faultyServerLosesNothing(t *testing.T) {
 	if st.Refused == 0 || st.Drops == 0 || st.Duplicates == 0 {
 		t.Fatalf("server stats %+v; want refusals, drops and dropped duplicates", st)
 	}
+}
+
+// testContext is a context that ends a minute before the test binary's
+// deadline (go test -timeout), so a test that waits for an event fails
+// with its own message instead of a panic, however slow the machine.
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	d, ok := t.Deadline()
+	if !ok {
+		return t.Context()
+	}
+	ctx, cancel := context.WithDeadline(t.Context(), d.Add(-time.Minute))
+	t.Cleanup(cancel)
+	return ctx
 }

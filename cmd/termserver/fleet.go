@@ -32,7 +32,9 @@ type FleetConfig struct {
 	// Duration is how long events are generated; default 30 s.
 	Duration time.Duration
 	// Drain bounds the wait for the last records' acks after generation
-	// stops; default 30 s.
+	// stops; default 30 s. A negative Drain waits until every record is
+	// acknowledged or ctx is done: tests use it with their own deadline,
+	// so a slow machine makes them slower, never wrong.
 	Drain time.Duration
 	// Server is the server's "host:port"; "" starts a termserver in this
 	// process on loopback.
@@ -68,7 +70,7 @@ func (c FleetConfig) withDefaults() FleetConfig {
 	if c.Duration <= 0 {
 		c.Duration = 30 * time.Second
 	}
-	if c.Drain <= 0 {
+	if c.Drain == 0 {
 		c.Drain = 30 * time.Second
 	}
 	return c
@@ -378,7 +380,7 @@ func RunFleet(ctx context.Context, cfg FleetConfig, progress io.Writer) (FleetRe
 
 	drainDeadline := time.Now().Add(cfg.Drain)
 	for m.acked.Load() < m.recorded.Load() || m.recorded.Load() < m.presented.Load() {
-		if time.Now().After(drainDeadline) || !sleepCtx(ctx, 50*time.Millisecond) {
+		if (cfg.Drain > 0 && time.Now().After(drainDeadline)) || !sleepCtx(ctx, 50*time.Millisecond) {
 			break
 		}
 	}
