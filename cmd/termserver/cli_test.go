@@ -5,13 +5,16 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"termagent/cmd/internal/cli"
 	"termagent/protocol"
 )
 
@@ -44,7 +47,7 @@ func TestConsole_runsCommandsAgainstTheServer(t *testing.T) {
 	})
 	in := strings.NewReader("help\nlist\nfaults -fail 0.5 -delay 10ms\nbogus\nserve\nset T-console 'address=Gate 2'\nstats\ndrop T-con\nquit\nlist\n")
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"-admin", s.admin, "console"}, in, &out, &out); err != nil {
+	if err := run(context.Background(), s.cliArgs("console"), in, &out, &out); err != nil {
 		t.Fatalf("console: %v\n%s", err, out.String())
 	}
 	o := out.String()
@@ -84,7 +87,7 @@ func TestCLI_usageErrors(t *testing.T) {
 	} {
 		out.Reset()
 		err := run(context.Background(), args, strings.NewReader(""), &out, &out)
-		var u usageError
+		var u *cli.UsageError
 		if !errors.As(err, &u) {
 			t.Errorf("termserver %q: %v; want a usage error", args, err)
 		}
@@ -93,8 +96,8 @@ func TestCLI_usageErrors(t *testing.T) {
 		}
 	}
 	// No server listening: a clear error naming the admin address.
-	err := run(context.Background(), []string{"-admin", "127.0.0.1:1", "list"}, strings.NewReader(""), &out, &out)
-	if err == nil || !strings.Contains(err.Error(), "is termserver running with -admin 127.0.0.1:1") {
+	err := run(context.Background(), []string{"-admin", "127.0.0.1:1", "-token-file", filepath.Join(t.TempDir(), "none"), "list"}, strings.NewReader(""), &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "is termserver serve running") {
 		t.Fatalf("list without a server: %v", err)
 	}
 }
@@ -117,7 +120,7 @@ func TestAdmin_rejectsBadCalls(t *testing.T) {
 	s := startServer(t, Config{})
 	fakeTerminal(t, s.Addr("tcp"), "tcp", "T1")
 	waitFor(t, "the terminal", func() bool { return len(s.Terminals()) == 1 })
-	ac := newAdminClient(s.admin)
+	ac := s.client()
 	ctx := context.Background()
 	for _, c := range []struct {
 		body string
@@ -318,4 +321,69 @@ func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithDeadline(t.Context(), d.Add(-time.Minute))
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// TestHostileAdmin_refusesBrowserAndUnauthenticatedRequests sends what a
+// web page in a browser on the server's host can send: a text/plain POST
+// with an Origin, which opened the door before the admin endpoint had a
+// token. It and every other request without the token must not reach a
+// terminal.
+func TestHostileAdmin_refusesBrowserAndUnauthenticatedRequests(t *testing.T) {
+	s := startServer(t, Config{})
+	var opened atomic.Int32
+	fakeTerminal(t, s.Addr("tcp"), "tcp", "T-door", func(mux *protocol.Mux) {
+		mux.HandleFunc(protocol.ModSendUserCommand, func(ctx context.Context, req *protocol.Message) (*protocol.Message, error) {
+			opened.Add(1)
+			return req.Reply(protocol.CodeOK, ""), nil
+		})
+	})
+	waitFor(t, "the terminal", func() bool { return len(s.Terminals()) == 1 && s.Terminals()[0].UUID == "T-door" })
+	body := `{"mod":"send_user_command","session_id":"","type":1,"command_type":1,"command_value":""}`
+	post := func(hdr map[string]string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, "http://"+s.admin+"/v1/call?to=all", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	bearer := "Bearer " + s.token
+	for _, c := range []struct {
+		name string
+		hdr  map[string]string
+		want int
+	}{
+		{"the issue's request: text/plain from a web page", map[string]string{"Content-Type": "text/plain", "Origin": "http://evil.example"}, http.StatusForbidden},
+		{"a web page that somehow has the token", map[string]string{"Content-Type": "application/json", "Origin": "http://evil.example", "Authorization": bearer}, http.StatusForbidden},
+		{"cross-site fetch metadata", map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site", "Authorization": bearer}, http.StatusForbidden},
+		{"no token", map[string]string{"Content-Type": "application/json"}, http.StatusUnauthorized},
+		{"wrong token", map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + strings.Repeat("0", 64)}, http.StatusUnauthorized},
+		{"token, but text/plain", map[string]string{"Content-Type": "text/plain", "Authorization": bearer}, http.StatusUnsupportedMediaType},
+		{"token, form", map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Authorization": bearer}, http.StatusUnsupportedMediaType},
+	} {
+		if got := post(c.hdr); got != c.want {
+			t.Errorf("%s: status %d; want %d", c.name, got, c.want)
+		}
+	}
+	if n := opened.Load(); n != 0 {
+		t.Errorf("the door was opened %d time(s) by refused requests", n)
+	}
+	// The CLI's own request passes: the guard is not simply closed.
+	var out bytes.Buffer
+	if err := run(context.Background(), s.cliArgs("command", "1", "-to", "T-door"), strings.NewReader(""), &out, &out); err != nil {
+		t.Fatalf("the token holder is refused: %v\n%s", err, out.String())
+	}
+	if n := opened.Load(); n != 1 {
+		t.Errorf("the token holder's open reached the terminal %d time(s); want 1", n)
+	}
+	t.Logf("FAULTROW\t%s\t%s\t%s", "admin call from a web page (Origin, text/plain) or without the token",
+		"refused 403/401/415 before any terminal is called", "7 hostile requests, 0 reached the terminal")
 }

@@ -518,8 +518,8 @@ func cpuTime() time.Duration {
 }
 
 // cmdFleet runs a fleet and prints its report.
-func cmdFleet(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "fleet", "[flags]")
+func cmdFleet(ctx context.Context, c *client, args []string) error {
+	fs := newFlags(c, "fleet")
 	cfg := FleetConfig{}
 	fs.IntVar(&cfg.Terminals, "n", 1000, "simulated terminals")
 	fs.Float64Var(&cfg.Rate, "rate", 1, "card presentations per second per terminal")
@@ -535,10 +535,11 @@ func cmdFleet(ctx context.Context, c *cli, args []string) error {
 	fs.IntVar(&cfg.Faults.DropEvery, "drop-every", 0, "in-process server: drop a connection after every N requests")
 	verbose := fs.Bool("v", false, "log warnings and errors to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the generation and drain to `file`")
-	if err := fs.Parse(args); err != nil {
+	args, err := fs.parse(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
+	if len(args) > 0 {
 		return usagef("fleet takes only flags")
 	}
 	if cfg.Server != "" && cfg.Faults != (Faults{}) {
