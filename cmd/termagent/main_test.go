@@ -90,11 +90,11 @@ func TestVersionAndHelp(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "termagent run [-config FILE]") || !strings.Contains(out, "check-config") {
 		t.Errorf("-h: exit %d\n%s", code, out)
 	}
-	code, _, errOut := runCLI(t, "run", "-h")
-	if code != 0 || !strings.Contains(errOut, "Usage: termagent run") || !strings.Contains(errOut, "-config file") {
-		t.Errorf("run -h: exit %d\n%s", code, errOut)
+	code, out, _ = runCLI(t, "run", "-h")
+	if code != 0 || !strings.Contains(out, "Usage: termagent run") || !strings.Contains(out, "-config file") {
+		t.Errorf("run -h: exit %d\n%s", code, out)
 	}
-	code, _, errOut = runCLI(t, "frobnicate")
+	code, _, errOut := runCLI(t, "frobnicate")
 	if code != exitUsage || !strings.Contains(errOut, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: exit %d\n%s", code, errOut)
 	}
