@@ -350,8 +350,11 @@ func watchRelay(ctx context.Context, relay *sim.Relay, stdout io.Writer) {
 }
 
 const sendAbout = `Connects to a running termsim's control socket (DIR/control.sock, or
--control), sends COMMAND (its words joined by blanks, e.g. swipe 0006547886
-or await relay on 5s), prints the reply and exits 0 for "ok ...", 1 for
+-control) and sends COMMAND: its words joined by blanks, several commands
+separated by ";" and run in order, e.g.
+  termsim send swipe 0006547886
+  termsim send 'swipe 0006547886; await relay on 30s'
+It prints each reply and exits 0 when all were "ok ...", 1 at the first
 "err ..." or when no termsim answers within -timeout. It waits for the
 socket to appear, so it can follow a termsim started in the background.
 'termsim help' lists the commands.`
@@ -392,14 +395,20 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	defer c.Close()
-	reply, err := c.Do(ctx, strings.Join(pos, " "))
-	if err != nil {
-		return cli.Report(stderr, "termsim", err)
+	for _, command := range strings.Split(strings.Join(pos, " "), ";") {
+		command = strings.TrimSpace(command)
+		if command == "" {
+			continue
+		}
+		reply, err := c.Do(ctx, command)
+		if err != nil {
+			return cli.Report(stderr, "termsim", err)
+		}
+		if reply == "" {
+			reply = command
+		}
+		fmt.Fprintln(stdout, "ok:", reply)
 	}
-	if reply == "" {
-		reply = strings.Join(pos, " ")
-	}
-	fmt.Fprintln(stdout, "ok:", reply)
 	return exitOK
 }
 
