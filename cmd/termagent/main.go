@@ -141,20 +141,42 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check-config", "[-config FILE]",
 		"Reads and checks the configuration file the way run does, without opening\n"+
-			"the database or any device. Prints \"ok\" and exits 0, or prints the first\n"+
-			"problem with its line and key and exits 2. Hooks, TLS files and serial\n"+
-			"ports missing on this machine are printed as warnings.", stderr)
+			"the database or any device, and checks that this user can create the\n"+
+			"database and the control socket where the file says. Prints \"ok\" and\n"+
+			"exits 0, or prints every problem, each with its line and key, and exits 2.\n"+
+			"Hooks, TLS files and serial ports missing on this machine are printed as\n"+
+			"warnings.", stderr)
 	path := fs.String("config", defaultConfigPath, "configuration `file`")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	c, err := loadConfig(*path)
-	if err != nil {
+	c, lines, err := loadConfigLines(*path)
+	var many configErrors
+	var one *configError
+	switch {
+	case errors.As(err, &many):
+	case errors.As(err, &one):
+		many = configErrors{one}
+	case err != nil: // unreadable, or not YAML of this shape: nothing more to check
 		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
 		return exitUsage
 	}
-	if _, err := c.agentConfig(); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+	for _, e := range many {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, e)
+	}
+	bad := len(many) > 0
+	if !bad {
+		if _, err := c.agentConfig(); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+			bad = true
+		}
+	}
+	for _, e := range c.machineErrors() {
+		e.Line = lineOf(lines, e.Path)
+		fmt.Fprintf(stderr, "%s: %v\n", *path, e)
+		bad = true
+	}
+	if bad {
 		return exitUsage
 	}
 	for _, w := range c.warnings() {
