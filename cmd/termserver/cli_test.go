@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -386,4 +387,74 @@ func TestHostileAdmin_refusesBrowserAndUnauthenticatedRequests(t *testing.T) {
 	}
 	t.Logf("FAULTROW\t%s\t%s\t%s", "admin call from a web page (Origin, text/plain) or without the token",
 		"refused 403/401/415 before any terminal is called", "7 hostile requests, 0 reached the terminal")
+}
+
+// TestCLI_recordsForPeople: records shows the newest by default, the
+// person's name, a readable time, and takes a terminal uuid prefix as
+// info does (the issue: person id only, raw 20261130141058 times, the
+// oldest 50, and silently nothing for a prefix).
+func TestCLI_recordsForPeople(t *testing.T) {
+	s := startServer(t, Config{})
+	ctx := context.Background()
+	for i := range 60 {
+		if _, err := s.Records().Add(ctx, Record{SessionID: fmt.Sprint("s", i), Terminal: "b13f5584-2335-4ef7",
+			PersonID: fmt.Sprint(i), Time: fmt.Sprintf("202611301410%02d", i%60), OpenDoorType: 1, InOutType: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Records().SetPersonName(ctx, "59", "Ada"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, s, "records", "-terminal", "b13f")
+	if err != nil {
+		t.Fatalf("records: %v\n%s", err, out)
+	}
+	for _, want := range []string{"2026-11-30 14:10:59  59      Ada", "50 record(s) (the newest; -limit 0 for all)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("records lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "20261130141059") || strings.Contains(out, "2026-11-30 14:10:09  9 ") {
+		t.Errorf("records shows a raw time or an old record:\n%s", out)
+	}
+	out, err = runCLI(t, s, "records", "-first", "-limit", "1")
+	if err != nil || !strings.Contains(out, "2026-11-30 14:10:00  0       -") {
+		t.Errorf("records -first -limit 1: %v\n%s", err, out)
+	}
+}
+
+// TestCLI_pushExplainsItself: push -h documents the CSV columns, and a
+// push to a server that is not there fails once, not once per person.
+func TestCLI_pushExplainsItself(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"push", "-h"}, strings.NewReader(""), &out, &errOut); exitCode(err) != 0 {
+		t.Fatalf("push -h: %v", err)
+	}
+	for _, col := range csvColumns {
+		if !strings.Contains(out.String(), "  "+col+" ") {
+			t.Errorf("push -h does not document column %s:\n%s", col, out.String())
+		}
+	}
+	dir := t.TempDir()
+	var rows strings.Builder
+	rows.WriteString("person_id,person_name\n")
+	for i := range 20 {
+		fmt.Fprintf(&rows, "%d,P%d\n", i, i)
+	}
+	csvPath := filepath.Join(dir, "p.csv")
+	if err := os.WriteFile(csvPath, []byte(rows.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok := filepath.Join(dir, "token")
+	if err := writeToken(tok, strings.Repeat("a", 64)); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errOut.Reset()
+	err := run(context.Background(), []string{"-admin", "127.0.0.1:1", "-token-file", tok, "push", csvPath, "-to", "all"},
+		strings.NewReader(""), &out, &errOut)
+	if err == nil || exitCode(err) != 1 || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "is termserver running") ||
+		out.Len()+errOut.Len() != 0 {
+		t.Errorf("push to a dead admin port: %v\nstdout %q\nstderr %q", err, out.String(), errOut.String())
+	}
 }
