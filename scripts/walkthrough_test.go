@@ -54,7 +54,7 @@ func walkthrough(t *testing.T) string {
 // fail. It must end with no program left running and D removed.
 func TestWalkthrough(t *testing.T) {
 	script := walkthrough(t)
-	for _, want := range []string{"make build\n", "D=/tmp/termagent-try ", "127.0.0.1:49003", "kill $(jobs -p)", `rm -rf "$D"`,
+	for _, want := range []string{"make build\n", "D=/tmp/termagent-try ", "127.0.0.1:49003", "kill %1 %2 %3", `rm -rf "$D"`,
 		"termserver push", "swipe ", "face 1", "finger 0", "termserver records"} {
 		if !strings.Contains(script, want) {
 			t.Fatalf("the walkthrough lacks %q:\n%s", want, script)
