@@ -52,6 +52,7 @@ Usage:
                                           (or, when it is not running, the database's)
   termagent check-config [-config FILE]   check a configuration file and exit
   termagent version                       print the version
+  termagent completion bash               print a bash completion script
   termagent help [COMMAND]                this help, or a command's
 
 FILE defaults to ` + defaultConfigPath + `. termagent.example.yaml documents every key.
@@ -83,6 +84,12 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdCheckConfig(args, stdout, stderr)
 	case cli.IsVersion(cmd):
 		fmt.Fprintf(stdout, "termagent %s\n", version)
+		return exitOK
+	case cmd == "completion":
+		if len(args) != 1 || args[0] != "bash" {
+			return cli.Report(stderr, "termagent", cli.Usagef("", "completion supports bash only: completion bash"))
+		}
+		fmt.Fprint(stdout, cli.BashCompletion("termagent", []string{"run", "status", "check-config", "version", "completion", "help"}))
 		return exitOK
 	case cli.IsHelp(cmd):
 		fmt.Fprint(stdout, usage)

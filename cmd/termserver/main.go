@@ -108,6 +108,7 @@ func commands() []command {
 		{"console", "", "interactive console of these commands", "", cmdConsole, false},
 		{"fleet", "[flags]", "run N simulated terminals against a server and measure", "", cmdFleet, false},
 		{"demo", "[-bin DIR] [-keep]", "the end-to-end demo (server, termsim, termagent)", "", cmdDemo, false},
+		{"completion", "bash", "print a bash completion script (source <(termserver completion bash))", "", cmdCompletion, false},
 		{"version", "", "print the version", "", func(ctx context.Context, c *client, args []string) error {
 			if _, err := newFlags(c, "version").parse(args); err != nil {
 				return err
@@ -219,6 +220,23 @@ func (fs *flagSet) parse(args []string) ([]string, error) {
 		}
 	}
 	return pos, err
+}
+
+// cmdCompletion prints the bash completion script.
+func cmdCompletion(ctx context.Context, c *client, args []string) error {
+	args, err := newFlags(c, "completion").parse(args)
+	if err != nil {
+		return err
+	}
+	if len(args) != 1 || args[0] != "bash" {
+		return usagef("completion supports bash only: completion bash")
+	}
+	names := []string{"help"}
+	for _, cmd := range commands() {
+		names = append(names, cmd.name)
+	}
+	fmt.Fprint(c.stdout, cli.BashCompletion("termserver", names))
+	return nil
 }
 
 // cmdConsole reads commands line by line from stdin until EOF or quit.

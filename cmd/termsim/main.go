@@ -100,6 +100,7 @@ const usage = `Usage:
   termsim [run] [flags]         simulate the devices; read commands from the console
   termsim send [flags] COMMAND  send one command to a running termsim, print its reply
   termsim version               print the version
+  termsim completion bash       print a bash completion script
   termsim help [send]           this help, or send's
 
 `
@@ -179,6 +180,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			args = []string{"-h"}
 		case args[0] == "send":
 			return cmdSend(ctx, args[1:], stdout, stderr)
+		case args[0] == "completion":
+			if len(args) != 2 || args[1] != "bash" {
+				return cli.Report(stderr, "termsim", cli.Usagef("", "completion supports bash only: completion bash"))
+			}
+			fmt.Fprint(stdout, cli.BashCompletion("termsim", []string{"run", "send", "version", "completion", "help"}))
+			return exitOK
 		case args[0] == "run":
 			args = args[1:]
 		}

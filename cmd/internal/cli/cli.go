@@ -149,3 +149,19 @@ func Report(stderr io.Writer, prog string, err error) int {
 	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 	return ExitError
 }
+
+// BashCompletion returns a bash completion script for prog: its
+// subcommands as the first word, then files. Load it with
+// `source <(PROG completion bash)`.
+func BashCompletion(prog string, subcommands []string) string {
+	fn := "_" + strings.NewReplacer("-", "_", ".", "_").Replace(prog)
+	return fmt.Sprintf(`# bash completion for %[1]s: source <(%[1]s completion bash)
+%[2]s() {
+	local cur=${COMP_WORDS[COMP_CWORD]}
+	if [ "$COMP_CWORD" -eq 1 ]; then
+		COMPREPLY=($(compgen -W %[3]q -- "$cur"))
+	fi
+}
+complete -o default -o bashdefault -F %[2]s %[1]s
+`, prog, fn, strings.Join(subcommands, " "))
+}

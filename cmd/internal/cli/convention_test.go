@@ -106,6 +106,20 @@ func TestConvention(t *testing.T) {
 					t.Errorf("%s %q: exit %d, stdout %q, stderr %q; want exit 2 and one line on stderr", p.prog, args, r.code, r.stdout, r.stderr)
 				}
 			}
+			if r := runProg(t, bin, "completion", "bash"); r.code != 0 || !strings.Contains(r.stdout, "complete ") ||
+				!strings.Contains(r.stdout, " "+p.prog+"\n") {
+				t.Errorf("%s completion bash: exit %d, %q", p.prog, r.code, r.stdout)
+			}
+			if _, err := exec.LookPath("bash"); err == nil {
+				// The script is valid bash and completes the subcommands.
+				f := filepath.Join(t.TempDir(), "c.bash")
+				os.WriteFile(f, []byte(runProg(t, bin, "completion", "bash").stdout), 0o600)
+				fn := "_" + p.prog
+				out, err := exec.Command("bash", "-c", `source "$1"; COMP_WORDS=(`+p.prog+` ve); COMP_CWORD=1; `+fn+`; echo "${COMPREPLY[@]}"`, "bash", f).CombinedOutput()
+				if err != nil || strings.TrimSpace(string(out)) != "version" {
+					t.Errorf("%s: completing \"ve\": %q, %v", p.prog, out, err)
+				}
+			}
 			r := runProg(t, bin, p.flagAfter...)
 			if r.code == 2 || r.code == 0 {
 				t.Errorf("%s %q: exit %d, stderr %q; want the command run (and fail: nothing is running), not a usage error", p.prog, p.flagAfter, r.code, r.stderr)
