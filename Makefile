@@ -2,7 +2,12 @@
 # `make help` lists the targets.
 
 GO        ?= go
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The version stamped into the programs (termagent's software_version): the
+# nearest v* tag, e.g. v0.1.0, or v0.1.0-3-gabc1234 three commits later,
+# with -dirty for uncommitted changes. Without any v* tag (or outside git)
+# it falls back to v0.0.0-gHASH (v0.0.0-unknown), never a bare hash.
+VERSION   ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || \
+                echo "v0.0.0-$$(git describe --always --dirty 2>/dev/null | sed 's/^/g/' | grep . || echo unknown)")
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin
 FUZZTIME  ?= 10s

@@ -4,14 +4,18 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"termagent/hal/card"
 	"termagent/hal/door"
@@ -477,23 +481,38 @@ func setDefault[T comparable](p *T, def T) {
 }
 
 // loadConfig reads, decodes, defaults and validates the file at path.
+// Several problems come back as configErrors, one per line.
 func loadConfig(path string) (Config, error) {
+	c, _, err := loadConfigLines(path)
+	return c, err
+}
+
+// loadConfigLines is loadConfig that also returns the line of each key
+// path set in the file. When the file decodes but does not validate it
+// returns the defaulted configuration with the error.
+func loadConfigLines(path string) (Config, map[string]int, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("open config: %w", err)
+		return Config{}, nil, fmt.Errorf("open config: %w", err)
 	}
 	defer f.Close()
 	var c Config
 	lines, err := decodeStrict(f, &c)
 	if err != nil {
-		return Config{}, err
+		return Config{}, nil, err
 	}
 	c = c.withDefaults()
-	if p := c.validate(); p != nil {
-		p.Line = lineOf(lines, p.Path)
-		return Config{}, p
+	if errs := c.validate(); len(errs) > 0 {
+		for _, e := range errs {
+			e.Line = lineOf(lines, e.Path)
+		}
+		// c goes back too: check-config also checks it against this machine.
+		if len(errs) == 1 {
+			return c, lines, errs[0]
+		}
+		return c, lines, configErrors(errs)
 	}
-	return c, nil
+	return c, lines, nil
 }
 
 // lineOf finds the line of path, or of its nearest parent in the file.
@@ -511,101 +530,103 @@ func lineOf(lines map[string]int, path string) int {
 	return 0
 }
 
-// validate checks the defaulted configuration and returns the first problem
-// with its key path (the caller adds the line).
-func (c Config) validate() *configError {
-	bad := func(path, format string, args ...any) *configError {
-		return &configError{Path: path, Msg: fmt.Sprintf(format, args...)}
+// validate checks the defaulted configuration and returns every problem,
+// each with its key path (the caller adds the lines), in file order of the
+// checks; nil when there is none.
+func (c Config) validate() []*configError {
+	var errs []*configError
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, &configError{Path: path, Msg: fmt.Sprintf(format, args...)})
 	}
 	s := c.Server
 	switch {
 	case s.Address == "" && !s.Listen.Enabled:
-		return bad("server.address", "required (host:port) unless server.listen.enabled is true")
+		bad("server.address", "required (host:port) unless server.listen.enabled is true")
 	case s.Address != "":
 		if _, err := hostPort(s.Address); err != nil {
-			return bad("server.address", "%q: %v", s.Address, err)
+			bad("server.address", "%q: %v", s.Address, err)
 		}
 	}
 	if !oneOf(s.Transport, "tcp", "tls", "ws", "wss") {
-		return bad("server.transport", "%q is not one of tcp, tls, ws, wss", s.Transport)
+		bad("server.transport", "%q is not one of tcp, tls, ws, wss", s.Transport)
 	}
 	if !strings.HasPrefix(s.WSPath, "/") {
-		return bad("server.ws_path", "%q does not start with /", s.WSPath)
+		bad("server.ws_path", "%q does not start with /", s.WSPath)
 	}
 	if p := s.TLS.PinSHA256; p != "" {
 		if b, err := hex.DecodeString(strings.NewReplacer(":", "", " ", "").Replace(p)); err != nil || len(b) != 32 {
-			return bad("server.tls.pin_sha256", "%q is not 64 hex digits (a SHA-256)", p)
+			bad("server.tls.pin_sha256", "%q is not 64 hex digits (a SHA-256)", p)
 		}
 	}
 	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
-		return bad("server.tls.cert_file", "cert_file and key_file go together")
+		bad("server.tls.cert_file", "cert_file and key_file go together")
 	}
 	for _, f := range []struct{ path, file string }{
 		{"server.tls.ca_file", s.TLS.CAFile}, {"server.tls.cert_file", s.TLS.CertFile}, {"server.tls.key_file", s.TLS.KeyFile},
 	} {
 		if f.file != "" && !strings.HasPrefix(f.file, "/") {
-			return bad(f.path, "%q is not an absolute path", f.file)
+			bad(f.path, "%q is not an absolute path", f.file)
 		}
 	}
 	if s.BackoffMax < s.BackoffMin {
-		return bad("server.backoff_max", "%v is less than backoff_min %v", s.BackoffMax, s.BackoffMin)
+		bad("server.backoff_max", "%v is less than backoff_min %v", s.BackoffMax, s.BackoffMin)
 	}
 	if s.MaxMessage < 4096 || s.MaxMessage > 256<<20 {
-		return bad("server.max_message", "%d is outside 4096..268435456 bytes", s.MaxMessage)
+		bad("server.max_message", "%d is outside 4096..268435456 bytes", s.MaxMessage)
 	}
 	l := s.Listen
 	if l.DevicePort < 1 || l.DevicePort > 65535 {
-		return bad("server.listen.device_port", "%d is not a port (1..65535)", l.DevicePort)
+		bad("server.listen.device_port", "%d is not a port (1..65535)", l.DevicePort)
 	}
 	if l.Host != "" && net.ParseIP(l.Host) == nil {
-		return bad("server.listen.host", "%q is not an IP address", l.Host)
+		bad("server.listen.host", "%q is not an IP address", l.Host)
 	}
 	if l.Enabled && len(l.Allow) == 0 {
-		return bad("server.listen.allow", "required in listen mode: the addresses the server connects from")
+		bad("server.listen.allow", "required in listen mode: the addresses the server connects from")
 	}
 	for i, a := range l.Allow {
 		if _, err := parseAllow(a); err != nil {
-			return bad(fmt.Sprintf("server.listen.allow[%d]", i), "%q is not an IP address or CIDR", a)
+			bad(fmt.Sprintf("server.listen.allow[%d]", i), "%q is not an IP address or CIDR", a)
 		}
 	}
 	if c.Heartbeat.Interval < time.Second {
-		return bad("heartbeat.interval", "%v is less than 1s", c.Heartbeat.Interval)
+		bad("heartbeat.interval", "%v is less than 1s", c.Heartbeat.Interval)
 	}
 
 	if c.Store.OutboxCapacity < 1 {
-		return bad("store.outbox_capacity", "%d is not positive", c.Store.OutboxCapacity)
+		bad("store.outbox_capacity", "%d is not positive", c.Store.OutboxCapacity)
 	}
 	if !oneOf(c.Store.WhenFull, "drop_oldest", "refuse") {
-		return bad("store.when_full", "%q is not drop_oldest or refuse", c.Store.WhenFull)
+		bad("store.when_full", "%q is not drop_oldest or refuse", c.Store.WhenFull)
 	}
-	if c.Device.InOutType < 0 {
-		return bad("device.in_out_type", "%d is negative", c.Device.InOutType)
+	if t := c.Device.InOutType; t != 1 && t != 2 {
+		bad("device.in_out_type", "%d is not 1 (in) or 2 (out)", t)
 	}
 	if ip := c.Device.DeviceIP; ip != "" && net.ParseIP(ip) == nil {
-		return bad("device.device_ip", "%q is not an IP address", ip)
+		bad("device.device_ip", "%q is not an IP address", ip)
 	}
 	if _, err := loadLocation(c.Device.TimeZone); err != nil {
-		return bad("device.time_zone", "%q: %v", c.Device.TimeZone, err)
+		bad("device.time_zone", "%q: %v", c.Device.TimeZone, err)
 	}
 
 	h := c.HAL
 	if !oneOf(h.Card.Driver, driverNone, "rdm6300", "line", "gwiot7941") {
-		return bad("hal.card.driver", "%q is not one of none, rdm6300, line, gwiot7941", h.Card.Driver)
+		bad("hal.card.driver", "%q is not one of none, rdm6300, line, gwiot7941", h.Card.Driver)
 	}
 	if l := h.Card.Line; l.MinDigits < 0 || l.MaxDigits < 0 || l.MaxDigits > 0 && l.MaxDigits < l.MinDigits {
-		return bad("hal.card.line", "digits %d..%d is not a range", l.MinDigits, l.MaxDigits)
+		bad("hal.card.line", "digits %d..%d is not a range", l.MinDigits, l.MaxDigits)
 	}
 	if err := h.Card.Format.card().Validate(); err != nil {
-		return bad("hal.card.format", "%v", strings.TrimPrefix(err.Error(), "card format: "))
+		bad("hal.card.format", "%v", strings.TrimPrefix(err.Error(), "card format: "))
 	}
 	if !oneOf(h.Fingerprint.Driver, driverNone, "r30x") {
-		return bad("hal.fingerprint.driver", "%q is not one of none, r30x", h.Fingerprint.Driver)
+		bad("hal.fingerprint.driver", "%q is not one of none, r30x", h.Fingerprint.Driver)
 	}
 	if !oneOf(h.Face.Driver, driverNone, "fm22x") {
-		return bad("hal.face.driver", "%q is not one of none, fm22x", h.Face.Driver)
+		bad("hal.face.driver", "%q is not one of none, fm22x", h.Face.Driver)
 	}
 	if !oneOf(h.Door.Driver, driverNone, "gpio", "lcus") {
-		return bad("hal.door.driver", "%q is not one of none, gpio, lcus", h.Door.Driver)
+		bad("hal.door.driver", "%q is not one of none, gpio, lcus", h.Door.Driver)
 	}
 	for _, sp := range []struct {
 		name, driver, port string
@@ -616,43 +637,62 @@ func (c Config) validate() *configError {
 		{"hal.face", h.Face.Driver, h.Face.Port, h.Face.Baud},
 	} {
 		if sp.driver != driverNone && sp.port == "" {
-			return bad(sp.name+".port", "required with driver %s", sp.driver)
+			bad(sp.name+".port", "required with driver %s", sp.driver)
 		}
 		if !validBaud(sp.baud) {
-			return bad(sp.name+".baud", "%d is not a serial speed", sp.baud)
+			bad(sp.name+".baud", "%d is not a serial speed", sp.baud)
 		}
 	}
 	if c := h.Fingerprint.Capacity; c < 1 || c > 0xFFFF {
-		return bad("hal.fingerprint.capacity", "%d is outside 1..65535", c)
+		bad("hal.fingerprint.capacity", "%d is outside 1..65535", c)
 	}
 	if v := h.Face.VerifySeconds; v < 1 || v > 255 {
-		return bad("hal.face.verify_seconds", "%d is outside 1..255", v)
+		bad("hal.face.verify_seconds", "%d is outside 1..255", v)
 	}
 	if v := h.Face.PhotoChunk; v < 1 || v > 4094 {
-		return bad("hal.face.photo_chunk", "%d is outside 1..4094", v)
+		bad("hal.face.photo_chunk", "%d is outside 1..4094", v)
 	}
 	if v := h.Face.MaxPhoto; v < 1024 || v > 16<<20 {
-		return bad("hal.face.max_photo", "%d is outside 1024..16777216 bytes", v)
+		bad("hal.face.max_photo", "%d is outside 1024..16777216 bytes", v)
 	}
 	d := h.Door
 	if d.Pulse < 100*time.Millisecond || d.Pulse > 60*time.Second {
-		return bad("hal.door.pulse", "%v is outside 100ms..60s", d.Pulse)
+		bad("hal.door.pulse", "%v is outside 100ms..60s", d.Pulse)
 	}
 	switch d.Driver {
 	case "lcus":
 		if d.Port == "" {
-			return bad("hal.door.port", "required with driver lcus")
+			bad("hal.door.port", "required with driver lcus")
 		}
 		if !validBaud(d.Baud) {
-			return bad("hal.door.baud", "%d is not a serial speed", d.Baud)
+			bad("hal.door.baud", "%d is not a serial speed", d.Baud)
 		}
 		if d.Channel < 1 || d.Channel > 8 {
-			return bad("hal.door.channel", "%d is outside 1..8", d.Channel)
+			bad("hal.door.channel", "%d is outside 1..8", d.Channel)
 		}
 	case "gpio":
 		if d.Line == "" {
-			return bad("hal.door.line", "required with driver gpio")
+			bad("hal.door.line", "required with driver gpio")
 		}
+	}
+
+	// Two drivers on one serial port would each read the other's frames.
+	ports := map[string]string{}
+	for _, p := range []struct{ key, driver, port string }{
+		{"hal.card.port", h.Card.Driver, h.Card.Port},
+		{"hal.fingerprint.port", h.Fingerprint.Driver, h.Fingerprint.Port},
+		{"hal.face.port", h.Face.Driver, h.Face.Port},
+		{"hal.door.port", d.Driver, d.Port},
+	} {
+		if p.driver == driverNone || p.driver == "gpio" || p.port == "" {
+			continue
+		}
+		port := filepath.Clean(p.port)
+		if first, ok := ports[port]; ok {
+			bad(p.key, "%q is also %s: one serial port, one device", p.port, first)
+			continue
+		}
+		ports[port] = p.key
 	}
 
 	t := c.Access.OpenDoorType
@@ -661,28 +701,28 @@ func (c Config) validate() *configError {
 		v   int
 	}{{"card", t.Card}, {"face", t.Face}, {"fingerprint", t.Fingerprint}, {"remote", t.Remote}, {"key", t.Key}} {
 		if v.v < 0 {
-			return bad("access.open_door_type."+v.key, "%d is negative", v.v)
+			bad("access.open_door_type."+v.key, "%d is negative", v.v)
 		}
 	}
 
 	u := c.Upload
 	if u.Window < 1 || u.Window > 1024 {
-		return bad("upload.window", "%d is outside 1..1024", u.Window)
+		bad("upload.window", "%d is outside 1..1024", u.Window)
 	}
 	if u.MaxAttempts < 1 {
-		return bad("upload.max_attempts", "%d is not positive", u.MaxAttempts)
+		bad("upload.max_attempts", "%d is not positive", u.MaxAttempts)
 	}
 	if u.RetryMax < u.RetryMin {
-		return bad("upload.retry_max", "%v is less than retry_min %v", u.RetryMax, u.RetryMin)
+		bad("upload.retry_max", "%v is less than retry_min %v", u.RetryMax, u.RetryMin)
 	}
 	if u.NearlyFull <= 0 || u.NearlyFull > 1 {
-		return bad("upload.nearly_full", "%v is outside (0, 1]", u.NearlyFull)
+		bad("upload.nearly_full", "%v is outside (0, 1]", u.NearlyFull)
 	}
 	if c.Modules.RetryMax < c.Modules.RetryMin {
-		return bad("modules.retry_max", "%v is less than retry_min %v", c.Modules.RetryMax, c.Modules.RetryMin)
+		bad("modules.retry_max", "%v is less than retry_min %v", c.Modules.RetryMax, c.Modules.RetryMin)
 	}
 	if c.Events.Queue < 1 || c.Events.Queue > 100000 {
-		return bad("events.queue", "%d is outside 1..100000", c.Events.Queue)
+		bad("events.queue", "%d is outside 1..100000", c.Events.Queue)
 	}
 
 	for _, typ := range slices.Sorted(maps.Keys(c.Commands)) {
@@ -691,14 +731,14 @@ func (c Config) validate() *configError {
 		switch cmd.Action {
 		case "open_door", "message", "restart":
 			if cmd.Hook != "" {
-				return bad(path+".hook", "only with action hook")
+				bad(path+".hook", "only with action hook")
 			}
 		case "hook":
 			if !strings.HasPrefix(cmd.Hook, "/") {
-				return bad(path+".hook", "%q is not an absolute path to a program", cmd.Hook)
+				bad(path+".hook", "%q is not an absolute path to a program", cmd.Hook)
 			}
 		default:
-			return bad(path+".action", "%q is not one of open_door, message, restart, hook", cmd.Action)
+			bad(path+".action", "%q is not one of open_door, message, restart, hook", cmd.Action)
 		}
 	}
 	for _, h := range []struct{ key, hook string }{
@@ -706,19 +746,86 @@ func (c Config) validate() *configError {
 		{"message", c.Hooks.Message}, {"restart", c.Hooks.Restart},
 	} {
 		if h.hook != "" && !strings.HasPrefix(h.hook, "/") {
-			return bad("hooks."+h.key, "%q is not an absolute path to a program", h.hook)
+			bad("hooks."+h.key, "%q is not an absolute path to a program", h.hook)
 		}
 	}
 	if !strings.HasPrefix(c.Control.Socket, "/") {
-		return bad("control.socket", "%q is not an absolute path", c.Control.Socket)
+		bad("control.socket", "%q is not an absolute path", c.Control.Socket)
 	}
 	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
-		return bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
 	if !oneOf(c.Log.Format, "json", "console") {
-		return bad("log.format", "%q is not json or console", c.Log.Format)
+		bad("log.format", "%q is not json or console", c.Log.Format)
 	}
-	return nil
+	return errs
+}
+
+// configErrors is every problem validate found, one per line.
+type configErrors []*configError
+
+func (es configErrors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Unwrap lets errors.As find each *configError.
+func (es configErrors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// machineErrors lists what run would refuse on this machine although the
+// file is valid: a database or control socket directory this user cannot
+// create or write (run creates them, 0700, when missing).
+func (c Config) machineErrors() []*configError {
+	var errs []*configError
+	for _, f := range []struct{ key, path string }{
+		{"store.path", c.Store.Path}, {"control.socket", c.Control.Socket},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if err := dirWritable(filepath.Dir(f.path)); err != nil {
+			errs = append(errs, &configError{Path: f.key, Msg: fmt.Sprintf("%q: %v (user id %d; choose a directory this user can write)", f.path, err, os.Getuid())})
+		}
+	}
+	return errs
+}
+
+// dirWritable reports why this process could not create files in dir,
+// creating dir and its missing parents first if need be; nil if it could.
+func dirWritable(dir string) error {
+	d := dir
+	for {
+		fi, err := os.Stat(d)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory", d)
+			}
+			if err := unix.Access(d, unix.W_OK|unix.X_OK); err != nil {
+				if d == dir {
+					return fmt.Errorf("directory %s is not writable: %w", d, err)
+				}
+				return fmt.Errorf("cannot create %s: %s is not writable: %w", dir, d, err)
+			}
+			return nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, unix.ENOTDIR) {
+			return err
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return err
+		}
+		d = parent
+	}
 }
 
 func oneOf(v string, allowed ...string) bool {

@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"termagent/cmd/internal/cli"
 )
 
 // version is the software version, stamped by the Makefile with
@@ -50,59 +52,95 @@ Usage:
                                           (or, when it is not running, the database's)
   termagent check-config [-config FILE]   check a configuration file and exit
   termagent version                       print the version
+  termagent completion bash               print a bash completion script
+  termagent help [COMMAND]                this help, or a command's
 
 FILE defaults to ` + defaultConfigPath + `. termagent.example.yaml documents every key.
-Run 'termagent COMMAND -h' for a command's flags.
+Run 'termagent help COMMAND' (or COMMAND -h) for a command's flags; flags may
+follow arguments.
 `
 
-// runMain runs the command line args and returns the exit status.
+// runMain runs the command line args and returns the exit status. The
+// command line follows cmd/internal/cli's convention.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitUsage
+		return cli.Report(stderr, "termagent", cli.Usagef("", "no command"))
 	}
 	cmd, args := args[0], args[1:]
-	switch cmd {
-	case "run":
+	if cmd == "help" && len(args) > 0 {
+		cmd, args = args[0], []string{"-h"}
+	}
+	// A command asked for its help prints it on stdout: the commands print
+	// their help where they print their errors, so give them stdout.
+	if wantsHelp(args) {
+		stderr = stdout
+	}
+	switch {
+	case cmd == "run":
 		return cmdRun(ctx, args, stderr)
-	case "status":
+	case cmd == "status":
 		return cmdStatus(ctx, args, stdout, stderr)
-	case "check-config":
+	case cmd == "check-config":
 		return cmdCheckConfig(args, stdout, stderr)
-	case "version", "-version", "--version":
+	case cli.IsVersion(cmd):
 		fmt.Fprintf(stdout, "termagent %s\n", version)
 		return exitOK
-	case "help", "-h", "-help", "--help":
+	case cmd == "completion":
+		if len(args) != 1 || args[0] != "bash" {
+			return cli.Report(stderr, "termagent", cli.Usagef("", "completion supports bash only: completion bash"))
+		}
+		fmt.Fprint(stdout, cli.BashCompletion("termagent", []string{"run", "status", "check-config", "version", "completion", "help"}))
+		return exitOK
+	case cli.IsHelp(cmd):
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "termagent: unknown command %q\n\n%s", cmd, usage)
-	return exitUsage
+	return cli.Report(stderr, "termagent", cli.Usagef("", "unknown command %q", cmd))
 }
 
-// newFlagSet returns a flag set for a subcommand whose -h prints what it does.
-func newFlagSet(name, synopsis, about string, stderr io.Writer) *flag.FlagSet {
+// wantsHelp reports whether args ask for help before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "-h" || a == "-help" || a == "--help" {
+			return true
+		}
+	}
+	return false
+}
+
+// newFlagSet returns a flag set for a subcommand; its -h prints what it
+// does on w, where parseFlags also reports errors.
+func newFlagSet(name, synopsis, about string, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(w)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: termagent %s %s\n\n%s\n\nFlags:\n", name, synopsis, about)
-		fs.PrintDefaults()
+		out := fs.Output()
+		cli.PrintCommandHelp(out, "termagent", fs, synopsis, about)
+		fs.SetOutput(out)
 	}
 	return fs
 }
 
-// parseFlags parses args and reports the exit status to return when parsing
-// ended the command (-h or a bad flag).
+// parseFlags parses args (flags may follow arguments; none are expected)
+// and reports the exit status to return when parsing ended the command
+// (-h, or a usage error, printed once).
 func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
-	err := fs.Parse(args)
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	pos, err := cli.Parse(fs, args)
+	fs.SetOutput(out)
 	switch {
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, cli.ErrHelp):
+		fs.Usage()
 		return exitOK, false
-	case err != nil:
-		return exitUsage, false
-	case fs.NArg() > 0:
-		fmt.Fprintf(fs.Output(), "termagent %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return exitUsage, false
+	case err == nil && len(pos) > 0:
+		err = cli.Usagef(fs.Name(), "%s: unexpected argument %q", fs.Name(), pos[0])
+	}
+	if err != nil {
+		return cli.Report(out, "termagent", err), false
 	}
 	return 0, true
 }
@@ -110,20 +148,42 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check-config", "[-config FILE]",
 		"Reads and checks the configuration file the way run does, without opening\n"+
-			"the database or any device. Prints \"ok\" and exits 0, or prints the first\n"+
-			"problem with its line and key and exits 2. Hooks, TLS files and serial\n"+
-			"ports missing on this machine are printed as warnings.", stderr)
+			"the database or any device, and checks that this user can create the\n"+
+			"database and the control socket where the file says. Prints \"ok\" and\n"+
+			"exits 0, or prints every problem, each with its line and key, and exits 2.\n"+
+			"Hooks, TLS files and serial ports missing on this machine are printed as\n"+
+			"warnings.", stderr)
 	path := fs.String("config", defaultConfigPath, "configuration `file`")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	c, err := loadConfig(*path)
-	if err != nil {
+	c, lines, err := loadConfigLines(*path)
+	var many configErrors
+	var one *configError
+	switch {
+	case errors.As(err, &many):
+	case errors.As(err, &one):
+		many = configErrors{one}
+	case err != nil: // unreadable, or not YAML of this shape: nothing more to check
 		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
 		return exitUsage
 	}
-	if _, err := c.agentConfig(); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+	for _, e := range many {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, e)
+	}
+	bad := len(many) > 0
+	if !bad {
+		if _, err := c.agentConfig(); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+			bad = true
+		}
+	}
+	for _, e := range c.machineErrors() {
+		e.Line = lineOf(lines, e.Path)
+		fmt.Fprintf(stderr, "%s: %v\n", *path, e)
+		bad = true
+	}
+	if bad {
 		return exitUsage
 	}
 	for _, w := range c.warnings() {

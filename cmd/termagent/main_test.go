@@ -90,11 +90,11 @@ func TestVersionAndHelp(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "termagent run [-config FILE]") || !strings.Contains(out, "check-config") {
 		t.Errorf("-h: exit %d\n%s", code, out)
 	}
-	code, _, errOut := runCLI(t, "run", "-h")
-	if code != 0 || !strings.Contains(errOut, "Usage: termagent run") || !strings.Contains(errOut, "-config file") {
-		t.Errorf("run -h: exit %d\n%s", code, errOut)
+	code, out, _ = runCLI(t, "run", "-h")
+	if code != 0 || !strings.Contains(out, "Usage: termagent run") || !strings.Contains(out, "-config file") {
+		t.Errorf("run -h: exit %d\n%s", code, out)
 	}
-	code, _, errOut = runCLI(t, "frobnicate")
+	code, _, errOut := runCLI(t, "frobnicate")
 	if code != exitUsage || !strings.Contains(errOut, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: exit %d\n%s", code, errOut)
 	}
@@ -107,7 +107,13 @@ func TestVersionAndHelp(t *testing.T) {
 func TestCheckConfigCLI(t *testing.T) {
 	code, out, errOut := runCLI(t, "check-config", "-config", "termagent.example.yaml")
 	if code != 0 || out != "termagent.example.yaml: ok\n" {
-		t.Errorf("example: exit %d, %q %q", code, out, errOut)
+		// A user who cannot create /var/lib/termagent and /run/termagent
+		// (not root) is told so; the file itself must be valid.
+		for _, l := range strings.Split(strings.TrimSpace(errOut), "\n") {
+			if !strings.Contains(l, "store.path") && !strings.Contains(l, "control.socket") || os.Getuid() == 0 {
+				t.Errorf("example: exit %d, %q %q", code, out, errOut)
+			}
+		}
 	}
 	bad := writeConfig(t, "server:\n  address: 127.0.0.1:9\nhal:\n  card:\n    baud: fast\n")
 	code, _, errOut = runCLI(t, "check-config", "-config", bad)
@@ -129,6 +135,43 @@ func TestCheckConfigCLI(t *testing.T) {
 	code, _, errOut = runCLI(t, "check-config", "-config", filepath.Join(t.TempDir(), "absent.yaml"))
 	if code != exitUsage || !strings.Contains(errOut, "no such file") {
 		t.Errorf("missing file: exit %d\n%s", code, errOut)
+	}
+	// Every problem at once, each with its line: what run would refuse on
+	// this machine too (a database and a socket that cannot be created
+	// here, two drivers on one port), not only what the file says.
+	notDir := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	several := writeConfig(t, "server:\n  address: 127.0.0.1:9\n"+
+		"store:\n  path: "+notDir+"/termagent.db\n"+
+		"device:\n  in_out_type: 3\n"+
+		"hal:\n  card: {driver: rdm6300, port: /dev/ttyS1}\n  fingerprint: {driver: r30x, port: /dev/ttyS1}\n"+
+		"control:\n  socket: "+notDir+"/sub/termagent.sock\n")
+	code, out, errOut = runCLI(t, "check-config", "-config", several)
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	for i, want := range []string{
+		"config line 6: device.in_out_type: 3 is not 1 (in) or 2 (out)",
+		`config line 9: hal.fingerprint.port: "/dev/ttyS1" is also hal.card.port`,
+		"config line 4: store.path: ",
+		"config line 11: control.socket: ",
+	} {
+		if i >= len(lines) || !strings.HasPrefix(lines[i], several+": "+want) {
+			t.Errorf("several problems: line %d: want %q\n%s", i+1, want, errOut)
+		}
+	}
+	if code != exitUsage || out != "" || len(lines) != 4 {
+		t.Errorf("several problems: exit %d, stdout %q, %d lines; want 2, nothing, 4 lines:\n%s", code, out, len(lines), errOut)
+	}
+	machine := writeConfig(t, "server:\n  address: 127.0.0.1:9\n"+
+		"store:\n  path: "+notDir+"/termagent.db\n"+
+		"control:\n  socket: "+notDir+"/sub/termagent.sock\n")
+	code, out, errOut = runCLI(t, "check-config", "-config", machine)
+	lines = strings.Split(strings.TrimSpace(errOut), "\n")
+	if code != exitUsage || out != "" || len(lines) != 2 ||
+		!strings.HasPrefix(lines[0], machine+": config line 4: store.path: ") || !strings.Contains(lines[0], notDir+" is not a directory") ||
+		!strings.HasPrefix(lines[1], machine+": config line 6: control.socket: ") {
+		t.Errorf("database and socket that cannot be created: exit %d, stdout %q\n%s", code, out, errOut)
 	}
 	// run refuses the same bad file before touching anything.
 	code, _, errOut = runCLI(t, "run", "-config", bad)

@@ -32,6 +32,58 @@ type statusReport struct {
 	Problem string `json:"problem,omitempty"`
 }
 
+// statusJSON is what `termagent status -json` prints (documented in
+// statusAbout): statusReport with the agent's snapshot in agentJSON's form.
+type statusJSON struct {
+	Running  bool       `json:"running"`
+	Agent    *agentJSON `json:"agent,omitempty"`
+	Database *dbStatus  `json:"database,omitempty"`
+	Problem  string     `json:"problem,omitempty"`
+}
+
+// agentJSON is agent.Status for people and scripts: times absent when
+// they never happened (instead of 0001-01-01T00:00:00Z) and the uptime in
+// seconds (instead of nanoseconds). Its fields at depth 0 take precedence
+// over agent.Status's of the same JSON name; every other field of
+// agent.Status appears as agent.Status marshals it.
+type agentJSON struct {
+	*agent.Status
+	LinkSince     *time.Time            `json:"link_since,omitempty"`
+	OutboxOldest  *time.Time            `json:"outbox_oldest,omitempty"`
+	Started       *time.Time            `json:"started,omitempty"`
+	Uptime        struct{}              `json:"uptime,omitzero"` // hides the nanoseconds
+	UptimeSeconds int64                 `json:"uptime_seconds"`
+	Modules       map[string]moduleJSON `json:"modules"`
+}
+
+// moduleJSON is agent.ModuleStatus with Since absent when zero.
+type moduleJSON struct {
+	State agent.ModuleState `json:"state"`
+	Since *time.Time        `json:"since,omitempty"`
+	Error string            `json:"error,omitempty"`
+}
+
+// timeOrNil returns &t, or nil for the zero time.
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func (rep statusReport) jsonReport() statusJSON {
+	out := statusJSON{Running: rep.Running, Database: rep.Database, Problem: rep.Problem}
+	if a := rep.Agent; a != nil {
+		mods := make(map[string]moduleJSON, len(a.Modules))
+		for name, m := range a.Modules {
+			mods[name] = moduleJSON{State: m.State, Since: timeOrNil(m.Since), Error: m.Error}
+		}
+		out.Agent = &agentJSON{Status: a, LinkSince: timeOrNil(a.LinkSince), OutboxOldest: timeOrNil(a.OutboxOldest),
+			Started: timeOrNil(a.Started), UptimeSeconds: int64(a.Uptime / time.Second), Modules: mods}
+	}
+	return out
+}
+
 // dbStatus is the state kept in the database while no daemon runs.
 type dbStatus struct {
 	Path              string    `json:"path"`
@@ -43,12 +95,26 @@ type dbStatus struct {
 	Persons           int       `json:"persons"`
 }
 
+const statusAbout = `Shows the running daemon's state: link and server, outbox depth, oldest
+unsent record, quarantined records, persons and each module's state.
+When no daemon answers on the control socket it shows what the database
+holds instead and exits 3.
+
+-json prints one object: "running" (bool); "agent" (when running):
+"link" (up, down, ...), "server", "link_since", "local_addr",
+"last_error", "outbox_depth", "outbox_oldest", "outbox_quarantined",
+"outbox_dropped", "records_pending", "records_dropped", "uploaded",
+"persons", "modules" (name → {"state", "since", "error"}),
+"door_unlocked", "door_open", "software_version", "started",
+"uptime_seconds" (integer seconds), "errors"; "database" (when not
+running): "path", "server", "outbox_depth", "outbox_oldest",
+"outbox_quarantined", "outbox_dropped", "persons"; "problem" (why the
+daemon or database could not be read). Times are RFC 3339 and absent
+when there is none (an empty outbox has no "outbox_oldest"); strings,
+errors and lists are absent when empty.`
+
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("status", "[-config FILE] [-socket PATH] [-json]",
-		"Shows the running daemon's state: link and server, outbox depth, oldest\n"+
-			"unsent record, quarantined records, persons and each module's state.\n"+
-			"When no daemon answers on the control socket it shows what the database\n"+
-			"holds instead and exits 3.", stderr)
+	fs := newFlagSet("status", "[-config FILE] [-socket PATH] [-json]", statusAbout, stderr)
 	path := fs.String("config", defaultConfigPath, "configuration `file` (for control.socket and store.path)")
 	sock := fs.String("socket", "", "control socket `path` (default: control.socket of the configuration)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -92,7 +158,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(rep)
+		enc.Encode(rep.jsonReport())
 	} else {
 		printStatus(stdout, rep, time.Now())
 	}

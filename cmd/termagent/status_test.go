@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -76,4 +77,49 @@ func squeeze(s string) string {
 		lines[i] = strings.Join(strings.Fields(l), " ")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestStatusJSON: the issue's report had "outbox_oldest":"0001-01-01T00:00:00Z"
+// for an empty outbox and "uptime":11935361184 (nanoseconds).
+func TestStatusJSON(t *testing.T) {
+	since := time.Date(2026, 11, 30, 14, 10, 58, 0, time.UTC)
+	rep := statusReport{Running: true, Agent: &agent.Status{
+		Link: agent.LinkUp, Server: "127.0.0.1:49003", LinkSince: since, Started: since,
+		Uptime:  11935361184, // 11.9 s
+		Modules: map[string]agent.ModuleStatus{"card": {State: agent.ModuleOK, Since: since}, "face": {State: agent.ModuleFault}},
+	}}
+	b, err := json.Marshal(rep.jsonReport())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := got["agent"].(map[string]any)
+	if a == nil {
+		t.Fatalf("no agent in %s", b)
+	}
+	for _, absent := range []string{"outbox_oldest", "uptime", "local_addr", "last_error", "errors"} {
+		if v, ok := a[absent]; ok {
+			t.Errorf("%q = %v present; want it absent: %s", absent, v, b)
+		}
+	}
+	if a["uptime_seconds"] != float64(11) || a["link_since"] != "2026-11-30T14:10:58Z" || a["started"] != "2026-11-30T14:10:58Z" ||
+		a["link"] != "up" || a["outbox_depth"] != float64(0) {
+		t.Errorf("agent fields wrong: %s", b)
+	}
+	mods, _ := a["modules"].(map[string]any)
+	card, _ := mods["card"].(map[string]any)
+	face, _ := mods["face"].(map[string]any)
+	if card["since"] != "2026-11-30T14:10:58Z" || face == nil || face["state"] != "fault" {
+		t.Errorf("modules: %s", b)
+	}
+	if _, ok := face["since"]; ok {
+		t.Errorf("a module that never changed state has a since: %s", b)
+	}
+	db, err := json.Marshal(statusReport{Database: &dbStatus{Path: "/x.db"}}.jsonReport())
+	if err != nil || strings.Contains(string(db), "0001-01-01") || strings.Contains(string(db), `"agent"`) {
+		t.Errorf("database report: %s, %v", db, err)
+	}
 }

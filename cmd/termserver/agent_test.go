@@ -167,7 +167,7 @@ func awaitTerminal(t *testing.T, s *testServer) string {
 func runCLI(t *testing.T, s *testServer, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), append([]string{"-admin", s.admin}, args...), strings.NewReader(""), &out, &errOut)
+	err := run(context.Background(), s.cliArgs(args...), strings.NewReader(""), &out, &errOut)
 	return out.String() + errOut.String(), err
 }
 

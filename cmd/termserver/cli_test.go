@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"termagent/cmd/internal/cli"
 	"termagent/protocol"
 )
 
@@ -44,7 +48,7 @@ func TestConsole_runsCommandsAgainstTheServer(t *testing.T) {
 	})
 	in := strings.NewReader("help\nlist\nfaults -fail 0.5 -delay 10ms\nbogus\nserve\nset T-console 'address=Gate 2'\nstats\ndrop T-con\nquit\nlist\n")
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"-admin", s.admin, "console"}, in, &out, &out); err != nil {
+	if err := run(context.Background(), s.cliArgs("console"), in, &out, &out); err != nil {
 		t.Fatalf("console: %v\n%s", err, out.String())
 	}
 	o := out.String()
@@ -84,7 +88,7 @@ func TestCLI_usageErrors(t *testing.T) {
 	} {
 		out.Reset()
 		err := run(context.Background(), args, strings.NewReader(""), &out, &out)
-		var u usageError
+		var u *cli.UsageError
 		if !errors.As(err, &u) {
 			t.Errorf("termserver %q: %v; want a usage error", args, err)
 		}
@@ -93,8 +97,8 @@ func TestCLI_usageErrors(t *testing.T) {
 		}
 	}
 	// No server listening: a clear error naming the admin address.
-	err := run(context.Background(), []string{"-admin", "127.0.0.1:1", "list"}, strings.NewReader(""), &out, &out)
-	if err == nil || !strings.Contains(err.Error(), "is termserver running with -admin 127.0.0.1:1") {
+	err := run(context.Background(), []string{"-admin", "127.0.0.1:1", "-token-file", filepath.Join(t.TempDir(), "none"), "list"}, strings.NewReader(""), &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "is termserver serve running") {
 		t.Fatalf("list without a server: %v", err)
 	}
 }
@@ -117,7 +121,7 @@ func TestAdmin_rejectsBadCalls(t *testing.T) {
 	s := startServer(t, Config{})
 	fakeTerminal(t, s.Addr("tcp"), "tcp", "T1")
 	waitFor(t, "the terminal", func() bool { return len(s.Terminals()) == 1 })
-	ac := newAdminClient(s.admin)
+	ac := s.client()
 	ctx := context.Background()
 	for _, c := range []struct {
 		body string
@@ -239,8 +243,8 @@ func FuzzJPEGSize(f *testing.F) {
 
 func TestFleet_smallRunAcksEverything(t *testing.T) {
 	var progress bytes.Buffer
-	rep, err := RunFleet(context.Background(), FleetConfig{
-		Terminals: 5, Rate: 10, Duration: time.Second, Drain: 20 * time.Second, Dir: t.TempDir(),
+	rep, err := RunFleet(testContext(t), FleetConfig{
+		Terminals: 5, Rate: 10, Duration: time.Second, Drain: -1, Dir: t.TempDir(),
 	}, &progress)
 	if err != nil {
 		t.Fatalf("fleet: %v\n%s", err, progress.String())
@@ -284,8 +288,14 @@ func TestFleetReport_percentile(t *testing.T) {
 }
 
 func TestFleet_faultyServerLosesNothing(t *testing.T) {
-	rep, err := RunFleet(context.Background(), FleetConfig{
-		Terminals: 5, Rate: 10, Duration: time.Second, Drain: 30 * time.Second, Dir: t.TempDir(),
+	// Drain: -1 waits for every ack (the event), not for a fixed time: with
+	// 30% of uploads refused and a connection dropped every 5 requests,
+	// records wait out retry and reconnect backoffs, and on a loaded
+	// machine a fixed 30 s drain ended before the last ones were acked
+	// ("presented 50, acked 48, stored 50"). The bound is the test's own
+	// deadline (go test -timeout).
+	rep, err := RunFleet(testContext(t), FleetConfig{
+		Terminals: 5, Rate: 10, Duration: time.Second, Drain: -1, Dir: t.TempDir(),
 		Faults: Faults{FailUploads: 0.3, DropEvery: 5},
 	}, io.Discard)
 	if err != nil {
@@ -297,5 +307,154 @@ func TestFleet_faultyServerLosesNothing(t *testing.T) {
 	}
 	if st.Refused == 0 || st.Drops == 0 || st.Duplicates == 0 {
 		t.Fatalf("server stats %+v; want refusals, drops and dropped duplicates", st)
+	}
+}
+
+// testContext is a context that ends a minute before the test binary's
+// deadline (go test -timeout), so a test that waits for an event fails
+// with its own message instead of a panic, however slow the machine.
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	d, ok := t.Deadline()
+	if !ok {
+		return t.Context()
+	}
+	ctx, cancel := context.WithDeadline(t.Context(), d.Add(-time.Minute))
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestHostileAdmin_refusesBrowserAndUnauthenticatedRequests sends what a
+// web page in a browser on the server's host can send: a text/plain POST
+// with an Origin, which opened the door before the admin endpoint had a
+// token. It and every other request without the token must not reach a
+// terminal.
+func TestHostileAdmin_refusesBrowserAndUnauthenticatedRequests(t *testing.T) {
+	s := startServer(t, Config{})
+	var opened atomic.Int32
+	fakeTerminal(t, s.Addr("tcp"), "tcp", "T-door", func(mux *protocol.Mux) {
+		mux.HandleFunc(protocol.ModSendUserCommand, func(ctx context.Context, req *protocol.Message) (*protocol.Message, error) {
+			opened.Add(1)
+			return req.Reply(protocol.CodeOK, ""), nil
+		})
+	})
+	waitFor(t, "the terminal", func() bool { return len(s.Terminals()) == 1 && s.Terminals()[0].UUID == "T-door" })
+	body := `{"mod":"send_user_command","session_id":"","type":1,"command_type":1,"command_value":""}`
+	post := func(hdr map[string]string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, "http://"+s.admin+"/v1/call?to=all", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	bearer := "Bearer " + s.token
+	for _, c := range []struct {
+		name string
+		hdr  map[string]string
+		want int
+	}{
+		{"the issue's request: text/plain from a web page", map[string]string{"Content-Type": "text/plain", "Origin": "http://evil.example"}, http.StatusForbidden},
+		{"a web page that somehow has the token", map[string]string{"Content-Type": "application/json", "Origin": "http://evil.example", "Authorization": bearer}, http.StatusForbidden},
+		{"cross-site fetch metadata", map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site", "Authorization": bearer}, http.StatusForbidden},
+		{"no token", map[string]string{"Content-Type": "application/json"}, http.StatusUnauthorized},
+		{"wrong token", map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + strings.Repeat("0", 64)}, http.StatusUnauthorized},
+		{"token, but text/plain", map[string]string{"Content-Type": "text/plain", "Authorization": bearer}, http.StatusUnsupportedMediaType},
+		{"token, form", map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Authorization": bearer}, http.StatusUnsupportedMediaType},
+	} {
+		if got := post(c.hdr); got != c.want {
+			t.Errorf("%s: status %d; want %d", c.name, got, c.want)
+		}
+	}
+	if n := opened.Load(); n != 0 {
+		t.Errorf("the door was opened %d time(s) by refused requests", n)
+	}
+	// The CLI's own request passes: the guard is not simply closed.
+	var out bytes.Buffer
+	if err := run(context.Background(), s.cliArgs("command", "1", "-to", "T-door"), strings.NewReader(""), &out, &out); err != nil {
+		t.Fatalf("the token holder is refused: %v\n%s", err, out.String())
+	}
+	if n := opened.Load(); n != 1 {
+		t.Errorf("the token holder's open reached the terminal %d time(s); want 1", n)
+	}
+	t.Logf("FAULTROW\t%s\t%s\t%s", "admin call from a web page (Origin, text/plain) or without the token",
+		"refused 403/401/415 before any terminal is called", "7 hostile requests, 0 reached the terminal")
+}
+
+// TestCLI_recordsForPeople: records shows the newest by default, the
+// person's name, a readable time, and takes a terminal uuid prefix as
+// info does (the issue: person id only, raw 20261130141058 times, the
+// oldest 50, and silently nothing for a prefix).
+func TestCLI_recordsForPeople(t *testing.T) {
+	s := startServer(t, Config{})
+	ctx := context.Background()
+	for i := range 60 {
+		if _, err := s.Records().Add(ctx, Record{SessionID: fmt.Sprint("s", i), Terminal: "b13f5584-2335-4ef7",
+			PersonID: fmt.Sprint(i), Time: fmt.Sprintf("202611301410%02d", i%60), OpenDoorType: 1, InOutType: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Records().SetPersonName(ctx, "59", "Ada"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, s, "records", "-terminal", "b13f")
+	if err != nil {
+		t.Fatalf("records: %v\n%s", err, out)
+	}
+	for _, want := range []string{"2026-11-30 14:10:59  59      Ada", "50 record(s) (the newest; -limit 0 for all)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("records lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "20261130141059") || strings.Contains(out, "2026-11-30 14:10:09  9 ") {
+		t.Errorf("records shows a raw time or an old record:\n%s", out)
+	}
+	out, err = runCLI(t, s, "records", "-first", "-limit", "1")
+	if err != nil || !strings.Contains(out, "2026-11-30 14:10:00  0       -") {
+		t.Errorf("records -first -limit 1: %v\n%s", err, out)
+	}
+}
+
+// TestCLI_pushExplainsItself: push -h documents the CSV columns, and a
+// push to a server that is not there fails once, not once per person.
+func TestCLI_pushExplainsItself(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"push", "-h"}, strings.NewReader(""), &out, &errOut); exitCode(err) != 0 {
+		t.Fatalf("push -h: %v", err)
+	}
+	for _, col := range csvColumns {
+		if !strings.Contains(out.String(), "  "+col+" ") {
+			t.Errorf("push -h does not document column %s:\n%s", col, out.String())
+		}
+	}
+	dir := t.TempDir()
+	var rows strings.Builder
+	rows.WriteString("person_id,person_name\n")
+	for i := range 20 {
+		fmt.Fprintf(&rows, "%d,P%d\n", i, i)
+	}
+	csvPath := filepath.Join(dir, "p.csv")
+	if err := os.WriteFile(csvPath, []byte(rows.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok := filepath.Join(dir, "token")
+	if err := writeToken(tok, strings.Repeat("a", 64)); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errOut.Reset()
+	err := run(context.Background(), []string{"-admin", "127.0.0.1:1", "-token-file", tok, "push", csvPath, "-to", "all"},
+		strings.NewReader(""), &out, &errOut)
+	if err == nil || exitCode(err) != 1 || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "is termserver running") ||
+		out.Len()+errOut.Len() != 0 {
+		t.Errorf("push to a dead admin port: %v\nstdout %q\nstderr %q", err, out.String(), errOut.String())
 	}
 }

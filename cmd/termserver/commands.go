@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -18,38 +20,82 @@ import (
 	"termagent/protocol"
 )
 
+const serveAbout = `Runs the server until SIGINT or SIGTERM: terminals connect on -listen
+(loopback by default: give -listen :49003 to accept terminals from the
+network), records go to -db, and the admin endpoint (-admin, loopback only)
+serves the other commands. At start it writes a fresh admin token to a 0600
+file (-token-file; default admin-HOST-PORT.token in the state directory,
+~/.local/state/termserver) that the other commands read, and logs where the
+database and the token file are. It removes the token file when it stops.`
+
 // cmdServe runs the server and its admin endpoint until a signal.
-func cmdServe(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "serve", "[flags]")
+func cmdServe(ctx context.Context, c *client, args []string) error {
+	fs := newFlags(c, "serve")
 	cfg := Config{}
 	fs.StringVar(&cfg.Listen, "listen", DefaultListen, `TCP address for terminals ("off" disables)`)
 	fs.StringVar(&cfg.WSListen, "ws", "", "WebSocket address for terminals (empty: off)")
-	fs.StringVar(&cfg.DB, "db", DefaultDB, "record database file")
+	fs.StringVar(&cfg.DB, "db", "", "record database `file` (default: termserver.db in the state directory, ~/.local/state/termserver)")
 	fs.Float64Var(&cfg.Faults.FailUploads, "fail", 0, "fraction (0..1) of uploads answered -1")
 	fs.DurationVar(&cfg.Faults.Delay, "delay", 0, "delay before every reply")
 	fs.IntVar(&cfg.Faults.DropEvery, "drop-every", 0, "drop a connection after every N requests on it (0: never)")
 	fs.DurationVar(&cfg.CallTimeout, "call-timeout", DefaultCallTimeout, "bound on each request sent to a terminal")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	pretty := fs.Bool("pretty", false, "human-readable logs instead of JSON lines")
-	if err := fs.Parse(args); err != nil {
+	logFormat := fs.String("log-format", "auto", "log format: console (human-readable), json (one object a line), or auto: console on a terminal, else json")
+	args, err := fs.parse(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("serve takes no arguments, got %q", fs.Args())
+	if len(args) > 0 {
+		return usagef("serve takes no arguments, got %q", args)
 	}
 	lvl, err := zerolog.ParseLevel(*level)
 	if err != nil {
 		return usagef("log level %q: %v", *level, err)
 	}
 	var out io.Writer = c.stderr
-	if *pretty {
-		out = zerolog.ConsoleWriter{Out: c.stderr, TimeFormat: "15:04:05", NoColor: !isTerminal(c.stderr)}
+	switch *logFormat {
+	case "json":
+	case "console", "auto":
+		if *logFormat == "console" || isTerminal(c.stderr) {
+			out = zerolog.ConsoleWriter{Out: c.stderr, TimeFormat: "15:04:05", NoColor: !isTerminal(c.stderr)}
+		}
+	default:
+		return usagef("log format %q: want console, json or auto", *logFormat)
 	}
 	cfg.Logger = zerolog.New(out).Level(lvl).With().Timestamp().Logger()
+	if cfg.DB == "" {
+		dir, err := stateDir()
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+		cfg.DB = filepath.Join(dir, "termserver.db")
+	}
+	if abs, err := filepath.Abs(cfg.DB); err == nil {
+		cfg.DB = abs
+	}
 	ln, err := listenAdmin(c.admin)
 	if err != nil {
 		return err
 	}
+	tokenFile := c.tokenFile
+	if tokenFile == "" {
+		if tokenFile, err = defaultTokenFile(ln.Addr().String()); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	token, err := newToken()
+	if err == nil {
+		err = writeToken(tokenFile, token)
+	}
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer os.Remove(tokenFile)
 	s, err := NewServer(ctx, cfg)
 	if err != nil {
 		ln.Close()
@@ -58,8 +104,9 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	adminDone := make(chan error, 1)
-	go func() { adminDone <- serveAdmin(ctx, s, ln) }()
-	cfg.Logger.Info().Str("admin", ln.Addr().String()).Str("db", cfg.DB).Msg("termserver started")
+	go func() { adminDone <- serveAdmin(ctx, s, ln, token) }()
+	cfg.Logger.Info().Str("admin", ln.Addr().String()).Str("token_file", tokenFile).Str("db", cfg.DB).
+		Msg("termserver started")
 	err = s.Run(ctx)
 	cancel()
 	if aerr := <-adminDone; err == nil {
@@ -68,7 +115,11 @@ func cmdServe(ctx context.Context, c *cli, args []string) error {
 	return err
 }
 
-func cmdList(ctx context.Context, c *cli, args []string) error {
+func cmdList(ctx context.Context, c *client, args []string) error {
+	args, err := newFlags(c, "list").parse(args)
+	if err != nil {
+		return err
+	}
 	if len(args) > 0 {
 		return usagef("list takes no arguments")
 	}
@@ -92,7 +143,11 @@ func cmdList(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-func cmdStats(ctx context.Context, c *cli, args []string) error {
+func cmdStats(ctx context.Context, c *client, args []string) error {
+	args, err := newFlags(c, "stats").parse(args)
+	if err != nil {
+		return err
+	}
 	if len(args) > 0 {
 		return usagef("stats takes no arguments")
 	}
@@ -125,7 +180,11 @@ func printResults(w io.Writer, what string, res []CallResult) error {
 	return nil
 }
 
-func cmdInfo(ctx context.Context, c *cli, args []string) error {
+func cmdInfo(ctx context.Context, c *client, args []string) error {
+	args, err := newFlags(c, "info").parse(args)
+	if err != nil {
+		return err
+	}
 	if len(args) != 1 {
 		return usagef("usage: info TERMINAL|all")
 	}
@@ -159,7 +218,11 @@ func printFailures(w io.Writer, what string, res []CallResult) error {
 	return printResults(w, what, bad)
 }
 
-func cmdStatus(ctx context.Context, c *cli, args []string) error {
+func cmdStatus(ctx context.Context, c *client, args []string) error {
+	args, err := newFlags(c, "status").parse(args)
+	if err != nil {
+		return err
+	}
 	if len(args) != 1 {
 		return usagef("usage: status TERMINAL|all")
 	}
@@ -229,7 +292,11 @@ func parseDeviceInfo(words []string) (*protocol.DeviceInfo, error) {
 	return d, nil
 }
 
-func cmdSet(ctx context.Context, c *cli, args []string) error {
+func cmdSet(ctx context.Context, c *client, args []string) error {
+	args, err := newFlags(c, "set").parse(args)
+	if err != nil {
+		return err
+	}
 	if len(args) < 2 {
 		return usagef("usage: set TERMINAL|all key=value...")
 	}
@@ -268,34 +335,65 @@ func personRequest(p personFile) *protocol.Message {
 	return req
 }
 
-func cmdPush(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "push", "[-to TERMINAL|all] FOLDER|FILE.csv")
+func cmdPush(ctx context.Context, c *client, args []string) error {
+	fs := newFlags(c, "push")
 	to := fs.String("to", "all", "terminal to push to, or all")
-	if err := fs.Parse(args); err != nil {
+	args, err := fs.parse(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
+	if len(args) != 1 {
 		return usagef("push needs one folder or CSV file")
 	}
-	persons, err := loadPersons(fs.Arg(0))
+	persons, err := loadPersons(args[0])
 	if err != nil {
 		return err
 	}
 	return pushPersons(ctx, c.client(), *to, persons, c.stderr, c.stdout)
 }
 
+const pushAbout = `Sends each person to the terminals (download_person), one request per person.
+FILE.csv's first line names its columns, in any order; person_id is required:
+
+  person_id          the person's id (unique)
+  person_name        name (termserver records shows it)
+  id_number          identity document number
+  card_number        card number as printed on the card, e.g. 0006547886
+  key_number         key number
+  department_number  department
+  role               a number (the protocol's role)
+  face               face photo file (JPEG), relative to the CSV's folder
+  left_code          fingerprint template file (the module's format)
+  right_code         second fingerprint template file
+  left_image         fingerprint image file
+  right_image        second fingerprint image file
+
+Lines starting with # are comments. A FOLDER is read as FOLDER/persons.csv,
+or, without one, as one person per photo <person_id>.jpg with optional
+<person_id>.left.tpl / <person_id>.right.tpl templates.
+'termserver sample DIR' writes a person the simulated modules accept.`
+
 // pushPersons downloads persons one by one to the terminals named to,
-// drawing a progress bar on bar and listing failures on out.
+// drawing a progress bar on bar and listing failures on out. It stops at
+// the first failure of the admin endpoint itself (server gone, no such
+// terminal): those would repeat identically for every person.
 func pushPersons(ctx context.Context, ac *adminClient, to string, persons []personFile, bar, out io.Writer) error {
+	var ts []TerminalStatus
+	if err := ac.do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
+		return err
+	}
+	if len(ts) == 0 {
+		return errors.New("push: no terminal is connected (termserver list shows them; is termagent running?)")
+	}
 	p := newProgress(bar, "push", len(persons))
 	var failures []string
 	for _, person := range persons {
 		res, err := ac.call(ctx, to, personRequest(person))
-		ok := err == nil
 		if err != nil {
-			failures = append(failures, fmt.Sprintf("%s: %v", person.ID, err))
+			p.finish()
+			return fmt.Errorf("push %s: %w", person.ID, err)
 		}
+		ok := true
 		for _, r := range res {
 			if !r.OK() {
 				ok = false
@@ -318,41 +416,44 @@ func pushPersons(ctx context.Context, ac *adminClient, to string, persons []pers
 	return nil
 }
 
-func cmdRemove(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "remove", "[-to TERMINAL|all] PERSON_ID...")
+func cmdRemove(ctx context.Context, c *client, args []string) error {
+	fs := newFlags(c, "remove")
 	to := fs.String("to", "all", "terminal, or all")
-	if err := fs.Parse(args); err != nil {
+	args, err := fs.parse(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
+	if len(args) == 0 {
 		return usagef("remove needs at least one person_id")
 	}
 	req := protocol.NewRequest(protocol.ModRemovePerson)
-	req.PersonIDs = fs.Args()
+	req.PersonIDs = args
 	res, err := c.client().call(ctx, *to, req)
 	if err != nil {
 		return err
 	}
-	return printResults(c.stdout, "remove_person "+strings.Join(fs.Args(), ","), res)
+	return printResults(c.stdout, "remove_person "+strings.Join(args, ","), res)
 }
 
-func cmdCommand(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "command", "[-to TERMINAL|all] TYPE [VALUE]")
+func cmdCommand(ctx context.Context, c *client, args []string) error {
+	fs := newFlags(c, "command")
 	to := fs.String("to", "all", "terminal, or all")
-	if err := fs.Parse(args); err != nil {
+	args, err := fs.parse(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() < 1 || fs.NArg() > 2 {
-		fs.Usage()
+	if len(args) < 1 || len(args) > 2 {
 		return usagef("command needs TYPE and an optional VALUE")
 	}
-	typ, err := strconv.Atoi(fs.Arg(0))
+	typ, err := strconv.Atoi(args[0])
 	if err != nil {
-		return usagef("command type %q is not a number", fs.Arg(0))
+		return usagef("command type %q is not a number", args[0])
 	}
 	req := protocol.NewRequest(protocol.ModSendUserCommand)
-	req.CommandType, req.CommandValue = typ, fs.Arg(1)
+	req.CommandType = typ
+	if len(args) > 1 {
+		req.CommandValue = args[1]
+	}
 	res, err := c.client().call(ctx, *to, req)
 	if err != nil {
 		return err
@@ -374,27 +475,59 @@ func recordQuery(terminal string, after int64, limit int) url.Values {
 	return q
 }
 
-func cmdRecords(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "records", "[-terminal T] [-after ID] [-limit N]")
-	terminal := fs.String("terminal", "", "only this terminal's uuid")
+func cmdRecords(ctx context.Context, c *client, args []string) error {
+	fs := newFlags(c, "records")
+	terminal := fs.String("terminal", "", "only terminals whose uuid starts with this")
 	after := fs.Int64("after", 0, "only records with id > after")
 	limit := fs.Int("limit", 50, "at most this many (0: all)")
-	if err := fs.Parse(args); err != nil {
+	first := fs.Bool("first", false, "the oldest -limit records instead of the newest")
+	args, err := fs.parse(args)
+	if err != nil {
 		return err
 	}
+	if len(args) > 0 {
+		return usagef("records takes only flags")
+	}
+	q := recordQuery(*terminal, *after, *limit)
+	if !*first {
+		q.Set("newest", "true")
+	}
 	var recs []Record
-	if err := c.client().do(ctx, http.MethodGet, "/v1/records", recordQuery(*terminal, *after, *limit), nil, &recs); err != nil {
+	if err := c.client().do(ctx, http.MethodGet, "/v1/records", q, nil, &recs); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTERMINAL\tPERSON\tTIME\tCARD\tOPEN\tINOUT\tRECEIVED")
+	fmt.Fprintln(tw, "ID\tTIME\tPERSON\tNAME\tHOW\tCARD\tIN/OUT\tTERMINAL\tRECEIVED")
 	for _, r := range recs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ID, r.Terminal, r.PersonID, r.Time,
-			r.CardNumber, openDoorName(r.OpenDoorType), r.InOutType, r.Received.Local().Format(time.DateTime))
+		name := r.PersonName
+		if name == "" {
+			name = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.FormatTime(), r.PersonID, name,
+			openDoorName(r.OpenDoorType), r.CardNumber, inOutName(r.InOutType), r.Terminal,
+			r.Received.Local().Format(time.DateTime))
 	}
 	tw.Flush()
-	fmt.Fprintf(c.stdout, "%d record(s)\n", len(recs))
+	what := "record(s)"
+	if *limit > 0 && len(recs) == *limit {
+		what = "record(s) (the newest; -limit 0 for all)"
+		if *first {
+			what = "record(s) (the oldest; -limit 0 for all)"
+		}
+	}
+	fmt.Fprintf(c.stdout, "%d %s\n", len(recs), what)
 	return nil
+}
+
+// inOutName names in_out_type values.
+func inOutName(t int) string {
+	switch t {
+	case 1:
+		return "in"
+	case 2:
+		return "out"
+	}
+	return strconv.Itoa(t)
 }
 
 // openDoorName names the project's open_door_type values.
@@ -414,11 +547,12 @@ func openDoorName(t int) string {
 	return strconv.Itoa(t)
 }
 
-func cmdExport(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "export", "[-terminal T] [-o FILE]")
-	terminal := fs.String("terminal", "", "only this terminal's uuid")
+func cmdExport(ctx context.Context, c *client, args []string) error {
+	fs := newFlags(c, "export")
+	terminal := fs.String("terminal", "", "only terminals whose uuid starts with this")
 	outPath := fs.String("o", "", "write to FILE (mode 0600) instead of stdout")
-	if err := fs.Parse(args); err != nil {
+	args, err := fs.parse(args)
+	if err != nil {
 		return err
 	}
 	w := c.stdout
@@ -441,16 +575,17 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-func cmdFaults(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "faults", "[-fail F] [-delay D] [-drop-every N] [-refuse=B]")
+func cmdFaults(ctx context.Context, c *client, args []string) error {
+	fs := newFlags(c, "faults")
 	fs.String("fail", "", "fraction (0..1) of uploads answered -1")
 	fs.String("delay", "", "delay before every reply, e.g. 200ms")
 	fs.String("drop-every", "", "drop a connection after every N requests (0: never)")
 	fs.String("refuse", "", "true: cut every terminal off until false")
-	if err := fs.Parse(args); err != nil {
+	args, err := fs.parse(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
+	if len(args) > 0 {
 		return usagef("faults takes only flags")
 	}
 	q := url.Values{}
@@ -468,7 +603,11 @@ func cmdFaults(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-func cmdDrop(ctx context.Context, c *cli, args []string) error {
+func cmdDrop(ctx context.Context, c *client, args []string) error {
+	args, err := newFlags(c, "drop").parse(args)
+	if err != nil {
+		return err
+	}
 	if len(args) != 1 {
 		return usagef("usage: drop TERMINAL|all")
 	}
@@ -490,4 +629,59 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func cmdWait(ctx context.Context, c *client, args []string) error {
+	fs := newFlags(c, "wait")
+	terminals := fs.Int("terminals", 0, "wait until at least N terminals are connected and identified")
+	records := fs.Int("records", 0, "wait until at least N records are stored")
+	timeout := fs.Duration("timeout", time.Minute, "give up after this long (exit 1)")
+	args, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(args) > 0 {
+		return usagef("wait takes only flags")
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	ac := c.client()
+	var last error
+	for {
+		last = waitCheck(ctx, ac, *terminals, *records)
+		if last == nil {
+			return nil
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			return fmt.Errorf("wait: not within %v: %w", *timeout, last)
+		}
+	}
+}
+
+// waitCheck returns nil once the server answers with at least terminals
+// identified terminals and records stored records.
+func waitCheck(ctx context.Context, ac *adminClient, terminals, records int) error {
+	var ts []TerminalStatus
+	if err := ac.do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
+		return err
+	}
+	n := 0
+	for _, t := range ts {
+		if t.UUID != "" {
+			n++
+		}
+	}
+	if n < terminals {
+		return fmt.Errorf("%d terminal(s) connected, want %d", n, terminals)
+	}
+	if records > 0 {
+		var recs []Record
+		if err := ac.do(ctx, http.MethodGet, "/v1/records", recordQuery("", 0, records), nil, &recs); err != nil {
+			return err
+		}
+		if len(recs) < records {
+			return fmt.Errorf("%d record(s) stored, want %d", len(recs), records)
+		}
+	}
+	return nil
 }

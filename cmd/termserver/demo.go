@@ -77,14 +77,15 @@ type demoProc struct {
 }
 
 // cmdDemo runs the end-to-end demo.
-func cmdDemo(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "demo", "[-bin DIR] [-keep]")
+func cmdDemo(ctx context.Context, c *client, args []string) error {
+	fs := newFlags(c, "demo")
 	bin := fs.String("bin", "", "directory holding termsim and termagent (and termserver; default: this binary)")
 	keep := fs.Bool("keep", false, "keep the temp dir (logs, databases) afterwards")
-	if err := fs.Parse(args); err != nil {
+	args, err := fs.parse(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
+	if len(args) > 0 {
 		return usagef("demo takes only flags")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 110*time.Second)
@@ -624,11 +625,13 @@ func (d *demo) startServer(ctx context.Context) error {
 	if d.termAddr, err = freePort(); err != nil {
 		return err
 	}
-	if _, err := d.spawn("termserver", "-admin", d.adminAdr, "serve", "-listen", d.termAddr,
-		"-db", filepath.Join(d.dir, "server.db"), "-pretty"); err != nil {
+	tokenFile := filepath.Join(d.dir, "admin.token")
+	if _, err := d.spawn("termserver", "-admin", d.adminAdr, "-token-file", tokenFile, "serve", "-listen", d.termAddr,
+		"-db", filepath.Join(d.dir, "server.db"), "-log-format", "console"); err != nil {
 		return err
 	}
 	d.admin = newAdminClient(d.adminAdr)
+	d.admin.tokenFile = tokenFile
 	if err := d.poll(ctx, 20*time.Second, "termserver's admin endpoint", func() bool {
 		var st Stats
 		return d.admin.do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st) == nil

@@ -32,7 +32,9 @@ type FleetConfig struct {
 	// Duration is how long events are generated; default 30 s.
 	Duration time.Duration
 	// Drain bounds the wait for the last records' acks after generation
-	// stops; default 30 s.
+	// stops; default 30 s. A negative Drain waits until every record is
+	// acknowledged or ctx is done: tests use it with their own deadline,
+	// so a slow machine makes them slower, never wrong.
 	Drain time.Duration
 	// Server is the server's "host:port"; "" starts a termserver in this
 	// process on loopback.
@@ -68,7 +70,7 @@ func (c FleetConfig) withDefaults() FleetConfig {
 	if c.Duration <= 0 {
 		c.Duration = 30 * time.Second
 	}
-	if c.Drain <= 0 {
+	if c.Drain == 0 {
 		c.Drain = 30 * time.Second
 	}
 	return c
@@ -378,7 +380,7 @@ func RunFleet(ctx context.Context, cfg FleetConfig, progress io.Writer) (FleetRe
 
 	drainDeadline := time.Now().Add(cfg.Drain)
 	for m.acked.Load() < m.recorded.Load() || m.recorded.Load() < m.presented.Load() {
-		if time.Now().After(drainDeadline) || !sleepCtx(ctx, 50*time.Millisecond) {
+		if (cfg.Drain > 0 && time.Now().After(drainDeadline)) || !sleepCtx(ctx, 50*time.Millisecond) {
 			break
 		}
 	}
@@ -516,8 +518,8 @@ func cpuTime() time.Duration {
 }
 
 // cmdFleet runs a fleet and prints its report.
-func cmdFleet(ctx context.Context, c *cli, args []string) error {
-	fs := newFlags(c, "fleet", "[flags]")
+func cmdFleet(ctx context.Context, c *client, args []string) error {
+	fs := newFlags(c, "fleet")
 	cfg := FleetConfig{}
 	fs.IntVar(&cfg.Terminals, "n", 1000, "simulated terminals")
 	fs.Float64Var(&cfg.Rate, "rate", 1, "card presentations per second per terminal")
@@ -533,10 +535,11 @@ func cmdFleet(ctx context.Context, c *cli, args []string) error {
 	fs.IntVar(&cfg.Faults.DropEvery, "drop-every", 0, "in-process server: drop a connection after every N requests")
 	verbose := fs.Bool("v", false, "log warnings and errors to stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the generation and drain to `file`")
-	if err := fs.Parse(args); err != nil {
+	args, err := fs.parse(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
+	if len(args) > 0 {
 		return usagef("fleet takes only flags")
 	}
 	if cfg.Server != "" && cfg.Faults != (Faults{}) {

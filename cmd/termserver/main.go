@@ -5,11 +5,12 @@
 // them commands. It can inject faults to test terminals, run a fleet of
 // simulated terminals against any server, and drive the end-to-end demo.
 //
-//	termserver serve [-listen :49003] [-ws ADDR] [-db FILE] [-fail F] [-delay D] [-drop-every N]
-//	termserver list | stats
+//	termserver serve [-listen 127.0.0.1:49003] [-ws ADDR] [-db FILE] [-fail F] [-delay D] [-drop-every N]
+//	termserver list | stats | wait [-terminals N] [-records N]
 //	termserver info TERMINAL | status TERMINAL
 //	termserver set TERMINAL key=value...
 //	termserver push [-to TERMINAL|all] FOLDER|FILE.csv
+//	termserver sample DIR
 //	termserver remove [-to TERMINAL|all] PERSON_ID...
 //	termserver command [-to TERMINAL|all] TYPE [VALUE]
 //	termserver records [-terminal T] [-after ID] [-limit N]
@@ -20,8 +21,10 @@
 //	termserver fleet [-n 1000] [-rate 1] [-duration 30s] [-server ADDR]
 //	termserver demo -bin DIR
 //
-// Every command but serve, fleet and demo talks to a running server through
-// its admin endpoint (HTTP on loopback, -admin, default 127.0.0.1:49005).
+// Every command but serve, fleet, demo and sample talks to a running server
+// through its admin endpoint (HTTP/JSON on loopback, -admin, default
+// 127.0.0.1:49005), authenticated by a token serve writes to a 0600 file
+// (see admin.go). The command line follows cmd/internal/cli's convention.
 //
 // Import rule: as every cmd/, it builds the concrete parts (protocol, store,
 // agent, hal/sim) and handles flags and signals; nothing imports it.
@@ -38,6 +41,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"termagent/cmd/internal/cli"
 )
 
 // version is stamped at build time (-ldflags -X main.version=...).
@@ -47,118 +52,137 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "termserver:", err)
-		}
-		os.Exit(exitCode(err))
-	}
+	os.Exit(cli.Report(os.Stderr, "termserver", err))
 }
 
-// exitCode is 2 for usage errors, 1 for everything else.
-func exitCode(err error) int {
-	var u usageError
-	if errors.As(err, &u) || errors.Is(err, flag.ErrHelp) {
-		return 2
-	}
-	return 1
-}
+// exitCode is the status main exits with for err (see cmd/internal/cli).
+func exitCode(err error) int { return cli.Report(io.Discard, "termserver", err) }
 
-// usageError is a command line that cannot be carried out as written.
-type usageError struct{ msg string }
+// usagef returns a usage error (exit status 2).
+func usagef(format string, args ...any) error { return cli.Usagef("", format, args...) }
 
-func (e usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
-
-// cli is what every command needs: where to print and how to reach the
+// client is what every command needs: where to print and how to reach the
 // admin endpoint.
-type cli struct {
-	admin  string
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
+type client struct {
+	admin     string // admin endpoint host:port
+	tokenFile string // the admin token's file ("" for the default of admin)
+	stdin     io.Reader
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
-func (c *cli) client() *adminClient { return newAdminClient(c.admin) }
+func (c *client) client() *adminClient {
+	ac := newAdminClient(c.admin)
+	ac.tokenFile = c.tokenFile
+	return ac
+}
 
 type command struct {
-	name    string
-	usage   string
-	run     func(ctx context.Context, c *cli, args []string) error
-	console bool // available in the interactive console
+	name     string
+	synopsis string // arguments, for the usage line
+	summary  string // one line, for the command list
+	about    string // what it does, for COMMAND -h
+	run      func(ctx context.Context, c *client, args []string) error
+	console  bool // available in the interactive console
 }
 
 func commands() []command {
 	return []command{
-		{"serve", "run the server", cmdServe, false},
-		{"list", "list connected terminals", cmdList, true},
-		{"stats", "print the server's counters", cmdStats, true},
-		{"info", "TERMINAL: get device info", cmdInfo, true},
-		{"status", "TERMINAL: get device status (extension)", cmdStatus, true},
-		{"set", "TERMINAL key=value...: set device info (uuid device_ip device_port server_ip server_port address community_code)", cmdSet, true},
-		{"push", "[-to T|all] FOLDER|FILE.csv: download persons", cmdPush, true},
-		{"remove", "[-to T|all] PERSON_ID...: remove persons (extension)", cmdRemove, true},
-		{"command", "[-to T|all] TYPE [VALUE]: send a user command", cmdCommand, true},
-		{"records", "[-terminal T] [-after ID] [-limit N]: list records", cmdRecords, true},
-		{"export", "[-terminal T] [-o FILE]: export records as CSV", cmdExport, true},
-		{"faults", "[-fail F] [-delay D] [-drop-every N] [-refuse=B]: show or change fault injection", cmdFaults, true},
-		{"drop", "TERMINAL|all: close terminal connections", cmdDrop, true},
-		{"console", "interactive console of these commands", cmdConsole, false},
-		{"fleet", "run N simulated terminals against a server and measure", cmdFleet, false},
-		{"demo", "the end-to-end demo (server, termsim, termagent)", cmdDemo, false},
-		{"version", "print the version", func(_ context.Context, c *cli, _ []string) error {
+		{"serve", "[flags]", "run the server", serveAbout, cmdServe, false},
+		{"list", "", "list connected terminals", "", cmdList, true},
+		{"wait", "[-terminals N] [-records N] [-timeout D]", "wait until N terminals are connected or N records stored",
+			"Waits until the server answers, at least -terminals terminals are connected\nand identified, and at least -records records are stored; exits 1 after\n-timeout.", cmdWait, true},
+		{"stats", "", "print the server's counters", "", cmdStats, true},
+		{"info", "TERMINAL|all", "get device info", "", cmdInfo, true},
+		{"status", "TERMINAL|all", "get device status (extension)", "", cmdStatus, true},
+		{"set", "TERMINAL|all key=value...", "set device info",
+			"Keys: uuid device_ip device_port server_ip server_port address community_code.", cmdSet, true},
+		{"push", "[-to TERMINAL|all] FOLDER|FILE.csv", "download persons (card, face photo, fingerprint templates)", pushAbout, cmdPush, true},
+		{"sample", "DIR", "write a sample person (CSV, face photo, fingerprint template) into DIR", sampleAbout, cmdSample, true},
+		{"remove", "[-to TERMINAL|all] PERSON_ID...", "remove persons (extension)", "", cmdRemove, true},
+		{"command", "[-to TERMINAL|all] TYPE [VALUE]", "send a user command (1: open the door)", "", cmdCommand, true},
+		{"records", "[-terminal T] [-after ID] [-limit N] [-first]", "list records, newest last", "", cmdRecords, true},
+		{"export", "[-terminal T] [-o FILE]", "export records as CSV", "", cmdExport, true},
+		{"faults", "[-fail F] [-delay D] [-drop-every N] [-refuse=B]", "show or change fault injection", "", cmdFaults, true},
+		{"drop", "TERMINAL|all", "close terminal connections", "", cmdDrop, true},
+		{"console", "", "interactive console of these commands", "", cmdConsole, false},
+		{"fleet", "[flags]", "run N simulated terminals against a server and measure", "", cmdFleet, false},
+		{"demo", "[-bin DIR] [-keep]", "the end-to-end demo (server, termsim, termagent)", "", cmdDemo, false},
+		{"completion", "bash", "print a bash completion script (source <(termserver completion bash))", "", cmdCompletion, false},
+		{"version", "", "print the version", "", func(ctx context.Context, c *client, args []string) error {
+			if _, err := newFlags(c, "version").parse(args); err != nil {
+				return err
+			}
 			fmt.Fprintln(c.stdout, "termserver", version)
 			return nil
 		}, true},
 	}
 }
 
+const globalFlags = `Global flags (before COMMAND):
+  -admin HOST:PORT   the admin endpoint (loopback only; env TERMSERVER_ADMIN;
+                     default ` + DefaultAdmin + `)
+  -token-file FILE   the admin token (default: admin-HOST-PORT.token in the
+                     state directory, ~/.local/state/termserver)
+`
+
 func usage(w io.Writer, console bool) {
 	if !console {
-		fmt.Fprintln(w, "usage: termserver [-admin 127.0.0.1:49005] COMMAND [flags] [args]")
+		fmt.Fprintln(w, "Usage: termserver [-admin HOST:PORT] [-token-file FILE] COMMAND [flags] [args]")
+		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "commands:")
+	fmt.Fprintln(w, "Commands:")
 	for _, cmd := range commands() {
 		if console && !cmd.console {
 			continue
 		}
-		fmt.Fprintf(w, "  %-8s %s\n", cmd.name, cmd.usage)
+		fmt.Fprintf(w, "  %-8s %s\n", cmd.name, cmd.summary)
 	}
 	if console {
-		fmt.Fprintln(w, "  help     this list\n  quit     leave the console")
+		fmt.Fprintln(w, "  help     this list (help COMMAND: its flags)\n  quit     leave the console")
+		return
 	}
+	fmt.Fprintf(w, "\n%s\nEvery command but serve, fleet, demo and sample talks to a running server\nthrough its admin endpoint. Flags may follow arguments. Run\n'termserver help COMMAND' (or COMMAND -h) for a command's flags.\n", globalFlags)
 }
 
 // run parses the global flags and runs one command.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("termserver", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	admin := fs.String("admin", envOr("TERMSERVER_ADMIN", DefaultAdmin), "admin endpoint (loopback host:port); env TERMSERVER_ADMIN")
-	fs.Usage = func() { usage(stderr, false); fs.PrintDefaults() }
+	if len(args) > 0 && cli.IsVersion(args[0]) {
+		args = append([]string{"version"}, args[1:]...)
+	}
+	fs := cli.NewFlagSet("termserver")
+	admin := fs.String("admin", envOr("TERMSERVER_ADMIN", DefaultAdmin), "")
+	tokenFile := fs.String("token-file", "", "")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout, false)
+			return cli.ErrHelp
+		}
+		return usagef("%v", err)
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
 		return usagef("no command")
 	}
-	c := &cli{admin: *admin, stdin: stdin, stdout: stdout, stderr: stderr}
+	c := &client{admin: *admin, tokenFile: *tokenFile, stdin: stdin, stdout: stdout, stderr: stderr}
 	return dispatch(ctx, c, fs.Args(), false)
 }
 
-func dispatch(ctx context.Context, c *cli, args []string, console bool) error {
+func dispatch(ctx context.Context, c *client, args []string, console bool) error {
 	name := args[0]
+	if cli.IsHelp(name) {
+		if len(args) > 1 && !cli.IsHelp(args[1]) {
+			// help COMMAND is COMMAND -h.
+			return dispatch(ctx, c, []string{args[1], "-h"}, console)
+		}
+		usage(c.stdout, console)
+		return cli.ErrHelp
+	}
 	for _, cmd := range commands() {
 		if cmd.name == name && (!console || cmd.console) {
 			return cmd.run(ctx, c, args[1:])
 		}
 	}
-	if name == "help" || name == "-h" || name == "--help" {
-		usage(c.stdout, console)
-		return nil
-	}
-	return usagef("unknown command %q (try help)", name)
+	return usagef("unknown command %q", name)
 }
 
 func envOr(key, def string) string {
@@ -168,20 +192,59 @@ func envOr(key, def string) string {
 	return def
 }
 
-// newFlags returns a flag set for a subcommand that reports errors
-// instead of exiting.
-func newFlags(c *cli, name, args string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(c.stderr, "usage: termserver %s %s\n", name, args)
-		fs.PrintDefaults()
+// flagSet is a subcommand's flags, parsed the shared way (cmd/internal/cli):
+// flags may follow arguments; -h prints the command's help on stdout.
+type flagSet struct {
+	*flag.FlagSet
+	c *client
+}
+
+// newFlags returns the flag set of command name.
+func newFlags(c *client, name string) *flagSet {
+	return &flagSet{FlagSet: cli.NewFlagSet(name), c: c}
+}
+
+// parse parses args and returns the arguments that are not flags. On -h it
+// prints the command's help and returns cli.ErrHelp.
+func (fs *flagSet) parse(args []string) ([]string, error) {
+	pos, err := cli.Parse(fs.FlagSet, args)
+	if errors.Is(err, cli.ErrHelp) {
+		for _, cmd := range commands() {
+			if cmd.name == fs.Name() {
+				about := cmd.about
+				if about == "" {
+					about = strings.ToUpper(cmd.summary[:1]) + cmd.summary[1:] + "."
+				}
+				cli.PrintCommandHelp(fs.c.stdout, "termserver", fs.FlagSet, cmd.synopsis, about)
+			}
+		}
 	}
-	return fs
+	return pos, err
+}
+
+// cmdCompletion prints the bash completion script.
+func cmdCompletion(ctx context.Context, c *client, args []string) error {
+	args, err := newFlags(c, "completion").parse(args)
+	if err != nil {
+		return err
+	}
+	if len(args) != 1 || args[0] != "bash" {
+		return usagef("completion supports bash only: completion bash")
+	}
+	names := []string{"help"}
+	for _, cmd := range commands() {
+		names = append(names, cmd.name)
+	}
+	fmt.Fprint(c.stdout, cli.BashCompletion("termserver", names))
+	return nil
 }
 
 // cmdConsole reads commands line by line from stdin until EOF or quit.
-func cmdConsole(ctx context.Context, c *cli, args []string) error {
+func cmdConsole(ctx context.Context, c *client, args []string) error {
+	args, err := newFlags(c, "console").parse(args)
+	if err != nil {
+		return err
+	}
 	if len(args) > 0 {
 		return usagef("console takes no arguments")
 	}
@@ -205,7 +268,7 @@ func cmdConsole(ctx context.Context, c *cli, args []string) error {
 		if words[0] == "quit" || words[0] == "exit" {
 			return nil
 		}
-		if err := dispatch(ctx, c, words, true); err != nil && !errors.Is(err, flag.ErrHelp) {
+		if err := dispatch(ctx, c, words, true); err != nil && !errors.Is(err, cli.ErrHelp) {
 			fmt.Fprintln(c.stdout, "error:", err)
 		}
 		if ctx.Err() != nil {

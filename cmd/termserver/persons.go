@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -247,4 +248,42 @@ func jpegSize(b []byte) (w, h int) {
 		i += 2 + n
 	}
 	return 0, 0
+}
+
+const sampleAbout = `Writes DIR/persons.csv, DIR/ada.jpg and DIR/ada.tpl: one person, Ada
+(person_id 42), with card number 0006547886, a face photo and a fingerprint
+template that termsim's face and fingerprint modules accept. Push it with
+'termserver push DIR'. On a fresh termsim the photo becomes face user 1 and
+the template fingerprint slot 0, so 'swipe 0006547886', 'face 1' and
+'finger 0' present Ada's card, face and finger. (The photo is a small
+synthetic JPEG header with random bytes: the simulated module checks the
+JPEG marker and tells photos apart by their hash; a real module wants a
+real photo.)`
+
+// samplePersonCSV is the sample person's persons.csv.
+const samplePersonCSV = "person_id,person_name,card_number,face,left_code\n42,Ada,0006547886,ada.jpg,ada.tpl\n"
+
+func cmdSample(ctx context.Context, c *client, args []string) error {
+	args, err := newFlags(c, "sample").parse(args)
+	if err != nil {
+		return err
+	}
+	if len(args) != 1 {
+		return usagef("sample needs one directory")
+	}
+	dir := args[0]
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("sample: %w", err)
+	}
+	for name, b := range map[string][]byte{
+		"persons.csv": []byte(samplePersonCSV),
+		"ada.jpg":     demoPhoto(42),
+		"ada.tpl":     demoTemplate(42),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return fmt.Errorf("sample: %w", err)
+		}
+	}
+	fmt.Fprintf(c.stdout, "sample person Ada (42, card 0006547886, face photo, fingerprint) in %s\n", dir)
+	return nil
 }

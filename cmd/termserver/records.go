@@ -32,7 +32,7 @@ type Record struct {
 	Remote string `json:"remote"`
 	// The access_info fields as the terminal sent them.
 	PersonID      string `json:"person_id"`
-	Time          string `json:"time"`
+	Time          string `json:"time"` // terminal local time, YYYYMMDDhhmmss
 	IDNumber      string `json:"id_number"`
 	CardNumber    string `json:"card_number"`
 	Role          int    `json:"role"`
@@ -41,6 +41,19 @@ type Record struct {
 	CommunityCode string `json:"community_code"`
 	// Received is when the server stored the record (UTC).
 	Received time.Time `json:"received"`
+	// PersonName is the name this server last pushed for PersonID; ""
+	// when it never pushed that person.
+	PersonName string `json:"person_name,omitempty"`
+}
+
+// FormatTime returns the record's time as "2006-01-02 15:04:05", or as
+// the terminal sent it when that is not YYYYMMDDhhmmss.
+func (r Record) FormatTime() string {
+	t, err := time.Parse("20060102150405", r.Time)
+	if err != nil {
+		return r.Time
+	}
+	return t.Format(time.DateTime)
 }
 
 // Records is the server's SQLite record table. Add batches concurrent
@@ -239,10 +252,24 @@ func (r *Records) commit(batch []addReq) {
 	}
 }
 
+// SetPersonName remembers name as person id's name (shown by List).
+func (r *Records) SetPersonName(ctx context.Context, id, name string) error {
+	_, err := r.db.ExecContext(ctx, `INSERT INTO persons (person_id, person_name) VALUES (?, ?)
+		ON CONFLICT (person_id) DO UPDATE SET person_name = excluded.person_name`, id, name)
+	if err != nil {
+		return fmt.Errorf("remember person %s: %w", id, err)
+	}
+	return nil
+}
+
 // RecordFilter selects records for List. Zero fields select everything.
 type RecordFilter struct {
-	// Terminal keeps only records from this terminal uuid.
+	// Terminal keeps only records from terminals whose uuid starts with
+	// Terminal (a whole uuid or a prefix, as the other commands take).
 	Terminal string
+	// Newest keeps the last Limit records instead of the first (still
+	// returned in ascending ID order).
+	Newest bool
 	// AfterID keeps only records with ID > AfterID (for paging).
 	AfterID int64
 	// Limit caps the number of records; 0 means no limit.
@@ -262,13 +289,22 @@ func (r *Records) List(ctx context.Context, f RecordFilter) ([]Record, error) {
 // Each calls fn for each record matching f in ascending ID order, stopping
 // at fn's first error.
 func (r *Records) Each(ctx context.Context, f RecordFilter, fn func(Record) error) error {
-	q := `SELECT id, session_id, terminal, remote, person_id, time, id_number,
-		card_number, role, open_door_type, in_out_type, community_code, received
-		FROM records WHERE id > ? AND (? = '' OR terminal = ?) ORDER BY id`
+	order := "ASC"
+	if f.Newest && f.Limit > 0 {
+		order = "DESC"
+	}
+	q := `SELECT r.id, r.session_id, r.terminal, r.remote, r.person_id, r.time, r.id_number,
+		r.card_number, r.role, r.open_door_type, r.in_out_type, r.community_code, r.received,
+		coalesce(p.person_name, '')
+		FROM records r LEFT JOIN persons p ON p.person_id = r.person_id
+		WHERE r.id > ? AND substr(r.terminal, 1, length(?)) = ? ORDER BY r.id ` + order
 	args := []any{f.AfterID, f.Terminal, f.Terminal}
 	if f.Limit > 0 {
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)
+	}
+	if order == "DESC" {
+		q = `SELECT * FROM (` + q + `) ORDER BY 1 ASC`
 	}
 	rows, err := r.db.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -280,7 +316,7 @@ func (r *Records) Each(ctx context.Context, f RecordFilter, fn func(Record) erro
 		var received string
 		if err := rows.Scan(&rec.ID, &rec.SessionID, &rec.Terminal, &rec.Remote,
 			&rec.PersonID, &rec.Time, &rec.IDNumber, &rec.CardNumber, &rec.Role,
-			&rec.OpenDoorType, &rec.InOutType, &rec.CommunityCode, &received); err != nil {
+			&rec.OpenDoorType, &rec.InOutType, &rec.CommunityCode, &received, &rec.PersonName); err != nil {
 			return fmt.Errorf("list records: %w", err)
 		}
 		rec.Received, _ = time.Parse(time.RFC3339Nano, received)
@@ -308,7 +344,7 @@ func (r *Records) Count(ctx context.Context, terminal string) (int, error) {
 // csvHeader is the first line of an export.
 var csvHeader = []string{"id", "session_id", "terminal", "remote", "person_id", "time",
 	"id_number", "card_number", "role", "open_door_type", "in_out_type",
-	"community_code", "received"}
+	"community_code", "received", "person_name"}
 
 // WriteCSV writes recs as CSV with a header line.
 func WriteCSV(w io.Writer, recs []Record) error {
@@ -320,7 +356,7 @@ func WriteCSV(w io.Writer, recs []Record) error {
 		row := []string{strconv.FormatInt(c.ID, 10), c.SessionID, c.Terminal, c.Remote,
 			c.PersonID, c.Time, c.IDNumber, c.CardNumber, strconv.Itoa(c.Role),
 			strconv.Itoa(c.OpenDoorType), strconv.Itoa(c.InOutType), c.CommunityCode,
-			c.Received.Format(time.RFC3339Nano)}
+			c.Received.Format(time.RFC3339Nano), c.PersonName}
 		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("write csv: %w", err)
 		}

@@ -17,3 +17,9 @@ CREATE TABLE IF NOT EXISTS records (
 	received       TEXT    NOT NULL   -- server UTC time, RFC 3339
 );
 CREATE INDEX IF NOT EXISTS records_terminal ON records (terminal, id);
+-- Names of the persons this server pushed (download_person answered 0),
+-- so records can show who came in, not only their person_id.
+CREATE TABLE IF NOT EXISTS persons (
+	person_id   TEXT PRIMARY KEY,
+	person_name TEXT NOT NULL
+);

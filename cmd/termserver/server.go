@@ -17,7 +17,7 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultListen       = ":49003"
+	DefaultListen       = "127.0.0.1:49003"
 	DefaultDB           = "termserver.db"
 	DefaultCallTimeout  = 30 * time.Second
 	DefaultIdentifyWait = 10 * time.Second

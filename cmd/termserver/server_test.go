@@ -17,7 +17,21 @@ import (
 // testServer is a Server running on loopback with its admin endpoint.
 type testServer struct {
 	*Server
-	admin string // admin endpoint host:port
+	admin     string // admin endpoint host:port
+	tokenFile string // its admin token's file
+	token     string
+}
+
+// cliArgs returns the global flags that point the CLI at s, then args.
+func (s *testServer) cliArgs(args ...string) []string {
+	return append([]string{"-admin", s.admin, "-token-file", s.tokenFile}, args...)
+}
+
+// client returns an admin client of s.
+func (s *testServer) client() *adminClient {
+	ac := newAdminClient(s.admin)
+	ac.token = s.token
+	return ac
 }
 
 // startServer runs a server on 127.0.0.1:0 (TCP and WebSocket) with its
@@ -45,9 +59,19 @@ func startServer(t *testing.T, cfg Config) *testServer {
 		cancel()
 		t.Fatal(err)
 	}
+	token, err := newToken()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
+	if err := writeToken(tokenFile, token); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
 	done := make(chan error, 2)
 	go func() { done <- s.Run(ctx) }()
-	go func() { done <- serveAdmin(ctx, s, ln) }()
+	go func() { done <- serveAdmin(ctx, s, ln, token) }()
 	t.Cleanup(func() {
 		cancel()
 		for range 2 {
@@ -61,7 +85,7 @@ func startServer(t *testing.T, cfg Config) *testServer {
 			}
 		}
 	})
-	return &testServer{Server: s, admin: ln.Addr().String()}
+	return &testServer{Server: s, admin: ln.Addr().String(), tokenFile: tokenFile, token: token}
 }
 
 // waitFor polls cond until it holds, failing the test after 30 s (a hang,
@@ -81,7 +105,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // fakeTerminal is a protocol.Peer client that answers get_device_info with
 // uuid (or -1 when uuid is ""): the precise instrument for fault tests.
-func fakeTerminal(t *testing.T, addr, transport, uuid string) *protocol.Peer {
+func fakeTerminal(t *testing.T, addr, transport, uuid string, handlers ...func(*protocol.Mux)) *protocol.Peer {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -98,6 +122,9 @@ func fakeTerminal(t *testing.T, addr, transport, uuid string) *protocol.Peer {
 		resp.DeviceInfo = &protocol.DeviceInfo{UUID: uuid, Address: "test bench", SoftwareVersion: "fake"}
 		return resp, nil
 	})
+	for _, h := range handlers {
+		h(mux)
+	}
 	p := protocol.NewPeer(conn, protocol.PeerConfig{Handler: mux, CallTimeout: 20 * time.Second})
 	runDone := make(chan struct{})
 	go func() { p.Run(context.Background()); close(runDone) }()

@@ -3,7 +3,8 @@
 // on its own pseudo-terminal speaking the real wire protocol, so termagent
 // (or any driver) runs against them unchanged. Events (a card swiped, a
 // finger placed, a face shown, a cable pulled) come from the console, a
-// scenario file or a control socket. Run `termsim -help` for the details.
+// scenario file, a control socket or `termsim send`. Run `termsim help` for
+// the details. The command line follows cmd/internal/cli's convention.
 //
 // Import rule: cmd/termsim parses flags and wires hal/sim; nothing imports
 // it.
@@ -23,10 +24,12 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"termagent/cmd/internal/cli"
 	"termagent/hal/sim"
 )
 
@@ -93,10 +96,18 @@ type options struct {
 	cfg                    sim.RigConfig
 }
 
+const usage = `Usage:
+  termsim [run] [flags]         simulate the devices; read commands from the console
+  termsim send [flags] COMMAND  send one command to a running termsim, print its reply
+  termsim version               print the version
+  termsim completion bash       print a bash completion script
+  termsim help [send]           this help, or send's
+
+`
+
 func parseArgs(args []string, stdout, stderr io.Writer) (options, int, bool) {
 	var o options
-	fs := flag.NewFlagSet("termsim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("termsim")
 	fs.StringVar(&o.dir, "dir", defaultDir, "`directory` for the device links (created 0700)")
 	fs.StringVar(&o.control, "control", "", "control socket `path`; default DIR/control.sock; \"none\" disables it")
 	devices := fs.String("devices", strings.Join(sim.AllDevices, ","), "comma-separated `list` of devices to simulate")
@@ -110,28 +121,20 @@ func parseArgs(args []string, stdout, stderr io.Writer) (options, int, bool) {
 	fs.BoolVar(&o.console, "console", true, "read commands from standard input")
 	fs.BoolVar(&o.verbose, "v", false, "log every command, from any source, to standard error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprint(stdout, intro)
-		fmt.Fprintf(stdout, "%s\n\nUsage: termsim [flags]\n\nFlags:\n", sim.Help)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(stderr)
-	}
-	err := fs.Parse(args)
+	pos, err := cli.Parse(fs, args)
 	switch {
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, cli.ErrHelp):
+		printHelp(stdout, fs)
 		return o, exitOK, false
 	case err != nil:
-		return o, exitUsage, false
-	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "termsim: unexpected argument %q (try -help)\n", fs.Arg(0))
-		return o, exitUsage, false
+		return o, cli.Report(stderr, "termsim", err), false
+	case len(pos) > 0:
+		return o, cli.Report(stderr, "termsim", cli.Usagef("", "unexpected argument %q", pos[0])), false
 	case *showVersion:
 		fmt.Fprintf(stdout, "termsim %s\n", version)
 		return o, exitOK, false
 	case o.exitAfter && o.scenario == "":
-		fmt.Fprintln(stderr, "termsim: -exit needs -scenario")
-		return o, exitUsage, false
+		return o, cli.Report(stderr, "termsim", cli.Usagef("", "-exit needs -scenario")), false
 	}
 	o.cfg.Dir = o.dir
 	for _, d := range strings.Split(*devices, ",") {
@@ -140,8 +143,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (options, int, bool) {
 		}
 	}
 	if len(o.cfg.Devices) == 0 {
-		fmt.Fprintln(stderr, "termsim: -devices lists no device")
-		return o, exitUsage, false
+		return o, cli.Report(stderr, "termsim", cli.Usagef("", "-devices lists no device")), false
 	}
 	switch o.control {
 	case "":
@@ -152,9 +154,42 @@ func parseArgs(args []string, stdout, stderr io.Writer) (options, int, bool) {
 	return o, 0, true
 }
 
-// run runs termsim with args until ctx is done, the console quits or (with
-// -exit) the scenario ends, and returns the exit status.
+// printHelp writes termsim's whole help: what it makes, the commands, the
+// subcommands and run's flags.
+func printHelp(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, intro)
+	fmt.Fprintf(w, "%s\n\n%sFlags of run:\n", sim.Help, usage)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// run runs termsim with args and returns the exit status: the simulator
+// until ctx is done, the console quits or (with -exit) the scenario ends;
+// or one of the subcommands send, version and help.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch {
+		case cli.IsVersion(args[0]):
+			fmt.Fprintf(stdout, "termsim %s\n", version)
+			return exitOK
+		case args[0] == "help":
+			if len(args) > 1 && args[1] == "send" {
+				return cmdSend(ctx, []string{"-h"}, stdout, stderr)
+			}
+			args = []string{"-h"}
+		case args[0] == "send":
+			return cmdSend(ctx, args[1:], stdout, stderr)
+		case args[0] == "completion":
+			if len(args) != 2 || args[1] != "bash" {
+				return cli.Report(stderr, "termsim", cli.Usagef("", "completion supports bash only: completion bash"))
+			}
+			fmt.Fprint(stdout, cli.BashCompletion("termsim", []string{"run", "send", "version", "completion", "help"}))
+			return exitOK
+		case args[0] == "run":
+			args = args[1:]
+		}
+	}
 	o, code, ok := parseArgs(args, stdout, stderr)
 	if !ok {
 		return code
@@ -194,6 +229,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if o.control != "" {
 		fmt.Fprintf(stdout, "%-12s %s\n", "control", o.control)
+	}
+	if relay := rig.Relay(); relay != nil {
+		go watchRelay(ctx, relay, stdout)
 	}
 	fmt.Fprintln(stdout, "termsim: ready (type help for commands)")
 
@@ -291,9 +329,94 @@ func console(ctx context.Context, rig *sim.Rig, stdin io.Reader, stdout io.Write
 			case "quit", "exit":
 				return true
 			}
-			fmt.Fprintln(stdout, rig.Exec(ctx, line))
+			reply := rig.Exec(ctx, line)
+			if reply == "ok" && strings.TrimSpace(line) != "" {
+				reply = "ok: " + strings.TrimSpace(line) // say what was done
+			}
+			fmt.Fprintln(stdout, reply)
 		}
 	}
+}
+
+// watchRelay prints a line each time the door relay switches, until ctx
+// is done: what a person at the door would hear click.
+func watchRelay(ctx context.Context, relay *sim.Relay, stdout io.Writer) {
+	on := relay.State().On
+	for {
+		st, err := relay.Wait(ctx, func(s sim.RelayState) bool { return s.On != on })
+		if err != nil {
+			return
+		}
+		on = st.On
+		if on {
+			fmt.Fprintln(stdout, "relay: click, ON (door unlocked)")
+		} else {
+			fmt.Fprintln(stdout, "relay: click, off (door locked)")
+		}
+	}
+}
+
+const sendAbout = `Connects to a running termsim's control socket (DIR/control.sock, or
+-control) and sends COMMAND: its words joined by blanks, several commands
+separated by ";" and run in order, e.g.
+  termsim send swipe 0006547886
+  termsim send 'swipe 0006547886; await relay on 30s'
+It prints each reply and exits 0 when all were "ok ...", 1 at the first
+"err ..." or when no termsim answers within -timeout. It waits for the
+socket to appear, so it can follow a termsim started in the background.
+'termsim help' lists the commands.`
+
+// cmdSend sends one command to a running termsim.
+func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := cli.NewFlagSet("send")
+	dir := fs.String("dir", defaultDir, "`directory` of the running termsim")
+	control := fs.String("control", "", "control socket `path`; default DIR/control.sock")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up when no termsim answers (or the command has not ended) within this")
+	pos, err := cli.Parse(fs, args)
+	switch {
+	case errors.Is(err, cli.ErrHelp):
+		cli.PrintCommandHelp(stdout, "termsim", fs, "[-dir DIR] [-control PATH] COMMAND...", sendAbout)
+		return exitOK
+	case err == nil && len(pos) == 0:
+		err = cli.Usagef("send", "send needs a command, e.g. send swipe 0006547886")
+	}
+	if err != nil {
+		return cli.Report(stderr, "termsim", err)
+	}
+	if *control == "" {
+		*control = filepath.Join(*dir, "control.sock")
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	var c *sim.Control
+	for {
+		if c, err = sim.Dial(ctx, *control); err == nil {
+			break
+		}
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return cli.Report(stderr, "termsim", fmt.Errorf("no termsim answers on %s within %v: %w", *control, *timeout, err))
+		case <-t.C:
+		}
+	}
+	defer c.Close()
+	for _, command := range strings.Split(strings.Join(pos, " "), ";") {
+		command = strings.TrimSpace(command)
+		if command == "" {
+			continue
+		}
+		reply, err := c.Do(ctx, command)
+		if err != nil {
+			return cli.Report(stderr, "termsim", err)
+		}
+		if reply == "" {
+			reply = command
+		}
+		fmt.Fprintln(stdout, "ok:", reply)
+	}
+	return exitOK
 }
 
 func isTerminal(r io.Reader) bool {

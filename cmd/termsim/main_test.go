@@ -208,11 +208,30 @@ func TestDriversThroughTermsim(t *testing.T) {
 	if err := ctl.AwaitRelay(ctx, true, hangDeadline); err != nil {
 		t.Fatal(err)
 	}
+	s.out.await(t, "relay: click, ON (door unlocked)") // a person at the console sees it
 	if err := lock.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := ctl.AwaitRelay(ctx, false, hangDeadline); err != nil {
 		t.Fatal(err)
+	}
+	s.out.await(t, "relay: click, off (door locked)")
+
+	// termsim send drives the same socket from a shell: a failing command
+	// is exit 1 with the reply, several commands run in order.
+	var out, errOut strings.Builder
+	if code := run(ctx, []string{"send", "-dir", s.dir, "relay?; swipe 0001234567"}, nil, &out, &errOut); code != exitOK ||
+		!strings.HasPrefix(out.String(), "ok: relay off door closed switches ") || !strings.HasSuffix(out.String(), "\nok: swipe 0001234567\n") {
+		t.Errorf("send: exit %d, %q %q", code, out.String(), errOut.String())
+	}
+	if c, err := reader.ReadCard(ctx); err != nil || c.Number != "0001234567" {
+		t.Fatalf("card sent by termsim send: %+v %v", c, err)
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run(ctx, []string{"send", "-dir", s.dir, "finger", "3"}, nil, &out, &errOut); code != exitError ||
+		!strings.Contains(errOut.String(), "no fingerprint module") {
+		t.Errorf("send of a failing command: exit %d, %q %q", code, out.String(), errOut.String())
 	}
 
 	// Pull the reader's cable and put it back: the driver reconnects.
