@@ -75,6 +75,10 @@ func (l *linkManager) wait(ctx context.Context, d time.Duration) bool {
 	return true
 }
 
+// errMoved ends a session when set_device_info moved the terminal to
+// another server.
+var errMoved = errors.New("server moved by set_device_info")
+
 // minHealthy is how long a session must have lasted for the next
 // connection attempt to start again from the smallest backoff.
 const minHealthy = 10 * time.Second
@@ -146,6 +150,14 @@ func (l *linkManager) runDial(ctx context.Context) {
 		err = l.session(ctx, conn, addr)
 		if ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, errMoved) {
+			// A new server starts with a fresh backoff, dialled at once;
+			// the fallback timer starts when the loop sees the move.
+			a.setLink(LinkDown, addr, "", err)
+			l.log.Info().Str("from", addr).Msg("server moved: dialling the new server now")
+			attempt = 0
+			continue
 		}
 		if a.cfg.Now().Sub(start) >= minHealthy {
 			attempt = 0
@@ -339,7 +351,11 @@ func (l *linkManager) session(ctx context.Context, conn protocol.Conn, server st
 		MaxInFlight: serverRequestsInFlight,
 		MaxQueued:   serverRequestsQueued,
 		CallTimeout: a.cfg.Link.CallTimeout,
-		Logger:      a.cfg.Logger,
+		// Half-open detection: unanswered calls in a row, and writes
+		// that a server which never reads blocks.
+		MaxCallTimeouts: a.cfg.Link.UnansweredCalls,
+		WriteTimeout:    a.cfg.Link.WriteTimeout,
+		Logger:          a.cfg.Logger,
 	})
 	s.peer = peer
 	local := ""
@@ -363,7 +379,7 @@ func (l *linkManager) session(ctx context.Context, conn protocol.Conn, server st
 		case <-ctx.Done():
 		case <-l.moved:
 			if !a.cfg.Link.Listen {
-				cancel(errors.New("server moved by set_device_info"))
+				cancel(errMoved)
 				return
 			}
 			// In listen mode the accept loop handles moves.
