@@ -96,18 +96,23 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(data)
+		// The fast decoder agrees with the strict encoding/json path
+		// wherever it answers, and Decode with that path everywhere:
+		// the same messages refused, the same values decoded.
+		slow, serr := decodeSlow(data)
+		if (err == nil) != (serr == nil) || !reflect.DeepEqual(m, slow) {
+			t.Fatalf("Decode = %v, strict encoding/json path = %v\n%s\n%s", err, serr, summary(m), summary(slow))
+		}
+		if fast, ok := fastDecode(data); ok {
+			if serr != nil || !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("fast decoder disagrees: %v\n%s\n%s", serr, summary(fast), summary(slow))
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("Decode error %v does not wrap ErrMalformed", err)
 			}
 			return
-		}
-		// The fast decoder agrees with encoding/json wherever it answers.
-		if fast, ok := fastDecode(data); ok {
-			slow, err := decodeJSON(data)
-			if err != nil || !reflect.DeepEqual(fast, slow) {
-				t.Fatalf("fast decoder disagrees: %v\n%s\n%s", err, summary(fast), summary(slow))
-			}
 		}
 		// The plain and the lenient decoders agree wherever both apply.
 		lenient, err := decodeLenient(data)

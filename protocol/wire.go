@@ -251,8 +251,9 @@ func (n *flexInt) UnmarshalJSON(b []byte) error {
 	return &json.UnmarshalTypeError{Value: describe(b), Type: intType}
 }
 
-// flexString is a string that may also arrive as a JSON number (its
-// literal text is kept). null is "".
+// flexString is a string that may also arrive as a JSON integer (its
+// literal text is kept). null is "". A fraction, an exponent, a boolean,
+// an object or a list is an error.
 type flexString string
 
 var stringType = reflect.TypeFor[string]()
@@ -273,7 +274,7 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 		}
 		*s = flexString(str)
 		return nil
-	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
+	case isInteger(b):
 		*s = flexString(b)
 		return nil
 	case string(b) == "null":
@@ -282,12 +283,34 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 	return &json.UnmarshalTypeError{Value: describe(b), Type: stringType}
 }
 
-// flexStrings is a list of strings that may also arrive as one string.
+// isInteger reports whether b is a JSON integer: -?(0|[1-9][0-9]*).
+func isInteger(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 || (len(b) > 1 && b[0] == '0') {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// flexStrings is a list of strings (each a flexString); null is empty.
+// Anything but a list, a string included, is an error.
 type flexStrings []flexString
+
+var stringsType = reflect.TypeFor[[]string]()
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (l *flexStrings) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '[' {
+	switch {
+	case string(b) == "null":
+		return nil
+	case len(b) > 0 && b[0] == '[':
 		var v []flexString
 		if err := json.Unmarshal(b, &v); err != nil {
 			return err
@@ -295,14 +318,7 @@ func (l *flexStrings) UnmarshalJSON(b []byte) error {
 		*l = v
 		return nil
 	}
-	var s flexString
-	if err := s.UnmarshalJSON(b); err != nil {
-		return err
-	}
-	if s != "" {
-		*l = flexStrings{s}
-	}
-	return nil
+	return &json.UnmarshalTypeError{Value: describe(b), Type: stringsType}
 }
 
 // describe names a JSON value for an error message without quoting a
