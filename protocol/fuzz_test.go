@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"testing/iotest"
@@ -34,7 +36,33 @@ func fuzzSeeds() []string {
 			seeds = append(seeds, g.in)
 		}
 	}
+	return append(seeds, badInputSeeds()...)
+}
+
+// badInputSeeds are the requests of the agent's bad-input corpus
+// (../agent/testdata/badinput, one case per file: a header, a blank line,
+// the request's bytes).
+func badInputSeeds() []string {
+	files, _ := filepath.Glob(filepath.Join("..", "agent", "testdata", "badinput", "*.case"))
+	var seeds []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if _, msg, ok := bytes.Cut(b, []byte("\n\n")); ok && len(msg) < 8192 {
+			seeds = append(seeds, string(bytes.TrimRight(msg, "\n")))
+		}
+	}
 	return seeds
+}
+
+// TestBadInputSeedsFound: the fuzz targets do start from the agent's
+// bad-input corpus (a moved directory would silently drop it).
+func TestBadInputSeedsFound(t *testing.T) {
+	if len(badInputSeeds()) < 50 {
+		t.Fatalf("only %d bad-input seeds found", len(badInputSeeds()))
+	}
 }
 
 // FuzzReader: the reader never panics, never returns more than the limit
