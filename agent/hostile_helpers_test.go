@@ -103,7 +103,11 @@ type rawSide struct {
 	done chan struct{} // closed when the connection ends
 }
 
-func newRawSide(t *testing.T, c net.Conn) *rawSide {
+func newRawSide(t *testing.T, c net.Conn) *rawSide { return newAnsweringSide(t, c, nil) }
+
+// newAnsweringSide is a rawSide that answers the agent's requests with
+// answer's code (and none when answer says so), from its reader.
+func newAnsweringSide(t *testing.T, c net.Conn, answer func(m *protocol.Message) (code int, reply bool)) *rawSide {
 	r := &rawSide{t: t, c: c, got: map[string]chan *protocol.Message{}, n: map[string]int{},
 		reqs: make(chan *protocol.Message, 1<<14), done: make(chan struct{})}
 	go func() {
@@ -120,6 +124,15 @@ func newRawSide(t *testing.T, c net.Conn) *rawSide {
 				continue
 			}
 			if !m.HasCode {
+				if answer != nil {
+					if code, ok := answer(m); ok {
+						b, _ := protocol.Marshal(m.Reply(code, ""))
+						if err := r.send(b); err != nil {
+							return
+						}
+					}
+					continue
+				}
 				select {
 				case r.reqs <- m:
 				default:
