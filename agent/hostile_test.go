@@ -203,8 +203,16 @@ func TestHostileOverLimit(t *testing.T) {
 	if fullFaults() {
 		size = 64 << 20
 	}
-	big := []byte(`{"mod":"get_device_info","session_id":"big","x":"` + strings.Repeat("A", size) + `"}` + "\n")
-	go c.Write(big) // the agent resets the link long before the end
+	go func() { // streamed: the test holds 64 KiB of it, the agent no more than its limit
+		c.Write([]byte(`{"mod":"get_device_info","session_id":"big","x":"`))
+		chunk := bytes.Repeat([]byte("A"), 64<<10)
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return // the agent reset the link long before the end
+			}
+		}
+		c.Write([]byte("\"}\n"))
+	}()
 	side := r.good()
 	side.probe("after-over-limit")
 	r.serveGood()
