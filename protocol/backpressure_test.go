@@ -129,3 +129,53 @@ func TestPeerCallTimeoutsResetByResponse(t *testing.T) {
 		}
 	})
 }
+
+// AfterReply runs its function once the response is on the wire: inside
+// it the other side can already read the response (were it run before
+// the write, the read below would wait for a write that never comes).
+func TestPeerAfterReply(t *testing.T) {
+	if AfterReply(context.Background(), func(error) {}) {
+		t.Fatal("AfterReply outside a handler accepted")
+	}
+	addr, accept := rawServer(t)
+	type outcome struct {
+		err  error
+		resp *Message
+		rerr error
+	}
+	ran := make(chan outcome, 1)
+	var raw net.Conn
+	var in *Reader
+	connected := make(chan struct{})
+	handler := HandlerFunc(func(ctx context.Context, req *Message) (*Message, error) {
+		<-connected
+		ok := AfterReply(ctx, func(err error) {
+			raw.SetReadDeadline(time.Now().Add(hangTimeout))
+			b, rerr := in.ReadMessage()
+			var m *Message
+			if rerr == nil {
+				m, rerr = Decode(b)
+			}
+			ran <- outcome{err, m, rerr}
+		})
+		if !ok {
+			t.Error("AfterReply in a handler refused")
+		}
+		return req.Reply(CodeOK, "done"), nil
+	})
+	dialPeer(t, addr, PeerConfig{Handler: handler})
+	raw = accept()
+	in = NewReader(raw, 0)
+	close(connected)
+	if _, err := raw.Write([]byte(`{"mod":"m","session_id":"s1"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case o := <-ran:
+		if o.err != nil || o.rerr != nil || o.resp.SessionID != "s1" || o.resp.Text != "done" {
+			t.Fatalf("after the reply: err %v, read %v, response %s", o.err, o.rerr, summary(o.resp))
+		}
+	case <-time.After(hangTimeout):
+		t.Fatal("the AfterReply function never ran")
+	}
+}

@@ -293,15 +293,18 @@ func (p *Peer) serve(ctx context.Context, req *Message, reqErr error) {
 func (p *Peer) work(ctx context.Context, j job) {
 	defer p.handlers.Done()
 	for {
-		resp := p.handle(ctx, j.req, j.err)
+		var after afterReply
+		resp := p.handle(context.WithValue(ctx, afterReplyKey{}, &after), j.req, j.err)
 		b, err := Marshal(resp)
 		if err != nil {
 			p.log.Error().Err(err).Str(logMod, j.req.Mod).Msg("encode response")
 			b, _ = Marshal(j.req.Reply(CodeError, "internal error: cannot encode the response"))
 		}
-		if err := p.write(ctx, b); err != nil {
+		err = p.write(ctx, b)
+		if err != nil {
 			p.log.Warn().Err(err).Str(logMod, j.req.Mod).Str(logSession, j.req.SessionID).Msg("response not sent")
 		}
+		after.run(err)
 		p.idle.Add(1)
 		select {
 		case j = <-p.jobs:
@@ -311,6 +314,49 @@ func (p *Peer) work(ctx context.Context, j job) {
 			return
 		}
 	}
+}
+
+// afterReplyKey is the context key of a request's afterReply.
+type afterReplyKey struct{}
+
+// afterReply holds what a handler asked to run once its response has
+// been written.
+type afterReply struct {
+	mu   sync.Mutex
+	fs   []func(error)
+	done bool // the response has gone: too late to register
+}
+
+func (a *afterReply) run(err error) {
+	a.mu.Lock()
+	fs := a.fs
+	a.fs, a.done = nil, true
+	a.mu.Unlock()
+	for _, f := range fs {
+		f(err)
+	}
+}
+
+// AfterReply arranges for f to run once the response to the request that
+// ctx belongs to has been written, with nil, or has failed to be written,
+// with the error (the connection ended). ctx must be the ctx a Handler's
+// ServeMessage was given (or derived from it), and the call must come
+// before the response has gone; otherwise AfterReply returns false and f
+// never runs. f runs on the handler's goroutine after ServeMessage has
+// returned, in the order registered ("reply, then move to the new
+// server"); it must not block for long: the next request waits for it.
+func AfterReply(ctx context.Context, f func(err error)) bool {
+	a, ok := ctx.Value(afterReplyKey{}).(*afterReply)
+	if !ok {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.done {
+		return false
+	}
+	a.fs = append(a.fs, f)
+	return true
 }
 
 // handle returns the response to req: exactly one, whatever the handler
