@@ -125,7 +125,7 @@ func TestHostileResetMidMessage(t *testing.T) {
 // halfOpen: the server accepts and then never reads (or reads and never
 // answers); the agent's unanswered uploads drop the link.
 func halfOpen(t *testing.T, reads bool, fault string) {
-	r := newHostileRig(t, agent.Config{Link: agent.LinkConfig{CallTimeout: 500 * time.Millisecond}})
+	r := newHostileRig(t, agent.Config{Link: agent.LinkConfig{CallTimeout: 2 * time.Second}})
 	c := r.srv.accept(t)
 	start := time.Now()
 	if reads {
@@ -145,7 +145,7 @@ func halfOpen(t *testing.T, reads bool, fault string) {
 	r.serveGood()
 	r.drained()
 	r.row(fault, "3 unanswered uploads in a row (CallTimeout each) drop the link; redials; resends",
-		fmt.Sprintf("call timeout 500ms, detect %v", detect.Round(10*time.Millisecond)))
+		fmt.Sprintf("call timeout 2s, detect %v", detect.Round(10*time.Millisecond)))
 }
 
 func TestHostileHalfOpenNeverReads(t *testing.T) {
@@ -224,7 +224,7 @@ func TestHostileOverLimit(t *testing.T) {
 func TestHostileStrayResponses(t *testing.T) {
 	// Three uploads go unanswered here on purpose: a higher UnansweredCalls
 	// keeps the link, so that the late answers arrive on it.
-	r := newHostileRig(t, agent.Config{Link: agent.LinkConfig{CallTimeout: time.Second, UnansweredCalls: 10}})
+	r := newHostileRig(t, agent.Config{Link: agent.LinkConfig{CallTimeout: 2 * time.Second, UnansweredCalls: 10}})
 	c := r.srv.accept(t)
 	var held []*protocol.Message
 	var mu sync.Mutex
