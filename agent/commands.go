@@ -144,7 +144,9 @@ func (s *session) setDeviceInfo(ctx context.Context, req *protocol.Message) (*pr
 	ipChanged := st.DeviceIP != old.DeviceIP && a.cfg.Hooks.DeviceIP != ""
 	if serverMoved && !a.cfg.Link.Listen || portMoved || ipChanged {
 		newIP := st.DeviceIP
-		s.conn.after(req.SessionID, func() {
+		// Reply, then act: the Peer runs this once the response is
+		// written (or could not be: the link ended).
+		protocol.AfterReply(ctx, func(error) {
 			if serverMoved && !a.cfg.Link.Listen || portMoved {
 				a.link.move()
 			}
@@ -232,7 +234,7 @@ func (s *session) userCommand(ctx context.Context, req *protocol.Message) (*prot
 		}
 	case ActionRestart:
 		log.Msg("restart ordered by the server")
-		s.conn.after(req.SessionID, func() {
+		protocol.AfterReply(ctx, func(error) {
 			if h := a.cfg.Hooks.Restart; h != "" {
 				go func() {
 					if err := runHook(context.Background(), a.cfg.Hooks.Timeout, h); err != nil {

@@ -125,6 +125,16 @@ type LinkConfig struct {
 	// CallTimeout bounds one request the terminal sends (upload, event,
 	// heartbeat) from write to response. Default 30 s.
 	CallTimeout time.Duration
+	// UnansweredCalls is how many requests in a row the terminal sends
+	// without any of them answered within CallTimeout before it presumes
+	// the link half-open, drops it and dials again (a server that accepts
+	// and never reads, or never answers uploads). Default 3; negative
+	// never. An idle server trips nothing: only unanswered requests count.
+	UnansweredCalls int
+	// WriteTimeout bounds one write to the server (a server that never
+	// reads fills the socket buffers; the write then fails and the link is
+	// dropped). Default 60 s.
+	WriteTimeout time.Duration
 	// HandlerTimeout bounds the handling of one server request (a
 	// download_person enrols into modules). Default 60 s.
 	HandlerTimeout time.Duration
@@ -313,6 +323,10 @@ func (c Config) withDefaults() Config {
 	durDefault(&l.BackoffMax, 60*time.Second)
 	durDefault(&l.FallbackAfter, 5*time.Minute)
 	durDefault(&l.CallTimeout, 30*time.Second)
+	durDefault(&l.WriteTimeout, 60*time.Second)
+	if l.UnansweredCalls == 0 {
+		l.UnansweredCalls = 3
+	}
 	durDefault(&l.HandlerTimeout, 60*time.Second)
 	if l.Heartbeat.Mod != "" {
 		durDefault(&l.Heartbeat.Interval, 30*time.Second)

@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -74,6 +72,10 @@ func (l *linkManager) wait(ctx context.Context, d time.Duration) bool {
 	}
 	return true
 }
+
+// errMoved ends a session when set_device_info moved the terminal to
+// another server.
+var errMoved = errors.New("server moved by set_device_info")
 
 // minHealthy is how long a session must have lasted for the next
 // connection attempt to start again from the smallest backoff.
@@ -146,6 +148,14 @@ func (l *linkManager) runDial(ctx context.Context) {
 		err = l.session(ctx, conn, addr)
 		if ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, errMoved) {
+			// A new server starts with a fresh backoff, dialled at once;
+			// the fallback timer starts when the loop sees the move.
+			a.setLink(LinkDown, addr, "", err)
+			l.log.Info().Str("from", addr).Msg("server moved: dialling the new server now")
+			attempt = 0
+			continue
 		}
 		if a.cfg.Now().Sub(start) >= minHealthy {
 			attempt = 0
@@ -339,7 +349,11 @@ func (l *linkManager) session(ctx context.Context, conn protocol.Conn, server st
 		MaxInFlight: serverRequestsInFlight,
 		MaxQueued:   serverRequestsQueued,
 		CallTimeout: a.cfg.Link.CallTimeout,
-		Logger:      a.cfg.Logger,
+		// Half-open detection: unanswered calls in a row, and writes
+		// that a server which never reads blocks.
+		MaxCallTimeouts: a.cfg.Link.UnansweredCalls,
+		WriteTimeout:    a.cfg.Link.WriteTimeout,
+		Logger:          a.cfg.Logger,
 	})
 	s.peer = peer
 	local := ""
@@ -363,7 +377,7 @@ func (l *linkManager) session(ctx context.Context, conn protocol.Conn, server st
 		case <-ctx.Done():
 		case <-l.moved:
 			if !a.cfg.Link.Listen {
-				cancel(errors.New("server moved by set_device_info"))
+				cancel(errMoved)
 				return
 			}
 			// In listen mode the accept loop handles moves.
@@ -373,7 +387,6 @@ func (l *linkManager) session(ctx context.Context, conn protocol.Conn, server st
 	err := peer.Run(ctx)
 	cancel(err)
 	wg.Wait()
-	wc.runAfters()
 	if cause := context.Cause(ctx); err == nil || errors.Is(err, context.Canceled) {
 		err = cause
 	}
@@ -381,15 +394,11 @@ func (l *linkManager) session(ctx context.Context, conn protocol.Conn, server st
 }
 
 // watchedConn wraps the connection to note when the last message arrived
-// (for the idle watchdog) and to run actions once a given response has been
-// written ("reply, then move"; "reply, then restart").
+// (for the idle watchdog).
 type watchedConn struct {
 	protocol.Conn
 	now      func() time.Time
 	lastRead atomic.Int64 // unix nanoseconds
-
-	mu     sync.Mutex
-	afters map[string]func() // session id → action after its response is written
 }
 
 func (c *watchedConn) touch() { c.lastRead.Store(c.now().UnixNano()) }
@@ -403,13 +412,6 @@ func (c *watchedConn) ReadMessage() ([]byte, error) {
 	return b, err
 }
 
-// WriteMessage implements protocol.Conn.
-func (c *watchedConn) WriteMessage(ctx context.Context, b []byte) error {
-	err := c.Conn.WriteMessage(ctx, b)
-	c.written(b)
-	return err
-}
-
 // batchWriter is the optional batch write of protocol.StreamConn, which
 // protocol.Peer uses when the Conn has it.
 type batchWriter interface {
@@ -420,91 +422,18 @@ type batchWriter interface {
 // wrapped Conn can (see protocol.StreamConn.WriteMessages), else one by
 // one; it returns how many were at least partly sent.
 func (c *watchedConn) WriteMessages(ctx context.Context, msgs [][]byte) (int, error) {
-	var (
-		n   int
-		err error
-	)
 	if bw, ok := c.Conn.(batchWriter); ok {
-		n, err = bw.WriteMessages(ctx, msgs)
-	} else {
-		for _, b := range msgs {
-			if err = c.Conn.WriteMessage(ctx, b); err != nil {
-				if !errors.Is(err, protocol.ErrNotSent) {
-					n++
-				}
-				break
+		return bw.WriteMessages(ctx, msgs)
+	}
+	for i, b := range msgs {
+		if err := c.Conn.WriteMessage(ctx, b); err != nil {
+			if errors.Is(err, protocol.ErrNotSent) {
+				return i, err
 			}
-			n++
+			return i + 1, err
 		}
 	}
-	for _, b := range msgs[:n] {
-		c.written(b)
-	}
-	return n, err
-}
-
-// written runs the actions waiting for the response in b.
-func (c *watchedConn) written(b []byte) {
-	c.mu.Lock()
-	if len(c.afters) == 0 {
-		c.mu.Unlock()
-		return
-	}
-	var run []func()
-	for sid, f := range c.afters {
-		if bytes.Contains(b, jsonString(sid)) {
-			run = append(run, f)
-			delete(c.afters, sid)
-		}
-	}
-	c.mu.Unlock()
-	for _, f := range run {
-		f()
-	}
-}
-
-// afterGrace is how long an action waits for its response to be written
-// before it runs anyway (should the response never be recognised).
-const afterGrace = 2 * time.Second
-
-// after arranges for f to run once the response to session sid has been
-// written, or when the connection ends, or at the latest afterGrace from
-// now; f runs once. f must not block.
-func (c *watchedConn) after(sid string, f func()) {
-	var once sync.Once
-	g := func() { once.Do(f) }
-	c.mu.Lock()
-	if c.afters == nil {
-		c.afters = map[string]func(){}
-	}
-	c.afters[sid] = g
-	c.mu.Unlock()
-	time.AfterFunc(afterGrace, func() {
-		c.mu.Lock()
-		delete(c.afters, sid)
-		c.mu.Unlock()
-		g()
-	})
-}
-
-// runAfters runs the actions whose responses were never written.
-func (c *watchedConn) runAfters() {
-	c.mu.Lock()
-	afters := c.afters
-	c.afters = nil
-	c.mu.Unlock()
-	for _, f := range afters {
-		f()
-	}
-}
-
-// jsonString is s as a JSON string literal, as the protocol writes it.
-func jsonString(s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.Encode(s)
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	return len(msgs), nil
 }
 
 // session is what runs on one connection.

@@ -74,6 +74,14 @@ func (a *Agent) downloadPerson(ctx context.Context, req *protocol.Message) (*pro
 		return nil, dbError("download person %s: %w", p.PersonID, err)
 	}
 	old, existed := tx.Old()
+	// A card another person holds is refused before any module is
+	// touched (the store's Commit refuses it too, inside its transaction).
+	if p.CardNumber != "" {
+		if holder, err := a.parts.Store.PersonByCard(ctx, p.CardNumber); err == nil && holder.PersonID != p.PersonID {
+			return nil, protocol.Errorf(protocol.CodeError, "person_info.card_number %q is held by person_id %q; person_id %q cannot take it (change or remove the holder first)",
+				p.CardNumber, holder.PersonID, p.PersonID)
+		}
+	}
 
 	// undo removes what this download put into the modules; it runs on any
 	// failure before the commit (the old templates stay in their slots:

@@ -16,18 +16,27 @@
 // # Layers
 //
 //   - Message, Decode, Marshal: one flat struct for every mod, decoded
-//     leniently (numbers as numeric strings, ret/msg for code/message,
-//     unknown fields ignored) and encoded with the documented names.
+//     leniently where PROTOCOL.md allows (numbers as numeric strings,
+//     integers for strings, ret/msg for code/message, unknown fields
+//     ignored) and strictly elsewhere (a key twice, invalid UTF-8, a lone
+//     surrogate, NUL, a value of the wrong kind: an error naming the
+//     field), and encoded with the documented names.
 //   - Reader: splits a byte stream into JSON objects, bounded by a maximum
-//     message size, resynchronising after garbage.
+//     message size and nesting depth, resynchronising after garbage and
+//     mismatched brackets.
 //   - Conn: one message in, one message out, over a byte stream
 //     (StreamConn) or a WebSocket (WSConn); Dial and Listen make them.
 //   - Peer: Call sends a request and waits for the response with the same
 //     session_id; incoming requests go to a Handler (often a Mux), up to
 //     MaxInFlight at once, MaxQueued more waiting, beyond that answered
-//     "busy"; the reader never waits, so a handler may itself Call. Errors
-//     tell ErrNotSent (never left: retry anywhere) from ErrNoResponse
-//     (may have arrived) and a *RemoteError (the other side answered a
+//     "busy"; every request read gets exactly one response. The reader
+//     never waits for a handler, so a handler may itself Call; it waits
+//     only for the writer when answers pile up (backpressure on a side
+//     that floods). MaxCallTimeouts unanswered calls in a row, or a write
+//     that WriteTimeout ends, stop a Peer on a half-open link. A handler
+//     acts after its reply is written with AfterReply. Errors tell
+//     ErrNotSent (never left: retry anywhere) from ErrNoResponse (may
+//     have arrived) and a *RemoteError (the other side answered a
 //     non-zero code).
 //
 // # Using the package

@@ -28,6 +28,10 @@ var (
 	// response came: the connection was lost, the call timed out or its
 	// context ended. The other side may have carried it out.
 	ErrNoResponse = errors.New("protocol: request sent, no response")
+	// ErrUnresponsive means the other side left PeerConfig.MaxCallTimeouts
+	// calls in a row unanswered: the Peer presumed the link half-open and
+	// stopped.
+	ErrUnresponsive = errors.New("protocol: peer unresponsive")
 	// ErrDuplicateSession means Call was given a session id that a call in
 	// flight on the same peer already uses. Nothing was sent.
 	ErrDuplicateSession = errors.New("protocol: session id already in flight")

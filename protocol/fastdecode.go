@@ -43,6 +43,9 @@ type fastParser struct {
 	i     int
 	depth int
 
+	unk   [][]byte // unknown keys of the objects being parsed
+	ubase int      // where the innermost object's start in unk
+
 	seen               uint64 // known top-level keys met, by bit
 	codeSet, retSet    bool
 	messageSet, msgSet bool
@@ -64,6 +67,26 @@ func (p *fastParser) ws() {
 // object parses {"key": value, ...}, calling field for each key with the
 // parser before the value (after the colon). field parses the value.
 func (p *fastParser) object(field func(key []byte) bool) bool {
+	base, saved := len(p.unk), p.ubase
+	p.ubase = base
+	ok := p.members(field)
+	p.unk, p.ubase = p.unk[:base], saved
+	return ok
+}
+
+// unknown skips the value of a key the message does not use; a key met
+// twice in one object gives up (Decode refuses it).
+func (p *fastParser) unknown(key []byte) bool {
+	for _, k := range p.unk[p.ubase:] {
+		if foldEqual(k, key) {
+			return false
+		}
+	}
+	p.unk = append(p.unk, key)
+	return p.skip()
+}
+
+func (p *fastParser) members(field func(key []byte) bool) bool {
 	p.ws()
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
 		return false
@@ -138,8 +161,9 @@ func (p *fastParser) rawString() ([]byte, bool) {
 }
 
 // stringValue parses a string value, escapes and all, unquoted as
-// encoding/json unquotes it: invalid UTF-8 and lone surrogates become
-// U+FFFD. The bytes alias the input when nothing needed changing.
+// encoding/json unquotes it. It gives up on what Decode refuses (invalid
+// UTF-8, a lone surrogate, NUL) so that the strict path words the error.
+// The bytes alias the input when nothing needed changing.
 func (p *fastParser) stringValue() ([]byte, bool) {
 	if p.i >= len(p.b) || p.b[p.i] != '"' {
 		return nil, false
@@ -151,7 +175,10 @@ func (p *fastParser) stringValue() ([]byte, bool) {
 		case c == '"':
 			s := p.b[start:j]
 			p.i = j + 1
-			if !escaped && (ascii || utf8.Valid(s)) {
+			if !ascii && !utf8.Valid(s) {
+				return nil, false
+			}
+			if !escaped {
 				return s, true
 			}
 			return unquote(s)
@@ -167,8 +194,9 @@ func (p *fastParser) stringValue() ([]byte, bool) {
 	return nil, false
 }
 
-// unquote resolves the escapes of a string's contents as encoding/json
-// does; ok is false where encoding/json would report a syntax error.
+// unquote resolves the escapes of a string's contents (valid UTF-8) as
+// encoding/json does; ok is false where encoding/json would report a
+// syntax error and where Decode refuses: a lone surrogate, NUL.
 func unquote(s []byte) ([]byte, bool) {
 	out := make([]byte, 0, len(s)+utf8.UTFMax)
 	for r := 0; r < len(s); {
@@ -199,17 +227,18 @@ func unquote(s []byte) ([]byte, bool) {
 				r += 2
 			case 'u':
 				rr := getu4(s[r:])
-				if rr < 0 {
+				if rr <= 0 {
 					return nil, false
 				}
 				r += 6
 				if utf16.IsSurrogate(rr) {
-					if dec := utf16.DecodeRune(rr, getu4(s[r:])); dec != unicode.ReplacementChar {
-						out = utf8.AppendRune(out, dec)
-						r += 6
-						break
+					dec := utf16.DecodeRune(rr, getu4(s[r:]))
+					if dec == unicode.ReplacementChar {
+						return nil, false
 					}
-					rr = unicode.ReplacementChar
+					out = utf8.AppendRune(out, dec)
+					r += 6
+					break
 				}
 				out = utf8.AppendRune(out, rr)
 			default:
@@ -364,7 +393,7 @@ func (p *fastParser) topField(m *Message, key []byte) bool {
 	case fold(key, "device_status"):
 		return false
 	}
-	return p.skip()
+	return p.unknown(key)
 }
 
 // stringList parses an array of strings; null and [] leave dst nil.
@@ -458,7 +487,7 @@ func (p *fastParser) deviceInfo(dst **DeviceInfo) bool {
 		case fold(key, "hardware_version"):
 			return str(8, FieldHardwareVersion, &d.HardwareVersion)
 		}
-		return p.skip()
+		return p.unknown(key)
 	})
 	*dst = d
 	return ok
@@ -497,7 +526,7 @@ func (p *fastParser) personInfo(dst **PersonInfo) bool {
 		case fold(key, "right_code"):
 			return seen.once(11) && p.blob(&v.RightCode)
 		}
-		return p.skip()
+		return p.unknown(key)
 	})
 	*dst = v
 	return ok
@@ -540,7 +569,7 @@ func (p *fastParser) blob(dst **Biometric) bool {
 			v.Data = data[:n]
 			return true
 		}
-		return p.skip()
+		return p.unknown(key)
 	})
 	*dst = v
 	return ok
@@ -571,7 +600,7 @@ func (p *fastParser) accessInfo(dst **AccessInfo) bool {
 		case fold(key, "community_code"):
 			return seen.once(7) && p.strField(&v.CommunityCode)
 		}
-		return p.skip()
+		return p.unknown(key)
 	})
 	*dst = v
 	return ok
@@ -591,7 +620,7 @@ func (p *fastParser) skip() bool {
 		if p.depth++; p.depth > 32 {
 			return false
 		}
-		ok := p.object(func([]byte) bool { return p.skip() })
+		ok := p.object(p.unknown)
 		p.depth--
 		return ok
 	case c == '[':
@@ -674,6 +703,26 @@ func (p *fastParser) number() bool {
 			p.i++
 		}
 		if digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// foldEqual reports whether two ASCII keys are equal ignoring case.
+func foldEqual(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i, c := range a {
+		d := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
 			return false
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"testing/iotest"
@@ -34,7 +36,33 @@ func fuzzSeeds() []string {
 			seeds = append(seeds, g.in)
 		}
 	}
+	return append(seeds, badInputSeeds()...)
+}
+
+// badInputSeeds are the requests of the agent's bad-input corpus
+// (../agent/testdata/badinput, one case per file: a header, a blank line,
+// the request's bytes).
+func badInputSeeds() []string {
+	files, _ := filepath.Glob(filepath.Join("..", "agent", "testdata", "badinput", "*.case"))
+	var seeds []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if _, msg, ok := bytes.Cut(b, []byte("\n\n")); ok && len(msg) < 8192 {
+			seeds = append(seeds, string(bytes.TrimRight(msg, "\n")))
+		}
+	}
 	return seeds
+}
+
+// TestBadInputSeedsFound: the fuzz targets do start from the agent's
+// bad-input corpus (a moved directory would silently drop it).
+func TestBadInputSeedsFound(t *testing.T) {
+	if len(badInputSeeds()) < 50 {
+		t.Fatalf("only %d bad-input seeds found", len(badInputSeeds()))
+	}
 }
 
 // FuzzReader: the reader never panics, never returns more than the limit
@@ -96,18 +124,23 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(data)
+		// The fast decoder agrees with the strict encoding/json path
+		// wherever it answers, and Decode with that path everywhere:
+		// the same messages refused, the same values decoded.
+		slow, serr := decodeSlow(data)
+		if (err == nil) != (serr == nil) || !reflect.DeepEqual(m, slow) {
+			t.Fatalf("Decode = %v, strict encoding/json path = %v\n%s\n%s", err, serr, summary(m), summary(slow))
+		}
+		if fast, ok := fastDecode(data); ok {
+			if serr != nil || !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("fast decoder disagrees: %v\n%s\n%s", serr, summary(fast), summary(slow))
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("Decode error %v does not wrap ErrMalformed", err)
 			}
 			return
-		}
-		// The fast decoder agrees with encoding/json wherever it answers.
-		if fast, ok := fastDecode(data); ok {
-			slow, err := decodeJSON(data)
-			if err != nil || !reflect.DeepEqual(fast, slow) {
-				t.Fatalf("fast decoder disagrees: %v\n%s\n%s", err, summary(fast), summary(slow))
-			}
 		}
 		// The plain and the lenient decoders agree wherever both apply.
 		lenient, err := decodeLenient(data)

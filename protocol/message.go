@@ -43,8 +43,9 @@ const (
 // fields the mod uses are set; the rest stay zero and are not written.
 //
 // Decode and UnmarshalJSON are lenient as PROTOCOL.md requires: numbers may
-// be JSON numbers or numeric strings (and string fields accept numbers),
-// unknown fields are ignored, and ret/msg are read as code/message.
+// be JSON numbers or numeric strings (and string fields accept integers),
+// unknown fields are ignored, and ret/msg are read as code/message; and
+// strict where it refuses (see Decode).
 // Marshal and MarshalJSON write compact JSON with the documented names and
 // types only.
 //
@@ -289,11 +290,25 @@ func (m *Message) Validate() error {
 	return nil
 }
 
-// Decode parses one JSON object into a Message, leniently (see Message).
-// It does not Validate. The result does not alias b.
+// Decode parses one JSON object into a Message, leniently where
+// PROTOCOL.md allows it (see Message) and strictly elsewhere: a key twice
+// in one object, invalid UTF-8, a lone surrogate escape, a NUL character,
+// a value of the wrong kind (a fraction, a boolean, an object or a list
+// where a string is expected, a string where a list is expected) are
+// errors wrapping ErrMalformed whose text names the field. It does not
+// Validate. The result does not alias b.
 func Decode(b []byte) (*Message, error) {
 	if m, ok := fastDecode(b); ok {
 		return m, nil
+	}
+	return decodeSlow(b)
+}
+
+// decodeSlow is Decode without the fast path: the strict checks, then
+// encoding/json.
+func decodeSlow(b []byte) (*Message, error) {
+	if err := checkStrict(b); err != nil {
+		return nil, err
 	}
 	return decodeJSON(b)
 }

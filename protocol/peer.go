@@ -22,6 +22,8 @@ const (
 	DefaultMaxQueued    = 64
 	DefaultCallTimeout  = 30 * time.Second
 	DefaultWriteTimeout = 60 * time.Second
+	// DefaultMaxCallTimeouts is PeerConfig.MaxCallTimeouts' default.
+	DefaultMaxCallTimeouts = 3
 )
 
 // Log field keys.
@@ -66,11 +68,21 @@ type PeerConfig struct {
 	// busy; default DefaultMaxQueued. A request beyond it is answered
 	// CodeError "busy" at once. The reader never waits for a handler, so
 	// responses keep arriving and a handler may wait for a Call on its own
-	// Peer. Memory held is at most (MaxInFlight+MaxQueued) requests.
+	// Peer. Memory held is at most (MaxInFlight+MaxQueued) requests. Every
+	// request read gets its response: when the busy answers pile up in
+	// the write queue the reader waits for the writer (reading more slowly
+	// is the backpressure on a side that floods requests); a side that
+	// never reads its answers then trips WriteTimeout.
 	MaxQueued int
 	// CallTimeout bounds each Call from send to response unless ctx ends
 	// sooner; default DefaultCallTimeout.
 	CallTimeout time.Duration
+	// MaxCallTimeouts is how many Calls in a row may end by CallTimeout,
+	// with no response to any Call in between, before the Peer presumes
+	// the link half-open and stops with an error wrapping ErrUnresponsive;
+	// default DefaultMaxCallTimeouts, negative never. A side that is idle
+	// is never dropped by it: only calls that went unanswered count.
+	MaxCallTimeouts int
 	// WriteTimeout bounds each write to the connection (one batch of
 	// queued messages; a 16 MiB message on a slow link needs time);
 	// default DefaultWriteTimeout. A write that fails ends the connection.
@@ -112,6 +124,8 @@ type Peer struct {
 	closed  bool
 	cause   error // why the Peer stopped, set once with closed
 
+	timeouts atomic.Int32 // Calls in a row ended by CallTimeout
+
 	closing   chan struct{}
 	closeOnce sync.Once
 	started   atomic.Bool
@@ -137,6 +151,9 @@ func NewPeer(conn Conn, cfg PeerConfig) *Peer {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.MaxCallTimeouts == 0 {
+		cfg.MaxCallTimeouts = DefaultMaxCallTimeouts
 	}
 	remote := ""
 	if a := conn.RemoteAddr(); a != nil {
@@ -203,6 +220,7 @@ func (p *Peer) dispatch(ctx context.Context, b []byte) {
 	if err != nil {
 		mod, sid, isResponse := salvage(b)
 		if ch := p.take(sid); ch != nil {
+			p.timeouts.Store(0)
 			ch <- result{err: fmt.Errorf("%s %s: %w: response unreadable: %w", mod, sid, ErrNoResponse, err)}
 			return
 		}
@@ -214,6 +232,7 @@ func (p *Peer) dispatch(ctx context.Context, b []byte) {
 		return
 	}
 	if ch := p.take(m.SessionID); ch != nil {
+		p.timeouts.Store(0)
 		p.log.Debug().Str(logMod, m.Mod).Str(logSession, m.SessionID).Int(logCode, m.Code).Msg("response")
 		ch <- result{msg: m}
 		return
@@ -254,13 +273,19 @@ func (p *Peer) serve(ctx context.Context, req *Message, reqErr error) {
 	if err != nil {
 		return
 	}
-	// The outcome is not awaited: the reader must not block. A side that
-	// floods requests without reading the answers gets no more of them.
+	// Every request read is answered. While the answers queued for the
+	// writer stay few the reader goes on at once; beyond that it waits
+	// for this one to be written, so a side that floods requests is read
+	// only as fast as it reads its answers, and the queue stays bounded.
+	m := p.enqueue(b)
 	p.wqmu.Lock()
 	flooded := len(p.wq) > 4*(p.cfg.MaxInFlight+p.cfg.MaxQueued)
 	p.wqmu.Unlock()
-	if !flooded {
-		p.enqueue(b)
+	if flooded {
+		select {
+		case <-m.done:
+		case <-p.closing:
+		}
 	}
 }
 
@@ -268,15 +293,18 @@ func (p *Peer) serve(ctx context.Context, req *Message, reqErr error) {
 func (p *Peer) work(ctx context.Context, j job) {
 	defer p.handlers.Done()
 	for {
-		resp := p.handle(ctx, j.req, j.err)
+		var after afterReply
+		resp := p.handle(context.WithValue(ctx, afterReplyKey{}, &after), j.req, j.err)
 		b, err := Marshal(resp)
 		if err != nil {
 			p.log.Error().Err(err).Str(logMod, j.req.Mod).Msg("encode response")
 			b, _ = Marshal(j.req.Reply(CodeError, "internal error: cannot encode the response"))
 		}
-		if err := p.write(ctx, b); err != nil {
+		err = p.write(ctx, b)
+		if err != nil {
 			p.log.Warn().Err(err).Str(logMod, j.req.Mod).Str(logSession, j.req.SessionID).Msg("response not sent")
 		}
+		after.run(err)
 		p.idle.Add(1)
 		select {
 		case j = <-p.jobs:
@@ -286,6 +314,49 @@ func (p *Peer) work(ctx context.Context, j job) {
 			return
 		}
 	}
+}
+
+// afterReplyKey is the context key of a request's afterReply.
+type afterReplyKey struct{}
+
+// afterReply holds what a handler asked to run once its response has
+// been written.
+type afterReply struct {
+	mu   sync.Mutex
+	fs   []func(error)
+	done bool // the response has gone: too late to register
+}
+
+func (a *afterReply) run(err error) {
+	a.mu.Lock()
+	fs := a.fs
+	a.fs, a.done = nil, true
+	a.mu.Unlock()
+	for _, f := range fs {
+		f(err)
+	}
+}
+
+// AfterReply arranges for f to run once the response to the request that
+// ctx belongs to has been written, with nil, or has failed to be written,
+// with the error (the connection ended). ctx must be the ctx a Handler's
+// ServeMessage was given (or derived from it), and the call must come
+// before the response has gone; otherwise AfterReply returns false and f
+// never runs. f runs on the handler's goroutine after ServeMessage has
+// returned, in the order registered ("reply, then move to the new
+// server"); it must not block for long: the next request waits for it.
+func AfterReply(ctx context.Context, f func(err error)) bool {
+	a, ok := ctx.Value(afterReplyKey{}).(*afterReply)
+	if !ok {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.done {
+		return false
+	}
+	a.fs = append(a.fs, f)
+	return true
 }
 
 // handle returns the response to req: exactly one, whatever the handler
@@ -345,7 +416,7 @@ func (p *Peer) Call(ctx context.Context, req *Message) (*Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("call %s: %w: %w", name, ErrNotSent, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, p.cfg.CallTimeout, errCallTimeout)
 	defer cancel()
 
 	ch := make(chan result, 1)
@@ -364,6 +435,7 @@ func (p *Peer) Call(ctx context.Context, req *Message) (*Message, error) {
 
 	if err := p.write(ctx, b); err != nil {
 		p.remove(req.SessionID, ch)
+		p.timedOut(ctx)
 		if errors.Is(err, ErrNotSent) {
 			return nil, fmt.Errorf("call %s: %w", name, err)
 		}
@@ -379,6 +451,7 @@ func (p *Peer) Call(ctx context.Context, req *Message) (*Message, error) {
 			return p.result(name, r)
 		default:
 		}
+		p.timedOut(ctx)
 		return nil, fmt.Errorf("call %s: %w: %w", name, ErrNoResponse, ctx.Err())
 	case <-p.closing:
 		select {
@@ -387,6 +460,22 @@ func (p *Peer) Call(ctx context.Context, req *Message) (*Message, error) {
 		default:
 		}
 		return nil, fmt.Errorf("call %s: %w: connection ended: %w", name, ErrNoResponse, p.stopCause())
+	}
+}
+
+// errCallTimeout is the cause of a Call's context when CallTimeout ends it.
+var errCallTimeout = errors.New("no response within the call timeout")
+
+// timedOut counts a Call that ctx ended; when CallTimeout ended it, and
+// MaxCallTimeouts calls in a row did so, the Peer stops: the link is
+// presumed half-open.
+func (p *Peer) timedOut(ctx context.Context) {
+	if context.Cause(ctx) != errCallTimeout || p.cfg.MaxCallTimeouts < 0 {
+		return
+	}
+	if n := p.timeouts.Add(1); int(n) >= p.cfg.MaxCallTimeouts {
+		p.log.Warn().Int32("calls", n).Dur("timeout", p.cfg.CallTimeout).Msg("calls in a row unanswered: link presumed dead")
+		p.shutdown(fmt.Errorf("%w: %d calls in a row got no response within %v", ErrUnresponsive, n, p.cfg.CallTimeout))
 	}
 }
 

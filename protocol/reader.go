@@ -13,6 +13,10 @@ const DefaultMaxMessageSize = 16 << 20
 
 const minReadSize = 4 << 10
 
+// MaxDepth is the deepest nesting of objects and lists a Reader accepts
+// in a message (a V1.0 message nests three levels).
+const MaxDepth = 128
+
 // keepBufSize is the largest read buffer a Reader keeps between messages;
 // one grown beyond it for a large message is replaced by a minReadSize one
 // once that message has been consumed.
@@ -29,7 +33,10 @@ const keepBufSize = 64 << 10
 // returns an error wrapping ErrMalformed and the next call resumes at the
 // next line that starts with '{' (after optional whitespace). A string
 // that runs into a raw newline (impossible in valid JSON) is malformed the
-// same way. An object longer than the maximum size is never buffered whole:
+// same way, and so is a bracket closed by the other kind (`[1,2}`) or
+// nesting deeper than MaxDepth: the object is dropped and the reader
+// resumes at the next line, instead of taking everything after it for the
+// rest of one "object". An object longer than the maximum size is never buffered whole:
 // ReadMessage returns ErrTooLarge, and so does every later call.
 //
 // A Reader does no I/O of its own beyond Read on the underlying reader, and
@@ -46,6 +53,7 @@ type Reader struct {
 	// bytes between objects.
 	inObject bool
 	depth    int
+	open     [MaxDepth / 64]uint64 // bit depth-1 set: that level is a list
 	inString bool
 	escape   bool
 	skipping bool // discarding a malformed line up to its newline
@@ -157,18 +165,21 @@ func (r *Reader) scan() ([]byte, error) {
 			case '"':
 				r.inString = true
 			case '{', '[':
+				if r.depth >= MaxDepth {
+					return r.resync(i, fmt.Errorf("%w: nested deeper than %d levels, skipping to the next line", ErrMalformed, MaxDepth))
+				}
+				r.setOpen(r.depth, c == '[')
 				r.depth++
 			case '}', ']':
 				r.depth--
+				if r.isOpenList(r.depth) != (c == ']') {
+					return r.resync(i, fmt.Errorf("%w: %q closes %s, skipping to the next line", ErrMalformed, c, map[bool]string{true: "a list", false: "an object"}[c == '}']))
+				}
 				if r.depth == 0 {
 					msg := buf[r.start : i+1]
 					r.reset()
 					r.pos = i + 1
 					r.start = r.pos
-					if c != '}' {
-						r.skipping = true
-						return nil, fmt.Errorf("%w: object closed by ']', skipping to the next line", ErrMalformed)
-					}
 					if len(msg) > r.max {
 						r.err = fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg), r.max)
 						return nil, r.err
@@ -185,6 +196,28 @@ func (r *Reader) scan() ([]byte, error) {
 	}
 	return nil, nil
 }
+
+// resync drops the object being scanned at buf[i] as malformed: the rest
+// of its line is skipped too.
+func (r *Reader) resync(i int, err error) ([]byte, error) {
+	r.reset()
+	r.pos = i + 1
+	r.start = r.pos
+	r.skipping = true
+	return nil, err
+}
+
+// setOpen records whether nesting level d is a list.
+func (r *Reader) setOpen(d int, list bool) {
+	if list {
+		r.open[d/64] |= 1 << (d % 64)
+	} else {
+		r.open[d/64] &^= 1 << (d % 64)
+	}
+}
+
+// isOpenList reports whether nesting level d is a list.
+func (r *Reader) isOpenList(d int) bool { return r.open[d/64]&(1<<(d%64)) != 0 }
 
 func (r *Reader) reset() {
 	r.inObject, r.depth, r.inString, r.escape = false, 0, false, false

@@ -201,8 +201,8 @@ func TestReaderOversized(t *testing.T) {
 		src := &countingReader{fill: '['}
 		src.prefix = []byte("{")
 		r := NewReader(src, max)
-		if _, err := r.ReadMessage(); !errors.Is(err, ErrTooLarge) {
-			t.Fatalf("ReadMessage = %v; want ErrTooLarge", err)
+		if _, err := r.ReadMessage(); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("ReadMessage = %v; want ErrMalformed (nested deeper than MaxDepth)", err)
 		}
 	})
 }
@@ -295,5 +295,36 @@ func TestReaderReleasesLargeBuffer(t *testing.T) {
 	}
 	if len(r.buf) > keepBufSize {
 		t.Fatalf("buffer still %d bytes after the large message was consumed; want at most %d", len(r.buf), keepBufSize)
+	}
+}
+
+// A bracket closed by the other kind (`[1,2}`) is malformed: the object
+// is skipped and the reader resynchronises at the next message instead of
+// swallowing everything after it into one "object".
+func TestReaderMismatchedBrackets(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     []string
+	}{
+		{"list closed by brace", `{"mod":"get_device_info","session_id":"x","type":1,"x":[1,2}` + "\n" + msgA + "\n" + msgB + "\n", []string{msgA, msgB}},
+		{"object closed by bracket", `{"a":{"b":1]}` + "\n" + msgA + "\n", []string{msgA}},
+		{"extra closer", `{"a":[1]]}` + "\n" + msgA + "\n", []string{msgA}},
+	}
+	for _, tt := range tests {
+		for _, wrap := range []func(io.Reader) io.Reader{func(r io.Reader) io.Reader { return r }, iotest.OneByteReader} {
+			msgs, malformed, err := readAll(NewReader(wrap(strings.NewReader(tt.in)), 1<<20))
+			if err != io.EOF || malformed == 0 || strings.Join(msgs, "|") != strings.Join(tt.want, "|") {
+				t.Errorf("%s: got %q, %d malformed, %v; want %q, some malformed, EOF", tt.name, msgs, malformed, err, tt.want)
+			}
+		}
+	}
+}
+
+// Nesting deeper than MaxDepth is malformed, and the reader goes on.
+func TestReaderDeepNesting(t *testing.T) {
+	deep := `{"a":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + "}"
+	msgs, malformed, err := readAll(NewReader(strings.NewReader(deep+"\n"+msgA+"\n"), 1<<20))
+	if err != io.EOF || malformed == 0 || len(msgs) != 1 || msgs[0] != msgA {
+		t.Fatalf("got %d messages, %d malformed, %v; want [msgA], some malformed, EOF", len(msgs), malformed, err)
 	}
 }

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"math"
 	"reflect"
@@ -70,11 +71,43 @@ type wirePersonIn[S ~string, I ~int] struct {
 }
 
 type wireBlobIn[I ~int] struct {
-	Width  I      `json:"width"`
-	Height I      `json:"height"`
-	Format I      `json:"format"`
-	Length I      `json:"length"`
-	Data   []byte `json:"data"`
+	Width  I          `json:"width"`
+	Height I          `json:"height"`
+	Format I          `json:"format"`
+	Length I          `json:"length"`
+	Data   base64Data `json:"data"`
+}
+
+// base64Data is a blob's data: standard base64 decoded as encoding/json
+// decodes a []byte ("" is an empty, non-nil slice; null is nil), except
+// that an error is a type error, so that its text names the field.
+type base64Data []byte
+
+var bytesType = reflect.TypeFor[[]byte]()
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *base64Data) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if len(b) < 2 || b[0] != '"' {
+		return &json.UnmarshalTypeError{Value: kind(b), Type: bytesType}
+	}
+	s := b[1 : len(b)-1]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		s = []byte(str)
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+	n, err := base64.StdEncoding.Decode(out, s)
+	if err != nil {
+		return &json.UnmarshalTypeError{Value: describe(b), Type: bytesType}
+	}
+	*d = out[:n]
+	return nil
 }
 
 type wireAccessIn[S ~string, I ~int] struct {
@@ -212,7 +245,7 @@ func (b *wireBlobIn[I]) biometric() *Biometric {
 	if b == nil {
 		return nil
 	}
-	return &Biometric{Width: int(b.Width), Height: int(b.Height), Format: int(b.Format), Length: int(b.Length), Data: b.Data}
+	return &Biometric{Width: int(b.Width), Height: int(b.Height), Format: int(b.Format), Length: int(b.Length), Data: []byte(b.Data)}
 }
 
 // flexInt is an integer that arrives as a JSON number or a numeric string.
@@ -251,8 +284,9 @@ func (n *flexInt) UnmarshalJSON(b []byte) error {
 	return &json.UnmarshalTypeError{Value: describe(b), Type: intType}
 }
 
-// flexString is a string that may also arrive as a JSON number (its
-// literal text is kept). null is "".
+// flexString is a string that may also arrive as a JSON integer (its
+// literal text is kept). null is "". A fraction, an exponent, a boolean,
+// an object or a list is an error.
 type flexString string
 
 var stringType = reflect.TypeFor[string]()
@@ -273,7 +307,7 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 		}
 		*s = flexString(str)
 		return nil
-	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
+	case isInteger(b):
 		*s = flexString(b)
 		return nil
 	case string(b) == "null":
@@ -282,12 +316,34 @@ func (s *flexString) UnmarshalJSON(b []byte) error {
 	return &json.UnmarshalTypeError{Value: describe(b), Type: stringType}
 }
 
-// flexStrings is a list of strings that may also arrive as one string.
+// isInteger reports whether b is a JSON integer: -?(0|[1-9][0-9]*).
+func isInteger(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 || (len(b) > 1 && b[0] == '0') {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// flexStrings is a list of strings (each a flexString); null is empty.
+// Anything but a list, a string included, is an error.
 type flexStrings []flexString
+
+var stringsType = reflect.TypeFor[[]string]()
 
 // UnmarshalJSON implements json.Unmarshaler.
 func (l *flexStrings) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '[' {
+	switch {
+	case string(b) == "null":
+		return nil
+	case len(b) > 0 && b[0] == '[':
 		var v []flexString
 		if err := json.Unmarshal(b, &v); err != nil {
 			return err
@@ -295,14 +351,23 @@ func (l *flexStrings) UnmarshalJSON(b []byte) error {
 		*l = v
 		return nil
 	}
-	var s flexString
-	if err := s.UnmarshalJSON(b); err != nil {
-		return err
+	return &json.UnmarshalTypeError{Value: describe(b), Type: stringsType}
+}
+
+// kind names the kind of a JSON value that is not a string, as
+// encoding/json's errors do.
+func kind(b []byte) string {
+	switch {
+	case len(b) == 0:
+		return "value"
+	case b[0] == '{':
+		return "object"
+	case b[0] == '[':
+		return "array"
+	case b[0] == 't' || b[0] == 'f':
+		return "bool"
 	}
-	if s != "" {
-		*l = flexStrings{s}
-	}
-	return nil
+	return "number"
 }
 
 // describe names a JSON value for an error message without quoting a

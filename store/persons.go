@@ -209,8 +209,9 @@ func (db *DB) onePerson(ctx context.Context, what, query string, args ...any) (P
 }
 
 // PersonByCard returns the person holding card (without biometrics; the
-// query touches the persons table and its card index only). If several
-// persons hold the card, the most recently stored wins. ErrNotFound when
+// query touches the persons table and its card index only). Commit refuses
+// a card another person holds; if several persons hold one all the same
+// (stored before that check), the most recently stored wins. ErrNotFound when
 // nobody holds it (an empty card never matches).
 func (db *DB) PersonByCard(ctx context.Context, card string) (Person, error) {
 	if card == "" {
@@ -597,6 +598,9 @@ func (tx *PersonTx) Commit(ctx context.Context) error {
 	now := unixNano(db.now())
 	err := db.writeTx(ctx, func(stx *sql.Tx) error {
 		if p := tx.put; p != nil {
+			if err := cardFree(ctx, stx, p); err != nil {
+				return err
+			}
 			var kinds Kinds
 			for _, k := range allKinds {
 				if p.Biometric(k) != nil {
@@ -669,6 +673,26 @@ func (tx *PersonTx) Commit(ctx context.Context) error {
 		return fmt.Errorf("commit person %s: %w", tx.id, err)
 	}
 	return nil
+}
+
+// cardFree refuses a card number that another person holds (PROTOCOL.md,
+// download_person: the server moves a card by changing or removing its
+// old holder first), naming both persons.
+func cardFree(ctx context.Context, stx *sql.Tx, p *Person) error {
+	if p.CardNumber == "" {
+		return nil
+	}
+	var holder string
+	err := stx.QueryRowContext(ctx, `SELECT person_id FROM persons WHERE card_number = ? AND person_id <> ? LIMIT 1`,
+		p.CardNumber, p.PersonID).Scan(&holder)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("check card_number: %w", err)
+	}
+	return fmt.Errorf("%w: card_number %q is held by person_id %q; person_id %q cannot take it (change or remove the holder first)",
+		ErrInvalid, p.CardNumber, holder, p.PersonID)
 }
 
 // Rollback ends the PersonTx without writing anything; idempotent, a
