@@ -186,3 +186,25 @@ type DoorInputs interface {
 	// closed (ErrClosed).
 	NextInput(ctx context.Context) (DoorInput, error)
 }
+
+// Health is a device's connection as its driver sees it.
+type Health struct {
+	// OK reports whether the device is connected (its port is open).
+	OK bool
+	// Err says why not, when OK is false; it wraps ErrFault and names the
+	// port.
+	Err error
+	// Since is when OK last changed (or when the driver opened).
+	Since time.Time
+}
+
+// HealthReporter is implemented by drivers that watch their device all the
+// time, idle or not, so that a lost device is noticed within a few seconds
+// and its return too. Every serial driver in hal implements it, the same
+// way: the port's disappearance is seen by the driver's reader goroutine,
+// which reopens it with backoff.
+type HealthReporter interface {
+	// Health returns the current health and a channel that is closed at
+	// the next change. Safe for concurrent use.
+	Health() (Health, <-chan struct{})
+}
