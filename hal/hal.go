@@ -49,12 +49,14 @@ type Card struct {
 	// Raw is the identifier as the reader sent it (UID bytes), before
 	// formatting. Callers must not modify it.
 	Raw []byte
-	// At is when the driver decoded the frame.
+	// At is when the frame's last bytes arrived at the driver (not when
+	// ReadCard returned it).
 	At time.Time
 }
 
 // CardReader delivers card numbers. Repeats a reader sends while a card
-// stays in the field are suppressed by the driver.
+// stays in the field are suppressed by the driver, by when they arrived,
+// however late they are read.
 type CardReader interface {
 	// ReadCard blocks until a card is presented, ctx is done or the reader
 	// is closed (ErrClosed). Safe for one caller at a time.
