@@ -360,3 +360,10 @@ func (a *Agent) enrolFace(ctx context.Context, id string) error {
 	cancel()
 	return fmt.Errorf("%w: bind face user of %s: %w", ErrDatabase, id, err)
 }
+
+// moduleState returns a module's current state.
+func (a *Agent) moduleState(name string) ModuleState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.modules[name].State
+}

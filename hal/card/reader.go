@@ -104,8 +104,9 @@ func (c Config) decoder() (decoder, error) {
 }
 
 // cardQueue bounds the cards decoded and not yet taken by ReadCard. A
-// person presents one card at a time; more than this waiting means nobody
-// reads them, and the newest are dropped (logged).
+// person presents one card at a time; when this many wait, the read
+// goroutine waits for ReadCard (no card is dropped; bytes queue in the
+// port meanwhile).
 const cardQueue = 16
 
 // Reader is a serial card reader. It implements hal.CardReader and
@@ -268,8 +269,8 @@ func (r *Reader) deliver(at time.Time) {
 		r.log.Debug().Hex(logUID, rd.UID).Str(logNumber, number).Msg("card")
 		select {
 		case r.cards <- hal.Card{Number: number, Raw: rd.UID, At: at}:
-		default:
-			r.log.Warn().Str(logNumber, number).Int("queued", cardQueue).Msg("card dropped: nobody reads the reader")
+		case <-r.stop:
+			return
 		}
 	}
 }
