@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -84,5 +85,39 @@ func TestEnqueueHeldIsDurableButNotDueUntilReleased(t *testing.T) {
 	}
 	if _, err := db.EnqueueHeld(ctx, Record{Body: []byte("x")}, -time.Second); err == nil {
 		t.Error("negative hold accepted")
+	}
+}
+
+// An Enqueue whose caller gave up while its batch waited for the write
+// lock (another process held it) is not stored behind the caller's back:
+// the agent keeps such a record in memory and must not get it twice.
+func TestEnqueueGivenUpWhileWaitingForTheLockIsNotStored(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "termagent.db")
+	cfg := testConfig(t)
+	cfg.BusyTimeout = 30 * time.Second
+	db := mustOpen(t, path, cfg)
+	raw := rawDB(t, path)
+	conn, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = db.EnqueueHeld(tctx, Record{Body: []byte("given up")}, time.Minute)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Enqueue behind a held lock: %v, want DeadlineExceeded", err)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	kept := enqueueN(t, db, 1, "kept")[0]
+	st, err := db.OutboxStats(ctx)
+	if err != nil || st.Depth != 1 || !st.NextDue.IsZero() {
+		t.Fatalf("stats %+v, %v: want only the record enqueued after the lock (%d)", st, err, kept.ID)
 	}
 }

@@ -64,6 +64,7 @@ const (
 )
 
 type enqueueReq struct {
+	ctx  context.Context // the caller's: a request it gave up on before its insert is not stored
 	rec  Record
 	hold time.Duration // not due before CreatedAt + hold (0: due at once)
 	done chan error    // buffered: the committer never blocks on it
@@ -74,8 +75,10 @@ type enqueueReq struct {
 // transaction holding it is committed (durable per Config.Durability).
 // Concurrent calls share a transaction (group commit). When the outbox is
 // full, Refuse returns ErrOutboxFull and DropOldest drops the oldest
-// records. If ctx ends first, Enqueue returns ctx.Err() and the record may
-// or may not have been stored. Signals Wake after the commit.
+// records. If ctx ends first, Enqueue returns ctx.Err(); the record is then
+// not stored if its transaction had not begun (it waited for the write
+// lock or for earlier batches), and may or may not be if the commit was
+// under way. Signals Wake after the commit.
 func (db *DB) Enqueue(ctx context.Context, rec Record) (Record, error) {
 	return db.EnqueueHeld(ctx, rec, 0)
 }
@@ -107,7 +110,7 @@ func (db *DB) EnqueueHeld(ctx context.Context, rec Record, hold time.Duration) (
 		return Record{}, fmt.Errorf("enqueue: %w: session_id must be valid UTF-8 of at most 128 bytes", ErrInvalid)
 	}
 	rec.ID, rec.Attempts, rec.NextTry, rec.Quarantined, rec.LastError = 0, 0, time.Time{}, false, ""
-	req := &enqueueReq{rec: rec, hold: hold, done: make(chan error, 1)}
+	req := &enqueueReq{ctx: ctx, rec: rec, hold: hold, done: make(chan error, 1)}
 	select {
 	case db.reqs <- req:
 	case <-db.closing:
@@ -157,17 +160,28 @@ func (db *DB) committer() {
 // commitBatch writes one batch and answers each request.
 func (db *DB) commitBatch(batch []*enqueueReq) {
 	accept := batch
-	var refused []*enqueueReq
+	var refused, abandoned []*enqueueReq
 	dropped := 0
 	var dropQ int
 	now := db.now()
 	ctx := context.Background()
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		// A caller that gave up while the batch waited for the write lock
+		// (another process holding it, a slow disk) has had its ctx's
+		// error: its record is not stored behind its back.
+		accept, abandoned = accept[:0:0], abandoned[:0]
+		for _, r := range batch {
+			if r.ctx.Err() != nil {
+				abandoned = append(abandoned, r)
+			} else {
+				accept = append(accept, r)
+			}
+		}
 		// Count under the writer lock (writeTx holds it).
 		if db.cfg.WhenFull == Refuse {
 			room := max(db.cfg.OutboxCapacity-db.depth, 0)
 			if room < len(accept) {
-				accept, refused = batch[:room], batch[room:]
+				accept, refused = accept[:room], accept[room:]
 			}
 		}
 		if len(accept) == 0 {
@@ -203,6 +217,9 @@ func (db *DB) commitBatch(batch []*enqueueReq) {
 	})
 	for _, r := range refused {
 		r.done <- ErrOutboxFull
+	}
+	for _, r := range abandoned {
+		r.done <- r.ctx.Err()
 	}
 	if err != nil {
 		if !errors.Is(err, ErrClosed) {
