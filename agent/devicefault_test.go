@@ -2,7 +2,11 @@ package agent_test
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,4 +93,152 @@ func TestGrantWithRelayUnpluggedMakesNoRecord(t *testing.T) {
 		t.Errorf("a second record %+v for one swipe", m.AccessInfo)
 	default:
 	}
+}
+
+// observedStore is the real store; it notes the relay's switch count each
+// time a record's commit returns, to prove the order record → relay.
+type observedStore struct {
+	*store.DB
+	relay *sim.Relay
+	mu    sync.Mutex
+	at    []int // relay switches when each commit returned
+}
+
+func (s *observedStore) note() {
+	s.mu.Lock()
+	s.at = append(s.at, s.relay.State().Switches)
+	s.mu.Unlock()
+}
+
+func (s *observedStore) Enqueue(ctx context.Context, rec store.Record) (store.Record, error) {
+	r, err := s.DB.Enqueue(ctx, rec)
+	if err == nil {
+		s.note()
+	}
+	return r, err
+}
+
+func (s *observedStore) EnqueueHeld(ctx context.Context, rec store.Record, hold time.Duration) (store.Record, error) {
+	r, err := s.DB.EnqueueHeld(ctx, rec, hold)
+	if err == nil {
+		s.note()
+	}
+	return r, err
+}
+
+// The record of a granted access is committed before the relay clicks.
+func TestRecordCommittedBeforeTheRelayClicks(t *testing.T) {
+	srv := newTestServer(t)
+	db := openStore(t, store.Config{})
+	h := newHWRig(t, sim.RigConfig{Devices: []string{sim.DevCard, sim.DevRelay}})
+	addPerson(t, db, "p1", 31337)
+	obs := &observedStore{DB: db, relay: h.rig.Relay()}
+	parts := h.parts(db)
+	parts.Store = obs
+	startAgent(t, agent.Config{Link: agent.LinkConfig{ServerAddress: srv.addr}, Access: agent.AccessConfig{DoorPulse: 50 * time.Millisecond}}, parts)
+	srv.peer()
+	for i := range 3 {
+		before := h.rig.Relay().State().Switches
+		h.exec(t, "swipe 31337")
+		if ai := srv.upload().AccessInfo; ai.PersonID != "p1" {
+			t.Fatalf("record %+v", ai)
+		}
+		obs.mu.Lock()
+		at := obs.at[len(obs.at)-1]
+		n := len(obs.at)
+		obs.mu.Unlock()
+		if n != i+1 {
+			t.Fatalf("%d commits for %d swipes", n, i+1)
+		}
+		if at != before {
+			t.Fatalf("swipe %d: the record was committed after the relay switched (%d switches before the swipe, %d at the commit)", i, before, at)
+		}
+	}
+}
+
+// holdWriteLock takes the database's write lock from another connection,
+// as a backup tool or a stuck disk would, until the returned func is called.
+func holdWriteLock(t *testing.T, path string) (release func()) {
+	t.Helper()
+	raw, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	conn, err := raw.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+				t.Error(err)
+			}
+			conn.Close()
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// A store that does not commit within Access.RecordTimeout does not keep a
+// known person out: the door opens, the database fault is raised, the
+// record waits in memory (counted in status) and is delivered once when
+// the store takes writes again.
+func TestFaultStoreStuckDoorOpensRecordKept(t *testing.T) {
+	srv := newTestServer(t)
+	path := filepath.Join(t.TempDir(), "termagent.db")
+	db, err := store.Open(context.Background(), path, store.Config{BusyTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	h := newHWRig(t, sim.RigConfig{Devices: []string{sim.DevCard, sim.DevRelay}})
+	addPerson(t, db, "p1", 31337)
+	const bound = 300 * time.Millisecond
+	a := startAgent(t, agent.Config{Link: agent.LinkConfig{ServerAddress: srv.addr},
+		Access:  agent.AccessConfig{DoorPulse: 50 * time.Millisecond, RecordTimeout: bound},
+		Modules: agent.ModuleConfig{RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond}}, h.parts(db))
+	srv.peer()
+	release := holdWriteLock(t, path)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	start := time.Now()
+	h.exec(t, "swipe 31337")
+	if _, err := h.rig.Relay().Wait(ctx, func(s sim.RelayState) bool { return s.On }); err != nil {
+		t.Fatalf("the door did not open while the store was stuck: %v", err)
+	}
+	opened := time.Since(start)
+	pending := 0
+	until(t, "status to show the database fault and the record held in memory", func() bool {
+		st := a.Status(context.Background())
+		pending = st.RecordsPending
+		return st.Modules["database"].State == agent.ModuleFault && st.RecordsPending == 1
+	})
+	if ev := srv.event(2); !strings.HasPrefix(ev.CommandValue, "database") {
+		t.Errorf("fault event %q, want the database's", ev.CommandValue)
+	}
+	release()
+	up := srv.upload()
+	if up.AccessInfo.PersonID != "p1" {
+		t.Fatalf("record %+v", up.AccessInfo)
+	}
+	until(t, "the record acknowledged and the fault cleared", func() bool {
+		st := a.Status(context.Background())
+		return st.Uploaded == 1 && st.RecordsPending == 0 && st.OutboxDepth == 0 && st.Modules["database"].State == agent.ModuleOK
+	})
+	dups := 0
+	select {
+	case m := <-srv.uploads:
+		dups++
+		t.Errorf("a second upload %s for one swipe (first %s)", m.SessionID, up.SessionID)
+	default:
+	}
+	t.Logf("FAULTROW\t%s\t%s\t%s", "database write lock held (store stuck) during a grant",
+		"door opens after at most Access.RecordTimeout (1 s); database fault in status and as an event; record kept in memory (records_pending), stored and sent once the store takes writes",
+		fmt.Sprintf("swipes 1, door opened after %v (bound %v), records pending %d, delivered %d, duplicates %d, lost 0", opened.Round(time.Millisecond), bound, pending, a.Status(context.Background()).Uploaded, dups))
 }
