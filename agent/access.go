@@ -221,7 +221,8 @@ func (a *Agent) remoteOpen(ctx context.Context) error {
 }
 
 // readerLoop runs one reader: wait for an event, act on it; on a device
-// error mark the module faulty and retry with backoff until it answers.
+// error mark the module faulty and retry with backoff until it answers,
+// or at once when watchHealth sees the device's port come back.
 func (a *Agent) readerLoop(ctx context.Context, module string, next func(context.Context) error) {
 	b := Backoff{Min: a.cfg.Modules.RetryMin, Max: a.cfg.Modules.RetryMax}
 	attempt := 0
@@ -235,8 +236,14 @@ func (a *Agent) readerLoop(ctx context.Context, module string, next func(context
 			continue
 		}
 		a.moduleError(module, err)
-		if !sleepCtx(ctx, b.Delay(attempt)) {
+		t := time.NewTimer(b.Delay(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return
+		case <-t.C:
+		case <-a.retry[module]: // the device is back (watchHealth)
+			t.Stop()
 		}
 		attempt++
 	}
