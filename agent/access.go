@@ -129,8 +129,9 @@ func (a *Agent) openDoor(ctx context.Context) error {
 	return nil
 }
 
-// record queues the access record for the outbox (records.go) and returns
-// at once: it never waits for the database.
+// record queues the record of an access that opens nothing (a denied
+// attempt) for the outbox (records.go) and returns at once: it never waits
+// for the database.
 func (a *Agent) record(acc access) {
 	body, err := a.recordBody(acc)
 	if err != nil {
