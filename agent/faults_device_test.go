@@ -300,3 +300,65 @@ func TestFaultNoisyCardLine(t *testing.T) {
 		"garbage is dropped; every swipe (each repeated 3 times by the reader) makes exactly one record, in order; the reader stays ok",
 		fmt.Sprintf("swipes %d, noise %d bytes, records delivered %d, duplicates %d, lost %d", n, noise, len(sessions), extra+len(people)-len(sessions), n-len(sessions)))
 }
+
+func TestFaultNoisyModuleLines(t *testing.T) {
+	srv := newTestServer(t)
+	db := openStore(t, store.Config{})
+	h := newHWRig(t, sim.RigConfig{Devices: []string{sim.DevFingerprint, sim.DevFace, sim.DevRelay}})
+	a := startAgent(t, agent.Config{Link: agent.LinkConfig{ServerAddress: srv.addr},
+		Access:  agent.AccessConfig{DoorPulse: 20 * time.Millisecond},
+		Modules: agent.ModuleConfig{RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond}}, h.parts(db))
+	peer := srv.peer()
+	fsim := h.rig.Fingerprint()
+	m := req(protocol.ModDownloadPerson)
+	m.PersonInfo = &protocol.PersonInfo{PersonID: "p1", LeftCode: blob(fsim.Template(1)), Face: blob(photo(3000, 1))}
+	if _, code, msg := call(t, peer, m); code != 0 {
+		t.Fatalf("download: %d %q", code, msg)
+	}
+	n := 3
+	if faultsFull() {
+		n = 20
+	}
+	noise := 0
+	for range n {
+		p, err := db.Person(context.Background(), "p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.exec(t, "noise fingerprint 4096")
+		h.exec(t, "noise face 4096")
+		noise += 2 * 4096
+		if err := fsim.PlaceFinger(p.LeftSlot); err != nil {
+			t.Fatal(err)
+		}
+		if ai := srv.upload().AccessInfo; ai.PersonID != "p1" || ai.OpenDoorType != 3 {
+			t.Fatalf("finger record %+v", ai)
+		}
+		// The face module answers between the noise (were it resynchronised, wait for it).
+		until(t, "the face module ready", func() bool {
+			return a.Status(context.Background()).Modules["face"].State == agent.ModuleOK
+		})
+		p, _ = db.Person(context.Background(), "p1")
+		if err := h.rig.Face().ShowFace(p.FaceUser); err != nil {
+			t.Fatal(err)
+		}
+		if ai := srv.upload().AccessInfo; ai.PersonID != "p1" || ai.OpenDoorType != 2 {
+			t.Fatalf("face record %+v", ai)
+		}
+	}
+	extra := noMoreUploads(t, a, srv, int64(2*n))
+	faults := 0
+	for drained := false; !drained; {
+		select {
+		case ev := <-srv.events:
+			if ev.CommandType == 2 {
+				faults++
+			}
+		default:
+			drained = true
+		}
+	}
+	t.Logf("FAULTROW\t%s\t%s\t%s", "noisy face and fingerprint lines (random bytes during recognition)",
+		"garbage is skipped by the frame decoders; every finger and face presented makes exactly one record",
+		fmt.Sprintf("presentations %d, noise %d bytes, records delivered %d, duplicates %d, lost 0, module-fault events %d", 2*n, noise, 2*n, extra, faults))
+}
