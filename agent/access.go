@@ -103,12 +103,12 @@ func (a *Agent) openWithRecord(ctx context.Context, acc access) error {
 		return nil
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
-	err = a.parts.Store.Release(rctx, held.ID)
-	cancel()
-	if err != nil {
+	defer cancel()
+	if err := a.parts.Store.Release(rctx, held.ID); err != nil {
 		a.log.Warn().Err(err).Int64(logRecord, held.ID).Dur("hold", a.recordHold()).
 			Msg("release the record of an opened door: it is sent when its hold passes")
 	}
+	a.checkOutboxFill(rctx)
 	return nil
 }
 
