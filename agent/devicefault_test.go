@@ -153,6 +153,12 @@ func TestRecordCommittedBeforeTheRelayClicks(t *testing.T) {
 		if at != before {
 			t.Fatalf("swipe %d: the record was committed after the relay switched (%d switches before the swipe, %d at the commit)", i, before, at)
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		_, err := h.rig.Relay().Wait(ctx, func(s sim.RelayState) bool { return s.Switches >= before+2 && !s.On })
+		cancel()
+		if err != nil {
+			t.Fatalf("the pulse did not end: %v", err)
+		}
 	}
 }
 

@@ -91,16 +91,18 @@ func TestFaultCardReaderUnplugged(t *testing.T) {
 	srv.peer()
 	var detect, recover time.Duration
 	swipes := 0
+	sessions := map[string]int{}
+	delivered := func() {
+		up := srv.upload()
+		if up.AccessInfo.PersonID != "p1" {
+			t.Errorf("record of %q", up.AccessInfo.PersonID)
+		}
+		sessions[up.SessionID]++
+	}
 	for range cycles() {
-		before := h.rig.Relay().State().Switches
 		h.exec(t, "swipe 4001")
 		swipes++
-		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-		_, err := h.rig.Relay().Wait(ctx, func(s sim.RelayState) bool { return s.Switches > before })
-		cancel()
-		if err != nil {
-			t.Fatalf("the door did not open: %v", err)
-		}
+		delivered() // the card was read before the cable is pulled
 		h.exec(t, "unplug card")
 		detect = maxDur(detect, waitModule(t, a, "card", agent.ModuleFault))
 		eventFor(t, srv, 2, "card")
@@ -111,18 +113,17 @@ func TestFaultCardReaderUnplugged(t *testing.T) {
 		until(t, "the card reader back", func() bool { return a.Status(context.Background()).Modules["card"].State == agent.ModuleOK })
 		recover = maxDur(recover, time.Since(start))
 		eventFor(t, srv, 3, "card")
+		delivered()
 	}
-	people, sessions := uploads(srv, swipes)
-	for _, p := range people {
-		if p != "p1" {
-			t.Errorf("record of %q", p)
-		}
+	uploaded := 0
+	for _, n := range sessions {
+		uploaded += n
 	}
 	extra := noMoreUploads(t, a, srv, int64(swipes))
 	t.Logf("FAULTROW\t%s\t%s\t%s", "card reader unplugged and replugged (swipe right after replug)",
 		"status card: fault and a module-fault event within a moment, even when idle; the swipe made right after replug is kept; status ok and a recovered event once reopened",
 		fmt.Sprintf("cycles %d, swipes %d, records delivered %d, duplicates %d, lost %d, detect ≤%v, recover ≤%v",
-			cycles(), swipes, len(sessions), extra+len(people)-len(sessions), swipes-len(sessions), detect.Round(time.Millisecond), recover.Round(time.Millisecond)))
+			cycles(), swipes, len(sessions), extra+uploaded-len(sessions), swipes-len(sessions), detect.Round(time.Millisecond), recover.Round(time.Millisecond)))
 }
 
 func TestFaultRelayUnpluggedDuringGrant(t *testing.T) {
