@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -44,29 +45,82 @@ func (a *Agent) decide(ctx context.Context, kind int, card string, at time.Time,
 	return acc
 }
 
-// grant runs the access path after the decision: the door first, then the
-// record, queued for the outbox; neither waits for the network or the
-// database.
+// grant runs the access path after the decision. A granted access opens
+// the door with its record written first (openWithRecord, records.go); a
+// denied one is only recorded, if Access.RecordDenied says so.
 func (a *Agent) grant(ctx context.Context, acc access) {
-	if acc.granted {
-		a.openDoor(ctx)
-	}
 	l := a.log.Info()
 	if !acc.granted {
 		l = a.log.Warn()
 	}
 	l.Bool("granted", acc.granted).Int("open_door_type", acc.kind).Str(logPerson, acc.person.PersonID).Msg("access")
-	if acc.granted || a.cfg.Access.RecordDenied {
+	if acc.granted {
+		a.openWithRecord(ctx, acc)
+		return
+	}
+	if a.cfg.Access.RecordDenied {
 		a.record(acc)
 	}
 }
 
-// openDoor pulses the door relay, if the terminal has one.
+// openWithRecord opens the door for a granted access and records it, in
+// the order records.go describes: the record is committed to the outbox,
+// held, before the relay is driven; a door that opened releases it, a door
+// that could not be driven withdraws it and raises the "door fault" event.
+// When the store fails (no commit within Access.RecordTimeout, or an
+// error), the door opens anyway and the record waits in memory. It
+// returns the door's error.
+func (a *Agent) openWithRecord(ctx context.Context, acc access) error {
+	body, err := a.recordBody(acc)
+	if err != nil {
+		// Only a bug can get here (the fields are bounded, Marshal of them
+		// does not fail); say so loudly, and let the person in.
+		a.log.Error().Err(err).Str(logPerson, acc.person.PersonID).Msg("access record LOST: cannot encode it")
+		return a.openDoor(ctx)
+	}
+	pending := pendingRecord{
+		rec:    store.Record{SessionID: uuid.NewString(), Body: body},
+		person: acc.person.PersonID,
+		at:     acc.at,
+	}
+	if a.parts.Door == nil { // nothing opens: recorded like any access
+		a.pushRecord(pending)
+		return nil
+	}
+	held, stored := a.storeHeld(ctx, pending)
+	if err := a.openDoor(ctx); err != nil {
+		if stored {
+			a.withdrawRecord(ctx, held)
+		}
+		a.log.Error().Err(err).Str(logPerson, acc.person.PersonID).Int("open_door_type", acc.kind).
+			Msg("access granted but the door could not be opened: no record")
+		a.sendEvent(a.cfg.Events.DoorFault, fmt.Sprintf("door: access of %q (open_door_type %d) not carried out: %v",
+			acc.person.PersonID, acc.kind, err))
+		return err
+	}
+	if !stored {
+		a.pushRecord(pending)
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
+	defer cancel()
+	if err := a.parts.Store.Release(rctx, held.ID); err != nil {
+		a.log.Warn().Err(err).Int64(logRecord, held.ID).Dur("hold", a.recordHold()).
+			Msg("release the record of an opened door: it is sent when its hold passes")
+	}
+	a.checkOutboxFill(rctx)
+	return nil
+}
+
+// openDoor pulses the door relay, if the terminal has one, waiting at most
+// Access.DoorTimeout for it to switch.
 func (a *Agent) openDoor(ctx context.Context) error {
 	d := a.parts.Door
 	if d == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.Access.DoorTimeout)
+	defer cancel()
 	if err := d.Unlock(ctx, a.cfg.Access.DoorPulse); err != nil {
 		a.moduleError(moduleDoor, err)
 		return err
@@ -75,8 +129,9 @@ func (a *Agent) openDoor(ctx context.Context) error {
 	return nil
 }
 
-// record queues the access record for the outbox (records.go) and returns
-// at once: it never waits for the database.
+// record queues the record of an access that opens nothing (a denied
+// attempt) for the outbox (records.go) and returns at once: it never waits
+// for the database.
 func (a *Agent) record(acc access) {
 	body, err := a.recordBody(acc)
 	if err != nil {
@@ -156,18 +211,19 @@ func (a *Agent) checkOutboxFill(ctx context.Context) {
 }
 
 // remoteOpen opens the door for a server command and records it with
-// open_door_type Remote (queued like every access record: a database that
-// is slow now delays the record, not the answer).
+// open_door_type Remote, record first like every granted access; a door
+// that cannot be driven answers -2 and makes no record.
 func (a *Agent) remoteOpen(ctx context.Context) error {
-	if err := a.openDoor(ctx); err != nil {
+	acc := access{kind: a.cfg.Access.OpenDoorTypes.Remote, granted: true, at: a.cfg.Now()}
+	if err := a.openWithRecord(ctx, acc); err != nil {
 		return devErr("door: %v", err)
 	}
-	a.record(access{kind: a.cfg.Access.OpenDoorTypes.Remote, granted: true, at: a.cfg.Now()})
 	return nil
 }
 
 // readerLoop runs one reader: wait for an event, act on it; on a device
-// error mark the module faulty and retry with backoff until it answers.
+// error mark the module faulty and retry with backoff until it answers,
+// or at once when watchHealth sees the device's port come back.
 func (a *Agent) readerLoop(ctx context.Context, module string, next func(context.Context) error) {
 	b := Backoff{Min: a.cfg.Modules.RetryMin, Max: a.cfg.Modules.RetryMax}
 	attempt := 0
@@ -181,8 +237,14 @@ func (a *Agent) readerLoop(ctx context.Context, module string, next func(context
 			continue
 		}
 		a.moduleError(module, err)
-		if !sleepCtx(ctx, b.Delay(attempt)) {
+		t := time.NewTimer(b.Delay(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
 			return
+		case <-t.C:
+		case <-a.retry[module]: // the device is back (watchHealth)
+			t.Stop()
 		}
 		attempt++
 	}

@@ -68,6 +68,13 @@ type Agent struct {
 
 	fingerCap atomic.Int64 // slots of the fingerprint module; 0 until known
 
+	// retry holds a cap-1 channel per module: watchHealth signals it when
+	// the module's port is back, to cut readerLoop's backoff short.
+	retry map[string]chan struct{}
+	// lost holds a cap-1 channel per module: watchHealth signals it when
+	// the module's port vanishes, to interrupt a wait for a face or finger.
+	lost map[string]chan struct{}
+
 	// dl (a one-slot semaphore) serialises download_person,
 	// remove_person and module resynchronisation: they change module slots
 	// and users and must not interleave.
@@ -93,6 +100,12 @@ func New(cfg Config, parts Parts) (*Agent, error) {
 		modules: map[string]ModuleStatus{},
 		restart: make(chan struct{}),
 		dl:      make(chan struct{}, 1),
+		retry:   map[string]chan struct{}{},
+		lost:    map[string]chan struct{}{},
+	}
+	for _, name := range []string{moduleCard, moduleFingerprint, moduleFace, moduleDoor} {
+		a.retry[name] = make(chan struct{}, 1)
+		a.lost[name] = make(chan struct{}, 1)
 	}
 	now := cfg.Now()
 	a.linkState, a.linkSince = LinkDown, now
@@ -138,7 +151,8 @@ const (
 
 // Run runs the terminal until ctx is done: the link manager, the uploader
 // (while the link is up), the access path for each reader, the writer of
-// access records to the outbox and the module supervisors. It seeds the
+// access records to the outbox, the module supervisors and a health
+// watcher for each device that reports its connection (hal.HealthReporter). It seeds the
 // database with the configured first values, queues a "started" event and
 // resynchronises the modules at start. When ctx is done it stops every
 // goroutine, then tries for up to 5 s to store the access records still
@@ -179,6 +193,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if in, ok := a.parts.Door.(hal.DoorInputs); ok && a.parts.Door != nil {
 		goRun("door", func(ctx context.Context) { a.runDoorInputs(ctx, in) })
+	}
+	for name, part := range map[string]any{moduleCard: a.parts.Card, moduleFingerprint: a.parts.Fingerprint,
+		moduleFace: a.parts.Face, moduleDoor: a.parts.Door} {
+		if hr, ok := part.(hal.HealthReporter); ok {
+			goRun("health "+name, func(ctx context.Context) { a.watchHealth(ctx, name, hr) })
+		}
 	}
 
 	var err error

@@ -191,6 +191,15 @@ type AccessConfig struct {
 	// DoorPulse is how long the lock is released on a granted access or a
 	// remote open. Default 3 s.
 	DoorPulse time.Duration
+	// DoorTimeout bounds one command to the lock relay (a relay board that
+	// was unplugged is reopened within it). A grant whose relay does not
+	// switch in time makes no record. Default 2 s.
+	DoorTimeout time.Duration
+	// RecordTimeout bounds the wait for a granted access's record to be
+	// committed before the door opens. When the store does not commit in
+	// time (or fails), the door opens anyway, the record is kept in memory
+	// and the "database" fault is raised. Default 1 s.
+	RecordTimeout time.Duration
 	// RecordDenied also records (and uploads) denied attempts: an unknown
 	// card keeps its card_number, person_id is empty. Default false.
 	RecordDenied bool
@@ -276,6 +285,10 @@ type EventTypes struct {
 	ModuleFault      int // default 2: a module stopped answering
 	ModuleRecovered  int // default 3: a module is back
 	OutboxNearlyFull int // default 4: the outbox passed Upload.NearlyFull
+	// DoorFault (default 5): a granted access whose lock could not be
+	// driven; no access record is made. command_value names the person
+	// and the error.
+	DoorFault int
 	// Queue is how many events are kept while the link is down (oldest
 	// dropped). Default 64.
 	Queue int
@@ -348,6 +361,8 @@ func (c Config) withDefaults() Config {
 	}
 	a := &c.Access
 	durDefault(&a.DoorPulse, 3*time.Second)
+	durDefault(&a.DoorTimeout, 2*time.Second)
+	durDefault(&a.RecordTimeout, time.Second)
 	o := &a.OpenDoorTypes
 	intDefault(&o.Card, 1)
 	intDefault(&o.Face, 2)
@@ -363,6 +378,7 @@ func (c Config) withDefaults() Config {
 	intDefault(&e.ModuleFault, 2)
 	intDefault(&e.ModuleRecovered, 3)
 	intDefault(&e.OutboxNearlyFull, 4)
+	intDefault(&e.DoorFault, 5)
 	intDefault(&e.Queue, 64)
 	m := &c.Modules
 	durDefault(&m.RetryMin, time.Second)
@@ -434,6 +450,12 @@ func (c Config) Validate() error {
 	}
 	if c.Access.DoorPulse < 0 {
 		return bad("Access.DoorPulse", "%v is negative", c.Access.DoorPulse)
+	}
+	if c.Access.DoorTimeout < 0 {
+		return bad("Access.DoorTimeout", "%v is negative", c.Access.DoorTimeout)
+	}
+	if c.Access.RecordTimeout < 0 {
+		return bad("Access.RecordTimeout", "%v is negative", c.Access.RecordTimeout)
 	}
 	for t, cmd := range c.Commands {
 		switch cmd.Action {

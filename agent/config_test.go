@@ -26,6 +26,9 @@ func TestConfigDefaults(t *testing.T) {
 		{"Window", c.Upload.Window, 8},
 		{"NearlyFull", c.Upload.NearlyFull, 0.8},
 		{"DoorPulse", c.Access.DoorPulse, 3 * time.Second},
+		{"DoorTimeout", c.Access.DoorTimeout, 2 * time.Second},
+		{"RecordTimeout", c.Access.RecordTimeout, time.Second},
+		{"DoorFault", c.Events.DoorFault, 5},
 		{"Remote", c.Access.OpenDoorTypes.Remote, 4},
 		{"Commands", len(c.Commands), 3},
 		{"HookTimeout", c.Hooks.Timeout, 10 * time.Second},
@@ -57,6 +60,8 @@ func TestConfigValidate(t *testing.T) {
 		{"Device.DevicePort", Config{Device: DeviceConfig{DevicePort: 70000}}},
 		{"Upload.Window", Config{Upload: UploadConfig{Window: -1}}},
 		{"Upload.NearlyFull", Config{Upload: UploadConfig{NearlyFull: 1.5}}},
+		{"Access.DoorTimeout", Config{Access: AccessConfig{DoorTimeout: -time.Second}}},
+		{"Access.RecordTimeout", Config{Access: AccessConfig{RecordTimeout: -time.Second}}},
 		{"Commands[7].Hook", Config{Commands: map[int]Command{7: {Action: ActionHook}}}},
 		{"Commands[8].Action", Config{Commands: map[int]Command{8: {Action: "reboot"}}}},
 	}

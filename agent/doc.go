@@ -20,17 +20,22 @@
 //   - The command handlers (commands.go, person.go) answer every server
 //     request of PROTOCOL.md with codes 0/-1/-2/-3.
 //   - The access path (access.go) turns card, face and fingerprint events
-//     into a decision, a door pulse and a durable outbox record; the door
-//     never waits for the network or the database. Records reach the
-//     outbox through a bounded queue in memory (records.go) whose writer
-//     retries with backoff while the database fails, so a transient
+//     into a decision, a durable outbox record and a door pulse, in that
+//     order (records.go): the record is committed, held, before the relay
+//     clicks, released after, and withdrawn (with a "door fault" event) if
+//     the relay cannot be driven. The door never waits for the network,
+//     and waits for the database at most Access.RecordTimeout: a store
+//     that fails lets the door open with the record kept in a bounded
+//     queue in memory whose writer retries with backoff, so a transient
 //     database failure delays a record but never loses it.
 //   - The uploader (upload.go) drains the outbox oldest-first with a window
 //     of calls in flight while the link is up; a record is removed only when
 //     the server answers code 0 for its session_id.
-//   - The module supervisor (modules.go) watches each biometric module,
-//     reports faults and recoveries to the server, and resynchronises a
-//     module with the database at start and whenever it comes back.
+//   - The module supervisor (modules.go) watches every device that reports
+//     its connection (hal.HealthReporter: card reader, relay, face and
+//     fingerprint modules), reports faults and recoveries in Status and to
+//     the server, and resynchronises a biometric module with the database
+//     at start and whenever it comes back.
 //
 // # Using the package
 //

@@ -30,6 +30,83 @@ func (a *Agent) moduleOK(name string) bool {
 	return false
 }
 
+// watchHealth follows one device's connection (hal.HealthReporter) until
+// ctx is done or the device is closed: a lost port marks the module faulty
+// at once, idle or not (a "module fault" event); its return marks a card
+// reader or a relay healthy again, and makes the face and fingerprint
+// loops retry at once (they resynchronise the module, then report it
+// healthy). So every device reports lost/recovered the same way, within
+// the driver's reopen backoff (at most 2 s by default).
+func (a *Agent) watchHealth(ctx context.Context, name string, hr hal.HealthReporter) {
+	for {
+		h, changed := hr.Health()
+		switch {
+		case h.OK:
+			if name == moduleCard || name == moduleDoor {
+				a.moduleOK(name)
+			} else if a.moduleState(name) == ModuleFault {
+				a.retryNow(name)
+			}
+		case errors.Is(h.Err, hal.ErrClosed):
+			return
+		default:
+			err := h.Err
+			if err == nil {
+				err = fmt.Errorf("%s: %w", name, hal.ErrFault)
+			}
+			a.moduleError(name, err)
+			select { // interrupt a Recognize/Identify waiting on a dead port
+			case a.lost[name] <- struct{}{}:
+			default:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+// untilLost runs wait (a Recognize or Identify) with a context that is
+// also cancelled when watchHealth sees the module's port vanish: a module
+// that comes back may be another one, and is resynchronised before it is
+// used. It returns wait's error, or, when the port was lost, lost=true and
+// the error to report (nil when the port is back already).
+func (a *Agent) untilLost(ctx context.Context, name string, part any, wait func(context.Context) error) (lost bool, err error) {
+	select { // a loss signalled before this wait began is stale
+	case <-a.lost[name]:
+	default:
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-a.lost[name]:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	err = wait(wctx)
+	if err == nil || ctx.Err() != nil || wctx.Err() == nil {
+		return false, err
+	}
+	if hr, ok := part.(hal.HealthReporter); ok {
+		if h, _ := hr.Health(); !h.OK {
+			return true, h.Err
+		}
+	}
+	return true, nil
+}
+
+// retryNow wakes the named module's loop from its backoff sleep.
+func (a *Agent) retryNow(name string) {
+	select {
+	case a.retry[name] <- struct{}{}:
+	default:
+	}
+}
+
 // runFingerprint resynchronises the fingerprint module, then identifies
 // fingers. After a fault it probes the module with backoff and resyncs it
 // again when it answers (a replaced module heals itself).
@@ -44,8 +121,12 @@ func (a *Agent) runFingerprint(ctx context.Context) {
 			synced = true
 			a.moduleOK(moduleFingerprint)
 		}
-		f, err := fp.Identify(ctx)
-		if err != nil {
+		var f hal.Finger
+		lost, err := a.untilLost(ctx, moduleFingerprint, fp, func(ctx context.Context) (err error) {
+			f, err = fp.Identify(ctx)
+			return err
+		})
+		if lost || err != nil {
 			synced = false // resync when it comes back
 			return err
 		}
@@ -79,8 +160,12 @@ func (a *Agent) runFace(ctx context.Context) {
 			synced = true
 			a.moduleOK(moduleFace)
 		}
-		f, err := fm.Recognize(ctx)
-		if err != nil {
+		var f hal.Face
+		lost, err := a.untilLost(ctx, moduleFace, fm, func(ctx context.Context) (err error) {
+			f, err = fm.Recognize(ctx)
+			return err
+		})
+		if lost || err != nil {
 			synced = false
 			return err
 		}
@@ -359,4 +444,11 @@ func (a *Agent) enrolFace(ctx context.Context, id string) error {
 	a.parts.Face.Delete(dctx, uid)
 	cancel()
 	return fmt.Errorf("%w: bind face user of %s: %w", ErrDatabase, id, err)
+}
+
+// moduleState returns a module's current state.
+func (a *Agent) moduleState(name string) ModuleState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.modules[name].State
 }

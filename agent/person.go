@@ -117,6 +117,11 @@ func (a *Agent) downloadPerson(ctx context.Context, req *protocol.Message) (*pro
 			octx, cancel := context.WithTimeout(ctx, a.cfg.Modules.OpTimeout)
 			err = fp.Store(octx, slot, h.code.Data)
 			cancel()
+			if errors.Is(err, hal.ErrRejected) {
+				// Bad data is the request's fault, not the module's.
+				undo = append(undo, func(ctx context.Context) error { return fp.Delete(ctx, slot) })
+				return fail(protocol.Errorf(protocol.CodeError, "person_info.%s: the fingerprint module refused the template: %v", h.name, err))
+			}
 			if err != nil {
 				a.moduleError(moduleFingerprint, err)
 				// The module may have written part of it: delete it too.
@@ -135,6 +140,11 @@ func (a *Agent) downloadPerson(ctx context.Context, req *protocol.Message) (*pro
 			// The module cannot enrol from a photo: store the photo only,
 			// as for a module the terminal does not have.
 			a.log.Warn().Err(err).Str(logPerson, p.PersonID).Msg("face stored but not enrolled: the module cannot enrol from a photo")
+		case errors.Is(err, hal.ErrRejected):
+			// Not a JPEG, too small, too large, a face already enrolled:
+			// bad data is the request's fault; the module stays healthy.
+			a.log.Warn().Err(err).Str(logPerson, p.PersonID).Msg("download refused: the face module rejected the photo")
+			return fail(protocol.Errorf(protocol.CodeError, "person_info.face: the face module refused the photo: %v", err))
 		case err != nil:
 			a.moduleError(moduleFace, err)
 			return fail(devErr("face module: enrol: %v", err))

@@ -10,13 +10,38 @@ import (
 	"termagent/store"
 )
 
-// Access records reach the outbox through a small queue in memory, so that
-// neither the door nor a reader's loop ever waits for the database, and a
-// record the database cannot take right now (SQLite busy, a slow flash
-// write, a transient disk error) is kept and retried instead of lost:
+// A record is evidence that the door opened (protocol/PROTOCOL.md): it is
+// on disk before the relay clicks, and there is none for a door that did
+// not open. openWithRecord (access.go) does, for every granted access:
 //
-//   - grant and remoteOpen push the record (body and session_id fixed at
-//     the access, so it keeps its access time) and return at once;
+//  1. commit the record to the outbox with a hold (store.DB.EnqueueHeld,
+//     hold recordHold: longer than the door command and the withdrawal
+//     below can take), waiting at most Access.RecordTimeout. The hold keeps
+//     the uploader from sending it before the door was driven;
+//  2. drive the relay, waiting at most Access.DoorTimeout;
+//  3. if the relay switched, Release the record (due now, the uploader is
+//     woken); the door does not wait for that write. If the relay failed,
+//     delete the record (Ack) and send the "door fault" device event
+//     (Events.DoorFault) naming the person: no record, and the module
+//     state "door" turns fault.
+//
+// A power cut between 1 and 3 leaves a held record that becomes due when
+// its hold passes: the evidence of a grant decision is kept, even though
+// whether the relay clicked is unknown. A commit that timed out may still
+// land later; if its door then failed, that record is sent after its hold.
+//
+// When the store fails — the commit does not finish within
+// Access.RecordTimeout or returns an error — the door opens anyway (a known
+// person is not locked out by a disk), the "database" module turns fault
+// (a device event) and the record waits in the memory queue below, counted
+// in Status.RecordsPending. While that fault lasts and records wait, later
+// grants skip step 1 and queue behind them, so the door does not wait on a
+// store known to fail. Denied attempts (Access.RecordDenied) and accesses
+// on a terminal without a relay open nothing and go through the queue.
+//
+// The memory queue keeps records the database cannot take right now
+// (SQLite busy, a slow flash write, a full disk) instead of losing them:
+//
 //   - runRecords, one goroutine, writes the oldest record to the outbox,
 //     one at a time and in order; on a failure it keeps the record at the
 //     head, marks the "database" module faulty (a device event), and
@@ -127,6 +152,47 @@ func (q *recordQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.items)
+}
+
+// recordHold is how long a record committed before its door opens stays
+// unsent unless released: the door command and the withdrawal of the
+// record (one write) must fit in it.
+func (a *Agent) recordHold() time.Duration {
+	return a.cfg.Access.DoorTimeout + enqueueTimeout + time.Second
+}
+
+// storeHeld commits r to the outbox, held (step 1 above), within
+// Access.RecordTimeout. It reports false when the store failed (the fault
+// is raised and logged): the caller then keeps r in memory once the door
+// has opened.
+func (a *Agent) storeHeld(ctx context.Context, r pendingRecord) (store.Record, bool) {
+	if a.records.len() > 0 && a.moduleState(moduleDatabase) == ModuleFault {
+		return store.Record{}, false // queue behind the records the store has not taken
+	}
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Access.RecordTimeout)
+	held, err := a.parts.Store.EnqueueHeld(ectx, r.rec, a.recordHold())
+	cancel()
+	if err != nil {
+		a.log.Error().Err(err).Str(logPerson, r.person).Dur("waited_at_most", a.cfg.Access.RecordTimeout).
+			Msg("access record not committed: the door opens anyway, the record is kept in memory")
+		a.moduleError(moduleDatabase, err)
+		return store.Record{}, false
+	}
+	if a.records.len() == 0 {
+		a.moduleOK(moduleDatabase)
+	}
+	return held, true
+}
+
+// withdrawRecord deletes a held record whose door could not be opened.
+func (a *Agent) withdrawRecord(ctx context.Context, held store.Record) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
+	err := a.parts.Store.Ack(wctx, held.ID)
+	cancel()
+	if err != nil {
+		a.log.Error().Err(err).Int64(logRecord, held.ID).
+			Msg("withdraw the record of a door that did not open: it will be sent when its hold passes")
+	}
 }
 
 // pushRecord queues r for the outbox without waiting; a record dropped to

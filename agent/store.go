@@ -33,6 +33,8 @@ type Persons interface {
 // server acknowledged them.
 type Outbox interface {
 	Enqueue(ctx context.Context, rec store.Record) (store.Record, error)
+	EnqueueHeld(ctx context.Context, rec store.Record, hold time.Duration) (store.Record, error)
+	Release(ctx context.Context, ids ...int64) error
 	Peek(ctx context.Context, n int) ([]store.Record, error)
 	Ack(ctx context.Context, ids ...int64) error
 	Nack(ctx context.Context, id int64, nextTry time.Time, reason string) (bool, error)

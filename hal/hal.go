@@ -49,12 +49,14 @@ type Card struct {
 	// Raw is the identifier as the reader sent it (UID bytes), before
 	// formatting. Callers must not modify it.
 	Raw []byte
-	// At is when the driver decoded the frame.
+	// At is when the frame's last bytes arrived at the driver (not when
+	// ReadCard returned it).
 	At time.Time
 }
 
 // CardReader delivers card numbers. Repeats a reader sends while a card
-// stays in the field are suppressed by the driver.
+// stays in the field are suppressed by the driver, by when they arrived,
+// however late they are read.
 type CardReader interface {
 	// ReadCard blocks until a card is presented, ctx is done or the reader
 	// is closed (ErrClosed). Safe for one caller at a time.
@@ -185,4 +187,26 @@ type DoorInputs interface {
 	// NextInput blocks until an input changes, ctx is done or the door is
 	// closed (ErrClosed).
 	NextInput(ctx context.Context) (DoorInput, error)
+}
+
+// Health is a device's connection as its driver sees it.
+type Health struct {
+	// OK reports whether the device is connected (its port is open).
+	OK bool
+	// Err says why not, when OK is false; it wraps ErrFault and names the
+	// port.
+	Err error
+	// Since is when OK last changed (or when the driver opened).
+	Since time.Time
+}
+
+// HealthReporter is implemented by drivers that watch their device all the
+// time, idle or not, so that a lost device is noticed within a few seconds
+// and its return too. Every serial driver in hal implements it, the same
+// way: the port's disappearance is seen by the driver's reader goroutine,
+// which reopens it with backoff.
+type HealthReporter interface {
+	// Health returns the current health and a channel that is closed at
+	// the next change. Safe for concurrent use.
+	Health() (Health, <-chan struct{})
 }

@@ -59,13 +59,15 @@ type OutboxStats struct {
 
 // Writer statements, prepared at Open (see writerQueries).
 const (
-	qInsertRecord = `INSERT INTO outbox (session_id, body, created_at) VALUES (?, ?, ?)`
+	qInsertRecord = `INSERT INTO outbox (session_id, body, created_at, next_try) VALUES (?, ?, ?, ?)`
 	qAckRecords   = `DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?)) RETURNING quarantined`
 )
 
 type enqueueReq struct {
+	ctx  context.Context // the caller's: a request it gave up on before its insert is not stored
 	rec  Record
-	done chan error // buffered: the committer never blocks on it
+	hold time.Duration // not due before CreatedAt + hold (0: due at once)
+	done chan error    // buffered: the committer never blocks on it
 }
 
 // Enqueue stores rec (its Body and, if set, SessionID) as a new outbox
@@ -73,9 +75,26 @@ type enqueueReq struct {
 // transaction holding it is committed (durable per Config.Durability).
 // Concurrent calls share a transaction (group commit). When the outbox is
 // full, Refuse returns ErrOutboxFull and DropOldest drops the oldest
-// records. If ctx ends first, Enqueue returns ctx.Err() and the record may
-// or may not have been stored. Signals Wake after the commit.
+// records. If ctx ends first, Enqueue returns ctx.Err(); the record is then
+// not stored if its transaction had not begun (it waited for the write
+// lock or for earlier batches), and may or may not be if the commit was
+// under way. Signals Wake after the commit.
 func (db *DB) Enqueue(ctx context.Context, rec Record) (Record, error) {
+	return db.EnqueueHeld(ctx, rec, 0)
+}
+
+// EnqueueHeld is Enqueue for a record that must not be sent yet: it is
+// stored durably but Peek skips it until hold has passed (its NextTry is
+// CreatedAt + hold) or Release makes it due. The agent holds the record of
+// a door opening until the relay has switched, so that the record is on
+// disk before the door opens and yet never sent for a door that did not
+// open (it deletes the record with Ack then). A hold that expires, after a
+// power cut say, makes the record due like any other. A negative hold is
+// ErrInvalid.
+func (db *DB) EnqueueHeld(ctx context.Context, rec Record, hold time.Duration) (Record, error) {
+	if hold < 0 {
+		return Record{}, fmt.Errorf("enqueue: %w: negative hold %v", ErrInvalid, hold)
+	}
 	if db.cfg.ReadOnly {
 		return Record{}, fmt.Errorf("enqueue: %w", ErrReadOnly)
 	}
@@ -91,7 +110,7 @@ func (db *DB) Enqueue(ctx context.Context, rec Record) (Record, error) {
 		return Record{}, fmt.Errorf("enqueue: %w: session_id must be valid UTF-8 of at most 128 bytes", ErrInvalid)
 	}
 	rec.ID, rec.Attempts, rec.NextTry, rec.Quarantined, rec.LastError = 0, 0, time.Time{}, false, ""
-	req := &enqueueReq{rec: rec, done: make(chan error, 1)}
+	req := &enqueueReq{ctx: ctx, rec: rec, hold: hold, done: make(chan error, 1)}
 	select {
 	case db.reqs <- req:
 	case <-db.closing:
@@ -141,17 +160,28 @@ func (db *DB) committer() {
 // commitBatch writes one batch and answers each request.
 func (db *DB) commitBatch(batch []*enqueueReq) {
 	accept := batch
-	var refused []*enqueueReq
+	var refused, abandoned []*enqueueReq
 	dropped := 0
 	var dropQ int
 	now := db.now()
 	ctx := context.Background()
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		// A caller that gave up while the batch waited for the write lock
+		// (another process holding it, a slow disk) has had its ctx's
+		// error: its record is not stored behind its back.
+		accept, abandoned = accept[:0:0], abandoned[:0]
+		for _, r := range batch {
+			if r.ctx.Err() != nil {
+				abandoned = append(abandoned, r)
+			} else {
+				accept = append(accept, r)
+			}
+		}
 		// Count under the writer lock (writeTx holds it).
 		if db.cfg.WhenFull == Refuse {
 			room := max(db.cfg.OutboxCapacity-db.depth, 0)
 			if room < len(accept) {
-				accept, refused = batch[:room], batch[room:]
+				accept, refused = accept[:room], accept[room:]
 			}
 		}
 		if len(accept) == 0 {
@@ -162,8 +192,11 @@ func (db *DB) commitBatch(batch []*enqueueReq) {
 			return err
 		}
 		for _, r := range accept {
-			r.rec.CreatedAt = now
-			res, err := stmt.ExecContext(ctx, r.rec.SessionID, r.rec.Body, now.UnixNano())
+			r.rec.CreatedAt, r.rec.NextTry = now, time.Time{}
+			if r.hold > 0 {
+				r.rec.NextTry = now.Add(r.hold)
+			}
+			res, err := stmt.ExecContext(ctx, r.rec.SessionID, r.rec.Body, now.UnixNano(), unixNano(r.rec.NextTry))
 			if err != nil {
 				return err
 			}
@@ -184,6 +217,9 @@ func (db *DB) commitBatch(batch []*enqueueReq) {
 	})
 	for _, r := range refused {
 		r.done <- ErrOutboxFull
+	}
+	for _, r := range abandoned {
+		r.done <- r.ctx.Err()
 	}
 	if err != nil {
 		if !errors.Is(err, ErrClosed) {
@@ -405,6 +441,25 @@ func (db *DB) Nack(ctx context.Context, id int64, nextTry time.Time, reason stri
 		db.log.Warn().Int64(logRecordID, id).Int(logAttempts, attempts).Msg("outbox record quarantined")
 	}
 	return quarantined, nil
+}
+
+// Release makes the held records with ids (see EnqueueHeld) due now and
+// signals Wake. Records already due, retrying after a Nack, quarantined or
+// gone are left as they are.
+func (db *DB) Release(ctx context.Context, ids ...int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_try = 0
+			WHERE attempts = 0 AND quarantined = 0 AND id IN (SELECT value FROM json_each(?))`, idsJSON(ids))
+		return err
+	}, func() {})
+	if err != nil {
+		return fmt.Errorf("release %d records: %w", len(ids), err)
+	}
+	db.signal()
+	return nil
 }
 
 // Requeue takes quarantined (or retrying) records back into the queue:

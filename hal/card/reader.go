@@ -59,17 +59,16 @@ type Config struct {
 	// Format turns identifiers into card numbers; zero means 10-digit
 	// decimal of the low 32 bits.
 	Format Format
-	// RepeatWindow: a read of the same card within this time of the
-	// previous read of it (readers repeat every ~50 ms while the card stays
+	// RepeatWindow: a read of the same card arriving within this time of
+	// the previous read of it (readers repeat every ~50 ms while the card stays
 	// in the field) is a repeat and is not delivered. Zero means 1 s;
 	// negative delivers every read.
 	RepeatWindow time.Duration
 	// FrameGap is the silence after which a partial frame is dropped, so a
-	// half-received line never glues onto the next. Silence is observed
-	// while ReadCard runs: call it in a loop. Zero means 100 ms.
+	// half-received line never glues onto the next. Zero means 100 ms.
 	FrameGap time.Duration
 	// Backoff paces reopening a vanished port; zero means serialport's
-	// defaults (100 ms doubling to 5 s).
+	// defaults (100 ms doubling to 2 s).
 	Backoff serialport.Backoff
 	// Log receives faults (warn), reconnects (info) and frames (debug).
 	// The zero Logger discards.
@@ -104,25 +103,44 @@ func (c Config) decoder() (decoder, error) {
 	return nil, fmt.Errorf("card reader %s: unknown protocol %q (want rdm6300, gwiot7941 or line)", c.Port, c.Protocol)
 }
 
-// Reader is a serial card reader. It implements hal.CardReader. ReadCard is
-// for one goroutine at a time; Close may be called from any goroutine.
+// cardQueue bounds the cards decoded and not yet taken by ReadCard. A
+// person presents one card at a time; when this many wait, the read
+// goroutine waits for ReadCard (no card is dropped; bytes queue in the
+// port meanwhile).
+const cardQueue = 16
+
+// Reader is a serial card reader. It implements hal.CardReader and
+// hal.HealthReporter. A goroutine started by Open reads the port all the
+// time, so that every frame is stamped when its bytes arrive (the repeat
+// filter goes by that time, however late ReadCard is called) and a
+// vanished port is noticed and reopened while the reader is idle. ReadCard
+// is for one goroutine at a time; Close may be called from any goroutine.
 type Reader struct {
 	cfg    Config
 	port   *serialport.Port
 	decode decoder
 	log    zerolog.Logger
 
-	reading sync.Mutex // one ReadCard at a time owns the buffer below
-	buf     [bufSize]byte
-	n       int       // bytes pending in buf
-	lastIn  time.Time // when the last byte arrived
-	repeat  repeatFilter
+	cards    chan hal.Card // decoded fresh cards, oldest first
+	stop     chan struct{} // closed by Close
+	stopOnce sync.Once
+	done     chan struct{} // closed when the read goroutine has returned
+
+	// Owned by the read goroutine.
+	buf    [bufSize]byte
+	n      int       // bytes pending in buf
+	lastIn time.Time // when the last byte arrived
+	repeat repeatFilter
 }
 
-var _ hal.CardReader = (*Reader)(nil)
+var (
+	_ hal.CardReader     = (*Reader)(nil)
+	_ hal.HealthReporter = (*Reader)(nil)
+)
 
-// Open validates cfg and opens the reader's port. A missing port is an
-// error wrapping hal.ErrFault naming it. The caller closes the Reader.
+// Open validates cfg, opens the reader's port and starts reading it. A
+// missing port is an error wrapping hal.ErrFault naming it. The caller
+// closes the Reader.
 func Open(cfg Config) (*Reader, error) {
 	cfg = cfg.withDefaults()
 	dec, err := cfg.decoder()
@@ -141,30 +159,58 @@ func Open(cfg Config) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("card reader: %w", err)
 	}
-	return &Reader{
+	r := &Reader{
 		cfg:    cfg,
 		port:   port,
 		decode: dec,
 		log:    cfg.Log.With().Str(logComponent, "card").Str(logPort, cfg.Port).Logger(),
+		cards:  make(chan hal.Card, cardQueue),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 		repeat: repeatFilter{window: cfg.RepeatWindow},
-	}, nil
+	}
+	go r.run()
+	return r, nil
 }
 
 // ReadCard blocks until a card is presented and returns it, formatted. It
-// returns ctx.Err() within about 100 ms of ctx being done, and an error
-// wrapping hal.ErrClosed once Close is called. Garbage, bad checksums and
-// partial frames are dropped; a vanished port is reopened with backoff
-// while ReadCard keeps waiting.
+// returns ctx.Err() as soon as ctx is done, and an error wrapping
+// hal.ErrClosed once Close is called. Garbage, bad checksums and partial
+// frames are dropped; a vanished port is reopened with backoff while
+// ReadCard keeps waiting (Health says so meanwhile).
 func (r *Reader) ReadCard(ctx context.Context) (hal.Card, error) {
-	r.reading.Lock() // a second caller waits its turn rather than corrupting the buffer
-	defer r.reading.Unlock()
+	select {
+	case <-r.stop:
+		return hal.Card{}, fmt.Errorf("card reader %s: %w", r.cfg.Port, hal.ErrClosed)
+	default:
+	}
+	select {
+	case c := <-r.cards:
+		return c, nil
+	case <-ctx.Done():
+		return hal.Card{}, ctx.Err()
+	case <-r.stop:
+		return hal.Card{}, fmt.Errorf("card reader %s: %w", r.cfg.Port, hal.ErrClosed)
+	}
+}
+
+// Health reports whether the reader's port is open (hal.HealthReporter).
+func (r *Reader) Health() (hal.Health, <-chan struct{}) { return r.port.Health() }
+
+// run reads the port until Close: bytes are stamped as they arrive and
+// decoded at once; a vanished port is reopened with backoff.
+func (r *Reader) run() {
+	defer close(r.done)
+	life, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-r.stop:
+			cancel()
+		case <-life.Done():
+		}
+	}()
 	for {
-		if c, ok := r.next(); ok {
-			return c, nil
-		}
-		if err := ctx.Err(); err != nil {
-			return hal.Card{}, err
-		}
 		if r.n == len(r.buf) { // cannot happen with the bounded decoders; stay safe
 			r.n = 0
 		}
@@ -173,33 +219,37 @@ func (r *Reader) ReadCard(ctx context.Context) (hal.Card, error) {
 		case err == nil:
 			r.n += k
 			r.lastIn = time.Now()
+			r.deliver(r.lastIn)
 		case errors.Is(err, hal.ErrTimeout):
 			if r.n > 0 && time.Since(r.lastIn) >= r.cfg.FrameGap {
 				r.log.Debug().Int(logBytes, r.n).Msg("dropped partial frame after silence")
 				r.n = 0
 			}
 		case errors.Is(err, hal.ErrClosed):
-			return hal.Card{}, fmt.Errorf("card reader %s: %w", r.cfg.Port, hal.ErrClosed)
+			return
 		default: // the port vanished
 			r.log.Warn().Err(err).Msg("card reader lost; reopening")
 			r.n = 0
-			if err := r.port.Reopen(ctx); err != nil {
-				if errors.Is(err, hal.ErrClosed) {
-					return hal.Card{}, fmt.Errorf("card reader %s: %w", r.cfg.Port, hal.ErrClosed)
-				}
-				return hal.Card{}, err
+			if err := r.port.Reopen(life); err != nil {
+				return // closed
 			}
 			r.log.Info().Msg("card reader back")
+		}
+		select {
+		case <-r.stop:
+			return
+		default:
 		}
 	}
 }
 
-// next decodes what is buffered and returns the first fresh card.
-func (r *Reader) next() (hal.Card, bool) {
+// deliver decodes what is buffered and queues every fresh card, stamped
+// with at, when its last bytes arrived.
+func (r *Reader) deliver(at time.Time) {
 	for r.n > 0 {
 		rd, ok, adv, err := r.decode(r.buf[:r.n])
 		if adv == 0 {
-			return hal.Card{}, false
+			return
 		}
 		if err != nil {
 			r.log.Debug().Err(err).Msg("dropped bad frame")
@@ -208,8 +258,7 @@ func (r *Reader) next() (hal.Card, bool) {
 		if !ok {
 			continue
 		}
-		now := time.Now()
-		if !r.repeat.fresh(rd.UID, now) {
+		if !r.repeat.fresh(rd.UID, at) {
 			continue
 		}
 		number, err := r.cfg.Format.Apply(rd)
@@ -218,14 +267,24 @@ func (r *Reader) next() (hal.Card, bool) {
 			continue
 		}
 		r.log.Debug().Hex(logUID, rd.UID).Str(logNumber, number).Msg("card")
-		return hal.Card{Number: number, Raw: rd.UID, At: now}, true
+		select {
+		case r.cards <- hal.Card{Number: number, Raw: rd.UID, At: at}:
+		case <-r.stop:
+			return
+		}
 	}
-	return hal.Card{}, false
 }
 
-// Close closes the port, which wakes ReadCard; idempotent.
+// Close stops the read goroutine and closes the port, which wakes
+// ReadCard; idempotent.
 func (r *Reader) Close() error {
-	if err := r.port.Close(); err != nil {
+	var err error
+	r.stopOnce.Do(func() {
+		close(r.stop)
+		err = r.port.Close()
+		<-r.done
+	})
+	if err != nil {
 		return fmt.Errorf("card reader: %w", err)
 	}
 	return nil

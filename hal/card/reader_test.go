@@ -41,7 +41,9 @@ func newRig(t *testing.T, simCfg sim.CardReaderConfig, cfg card.Config) *rig {
 	if cfg.Protocol == "" {
 		cfg.Protocol = card.Protocol(dev.Protocol())
 	}
-	cfg.Backoff = serialport.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
+	if cfg.Backoff == (serialport.Backoff{}) {
+		cfg.Backoff = serialport.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
+	}
 	cfg.Log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
 	r, err := card.Open(cfg)
 	if err != nil {

@@ -51,18 +51,30 @@ type LCUSConfig struct {
 	Log zerolog.Logger
 }
 
-// LCUS drives a CH340 USB relay board. It implements hal.Door; all methods
-// are safe for concurrent use. The board has no inputs and does not
-// answer, so State reports what was last switched successfully.
+// LCUS drives a CH340 USB relay board. It implements hal.Door and
+// hal.HealthReporter; all methods are safe for concurrent use. The board
+// has no inputs and does not answer, so State reports what was last
+// switched successfully. A goroutine started by OpenLCUS reads the port
+// (the board sends nothing) only to notice its disappearance at once, idle
+// or not, and reopens it with backoff.
 type LCUS struct {
-	port    *serialport.Port
-	channel byte
-	h       *hold
-	life    context.Context // cancelled by Close: aborts a reopen in progress
-	stop    context.CancelFunc
+	port      *serialport.Port
+	channel   byte
+	h         *hold
+	log       zerolog.Logger
+	life      context.Context // cancelled by Close: aborts a reopen in progress
+	stop      context.CancelFunc
+	watchDone chan struct{} // closed when watch has returned
 }
 
-var _ hal.Door = (*LCUS)(nil)
+var (
+	_ hal.Door           = (*LCUS)(nil)
+	_ hal.HealthReporter = (*LCUS)(nil)
+)
+
+// lcusWatchEvery is the read timeout of the watching goroutine: how often
+// it wakes on a board that never talks.
+const lcusWatchEvery = 500 * time.Millisecond
 
 // OpenLCUS opens the board's port and releases the relay at once, so the
 // lock starts locked whatever state the board was left in. A missing port
@@ -74,13 +86,13 @@ func OpenLCUS(cfg LCUSConfig) (*LCUS, error) {
 	if cfg.Channel < 1 || cfg.Channel > LCUSMaxChannel {
 		return nil, fmt.Errorf("door lcus %s: channel %d out of range 1..%d", cfg.Port, cfg.Channel, LCUSMaxChannel)
 	}
-	port, err := serialport.Open(serialport.Config{Name: cfg.Port, Baud: cfg.Baud, Backoff: cfg.Backoff})
+	port, err := serialport.Open(serialport.Config{Name: cfg.Port, Baud: cfg.Baud, ReadTimeout: lcusWatchEvery, Backoff: cfg.Backoff})
 	if err != nil {
 		return nil, fmt.Errorf("door lcus: %w", err)
 	}
 	life, stop := context.WithCancel(context.Background())
-	l := &LCUS{port: port, channel: byte(cfg.Channel), life: life, stop: stop}
 	log := cfg.Log.With().Str(logComponent, "door").Str(logDriver, DriverLCUS).Str(logPort, cfg.Port).Logger()
+	l := &LCUS{port: port, channel: byte(cfg.Channel), log: log, life: life, stop: stop, watchDone: make(chan struct{})}
 	l.h = newHold("door lcus "+cfg.Port, cfg.Pulse, l.set, log)
 	ctx, cancel := context.WithTimeout(context.Background(), switchTimeout)
 	defer cancel()
@@ -89,8 +101,34 @@ func OpenLCUS(cfg LCUSConfig) (*LCUS, error) {
 		port.Close()
 		return nil, fmt.Errorf("door lcus %s: release relay at start: %w", cfg.Port, err)
 	}
+	go l.watch()
 	return l, nil
 }
+
+// watch reads the port until Close: the board sends nothing, so a read
+// only ever times out, until the port vanishes; then it reopens it with
+// backoff (Health says lost meanwhile).
+func (l *LCUS) watch() {
+	defer close(l.watchDone)
+	var buf [16]byte
+	for {
+		_, err := l.port.Read(buf[:])
+		switch {
+		case err == nil || errors.Is(err, hal.ErrTimeout):
+		case errors.Is(err, hal.ErrClosed):
+			return
+		default:
+			l.log.Warn().Err(err).Msg("relay board lost; reopening")
+			if err := l.port.Reopen(l.life); err != nil {
+				return // closed
+			}
+			l.log.Info().Msg("relay board back")
+		}
+	}
+}
+
+// Health reports whether the board's port is open (hal.HealthReporter).
+func (l *LCUS) Health() (hal.Health, <-chan struct{}) { return l.port.Health() }
 
 // set writes the switch frame; if the port has vanished it reopens it once,
 // within ctx and at most 2 s (Close cuts that short), and writes again.
@@ -125,5 +163,7 @@ func (l *LCUS) State() hal.DoorState { return hal.DoorState{Unlocked: l.h.unlock
 func (l *LCUS) Close() error {
 	l.stop()
 	err := l.h.close()
-	return errors.Join(err, l.port.Close())
+	err = errors.Join(err, l.port.Close())
+	<-l.watchDone
+	return err
 }

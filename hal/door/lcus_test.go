@@ -283,3 +283,39 @@ func TestLCUSUnpluggedNeverHangs(t *testing.T) {
 		t.Fatal("unlocked after a failed Unlock and Close")
 	}
 }
+
+// An idle board's disappearance is noticed without any Unlock, and its
+// return too.
+func TestLCUSHealthSeesUnplugWhileIdle(t *testing.T) {
+	g := newLCUSRig(t, door.LCUSConfig{}, nil)
+	waitHealth := func(ok bool) hal.Health {
+		t.Helper()
+		deadline := time.After(hangDeadline)
+		for {
+			h, changed := g.door.Health()
+			if h.OK == ok {
+				return h
+			}
+			select {
+			case <-changed:
+			case <-deadline:
+				t.Fatalf("health stayed %+v, want ok=%v", h, ok)
+			}
+		}
+	}
+	waitHealth(true)
+	if err := g.plug.Unplug(); err != nil {
+		t.Fatal(err)
+	}
+	if h := waitHealth(false); !errors.Is(h.Err, hal.ErrFault) || !strings.Contains(h.Err.Error(), g.plug.Path()) {
+		t.Errorf("health after unplug %+v, want a fault naming the port", h)
+	}
+	if err := g.plug.Replug(); err != nil {
+		t.Fatal(err)
+	}
+	waitHealth(true)
+	if err := g.door.Unlock(context.Background(), 50*time.Millisecond); err != nil {
+		t.Fatalf("Unlock after replug: %v", err)
+	}
+	g.wait(t, "relay on after replug", isOn)
+}

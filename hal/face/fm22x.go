@@ -166,7 +166,10 @@ type FM22x struct {
 	enrolling bool // a photo enrolment is between two packets
 }
 
-var _ hal.FaceModule = (*FM22x)(nil)
+var (
+	_ hal.FaceModule     = (*FM22x)(nil)
+	_ hal.HealthReporter = (*FM22x)(nil)
+)
 
 // Open opens cfg.Port, checks the module answers GET_STATUS and returns
 // the driver. A missing port is an error wrapping hal.ErrFault that names
@@ -571,3 +574,9 @@ func (m *FM22x) Enroll(ctx context.Context, name string, photo []byte) (int, err
 // error wrapping hal.ErrClosed, the port is closed and the reader
 // goroutine has ended when Close returns. Idempotent.
 func (m *FM22x) Close() error { return m.link.Close() }
+
+// Health reports whether the module's port is open (hal.HealthReporter):
+// the driver's reader goroutine sees an unplug at once, idle or not, and
+// reopens the port with backoff. That the module answers is checked by its
+// commands, not here.
+func (m *FM22x) Health() (hal.Health, <-chan struct{}) { return m.link.Health() }

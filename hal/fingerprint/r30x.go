@@ -161,7 +161,10 @@ type R30x struct {
 	owed       byte // instruction whose ACK a cancelled call left owed (Link.Owe)
 }
 
-var _ hal.FingerprintModule = (*R30x)(nil)
+var (
+	_ hal.FingerprintModule = (*R30x)(nil)
+	_ hal.HealthReporter    = (*R30x)(nil)
+)
 
 // Open opens cfg.Port, probes the module (VfyPwd, ReadSysPara) and
 // returns the driver. A missing port is an error wrapping hal.ErrFault that
@@ -613,3 +616,9 @@ func (m *R30x) poll(ctx context.Context) (hal.Finger, bool, error) {
 // waits for the reader goroutine. Idempotent; the module itself keeps its
 // templates and needs no inert state.
 func (m *R30x) Close() error { return m.link.Close() }
+
+// Health reports whether the module's port is open (hal.HealthReporter):
+// the driver's reader goroutine sees an unplug at once, idle or not, and
+// reopens the port with backoff. That the module answers is checked by its
+// commands, not here.
+func (m *R30x) Health() (hal.Health, <-chan struct{}) { return m.link.Health() }

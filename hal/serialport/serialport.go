@@ -9,7 +9,12 @@
 //   - Close is idempotent, wakes a goroutine blocked in Read, and every call
 //     after it returns an error wrapping hal.ErrClosed;
 //   - Reopen reopens a vanished port by name with jittered exponential
-//     backoff, so a driver survives unplug and replug.
+//     backoff, so a driver survives unplug and replug; bytes the device
+//     sent between its replug and the reopen are kept (only the first
+//     Open drops what queued up before it);
+//   - Health reports whether the port is open, and wakes a watcher at
+//     each change (hal.HealthReporter): lost when an I/O error drops the
+//     port, back when Reopen succeeds.
 //
 // The modem lines (DTR/RTS) are never touched: pseudo-terminals reject the
 // modem-control ioctls, and none of our modules need them.
@@ -36,7 +41,7 @@ const (
 	DefaultBaud        = 9600
 	DefaultReadTimeout = 100 * time.Millisecond
 	DefaultBackoffMin  = 100 * time.Millisecond
-	DefaultBackoffMax  = 5 * time.Second
+	DefaultBackoffMax  = 2 * time.Second
 )
 
 // Config says which port to open and how. Zero values mean the documented
@@ -50,7 +55,8 @@ type Config struct {
 	// ReadTimeout bounds one Read call: when no byte arrives within it,
 	// Read returns an error wrapping hal.ErrTimeout. Zero means 100 ms.
 	ReadTimeout time.Duration
-	// Backoff paces Reopen's attempts; zero fields mean 100 ms to 5 s.
+	// Backoff paces Reopen's attempts; zero fields mean 100 ms to 2 s
+	// (a replugged device is found within about 2 s).
 	Backoff Backoff
 }
 
@@ -85,7 +91,7 @@ func (c Config) validate() error {
 type Backoff struct {
 	// Min is the first delay; zero means 100 ms.
 	Min time.Duration
-	// Max caps the delay; zero means 5 s.
+	// Max caps the delay; zero means 2 s.
 	Max time.Duration
 }
 
@@ -127,7 +133,11 @@ type Port struct {
 	sp     serial.Port // nil while the port has vanished
 	gen    uint64      // bumped by every successful open
 	closed bool
+	health hal.Health
+	hwake  chan struct{} // closed and replaced at every health change
 }
+
+var _ hal.HealthReporter = (*Port)(nil)
 
 // Open opens cfg.Name at once. A missing port is an error wrapping
 // hal.ErrFault (and the underlying os error) that names the port.
@@ -142,12 +152,14 @@ func Open(cfg Config) (*Port, error) {
 		errTimeout: fmt.Errorf("serial port %s: read: no data within %v: %w", cfg.Name, cfg.ReadTimeout, hal.ErrTimeout),
 		done:       make(chan struct{}),
 		reopening:  make(chan struct{}, 1),
+		hwake:      make(chan struct{}),
 	}
-	sp, err := p.open()
+	sp, err := p.open(true)
 	if err != nil {
 		return nil, err
 	}
 	p.sp = sp
+	p.health = hal.Health{OK: true, Since: time.Now()}
 	return p, nil
 }
 
@@ -157,7 +169,9 @@ func (p *Port) Name() string { return p.cfg.Name }
 // Baud returns the configured line speed in bits per second.
 func (p *Port) Baud() int { return p.cfg.Baud }
 
-func (p *Port) open() (serial.Port, error) {
+// open opens the device; flush drops what queued up before (at the first
+// open only: after a replug, whatever is queued was sent after it).
+func (p *Port) open(flush bool) (serial.Port, error) {
 	sp, err := serial.Open(p.cfg.Name, &serial.Mode{BaudRate: p.cfg.Baud, DataBits: 8})
 	if err != nil {
 		return nil, fmt.Errorf("open serial port %s: %w: %w", p.cfg.Name, hal.ErrFault, err)
@@ -166,9 +180,11 @@ func (p *Port) open() (serial.Port, error) {
 		sp.Close()
 		return nil, fmt.Errorf("open serial port %s: set read timeout: %w: %w", p.cfg.Name, hal.ErrFault, err)
 	}
-	// Drop whatever queued up while nobody was listening: stale frames
-	// from before an unplug must not be taken for fresh ones.
-	_ = sp.ResetInputBuffer()
+	if flush {
+		// Drop whatever queued up before the driver started: stale frames
+		// must not be taken for fresh ones.
+		_ = sp.ResetInputBuffer()
+	}
 	return sp, nil
 }
 
@@ -233,11 +249,34 @@ func (p *Port) fault(op string, sp serial.Port, cause error) error {
 	if p.closed {
 		return fmt.Errorf("serial port %s: %s: %w", p.cfg.Name, op, hal.ErrClosed)
 	}
+	err := fmt.Errorf("serial port %s: %s: port vanished: %w: %w", p.cfg.Name, op, hal.ErrFault, cause)
 	if p.sp == sp {
 		p.sp = nil
 		go sp.Close() // may wait for a concurrent Read to return; never block the caller
+		p.setHealthLocked(false, err)
 	}
-	return fmt.Errorf("serial port %s: %s: port vanished: %w: %w", p.cfg.Name, op, hal.ErrFault, cause)
+	return err
+}
+
+// setHealthLocked records a health change and wakes the watchers; p.mu is
+// held.
+func (p *Port) setHealthLocked(ok bool, err error) {
+	if p.health.OK == ok && (ok || !errors.Is(err, hal.ErrClosed)) {
+		return // no change (a lost port that fails again stays lost since then)
+	}
+	p.health = hal.Health{OK: ok, Err: err, Since: time.Now()}
+	close(p.hwake)
+	p.hwake = make(chan struct{})
+}
+
+// Health reports whether the port is open: false from the I/O error that
+// dropped it (or Close: Err then wraps hal.ErrClosed) until Reopen
+// succeeds. The channel is closed at the next change. It implements
+// hal.HealthReporter.
+func (p *Port) Health() (hal.Health, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.health, p.hwake
 }
 
 // Reopen closes the current connection, if any, and opens the port again
@@ -269,12 +308,15 @@ func (p *Port) Reopen(ctx context.Context) error {
 	}
 	old := p.sp
 	p.sp = nil
+	if old != nil {
+		p.setHealthLocked(false, fmt.Errorf("serial port %s: reopening: %w", p.cfg.Name, hal.ErrFault))
+	}
 	p.mu.Unlock()
 	if old != nil {
 		old.Close()
 	}
 	for attempt := 0; ; attempt++ {
-		sp, err := p.open()
+		sp, err := p.open(false)
 		if err == nil {
 			p.mu.Lock()
 			if p.closed {
@@ -284,6 +326,7 @@ func (p *Port) Reopen(ctx context.Context) error {
 			}
 			p.sp = sp
 			p.gen++
+			p.setHealthLocked(true, nil)
 			p.mu.Unlock()
 			return nil
 		}
@@ -312,6 +355,7 @@ func (p *Port) Close() error {
 	close(p.done)
 	sp := p.sp
 	p.sp = nil
+	p.setHealthLocked(false, fmt.Errorf("serial port %s: %w", p.cfg.Name, hal.ErrClosed))
 	p.mu.Unlock()
 	if sp == nil {
 		return nil

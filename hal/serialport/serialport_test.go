@@ -288,3 +288,53 @@ func TestConcurrentReopensOpenOnce(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// Health follows the port: lost at the I/O error that drops it, back when
+// Reopen succeeds, and every change wakes the watcher.
+func TestHealthFollowsUnplugAndReopen(t *testing.T) {
+	pl := attachEcho(t)
+	p := open(t, pl.Path())
+	h, changed := p.Health()
+	if !h.OK {
+		t.Fatalf("health at open %+v, want ok", h)
+	}
+	if err := pl.Unplug(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(hangDeadline)
+	for {
+		_, err := p.Read(make([]byte, 8))
+		if !errors.Is(err, hal.ErrTimeout) || time.Now().After(deadline) {
+			break
+		}
+	}
+	select {
+	case <-changed:
+	case <-time.After(hangDeadline):
+		t.Fatal("no health change after the port vanished")
+	}
+	h, changed = p.Health()
+	if h.OK || !errors.Is(h.Err, hal.ErrFault) || !strings.Contains(h.Err.Error(), pl.Path()) {
+		t.Fatalf("health after unplug %+v, want a fault naming the port", h)
+	}
+	if err := pl.Replug(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
+	defer cancel()
+	if err := p.Reopen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(hangDeadline):
+		t.Fatal("no health change after reopen")
+	}
+	if h, _ = p.Health(); !h.OK {
+		t.Fatalf("health after reopen %+v, want ok", h)
+	}
+	p.Close()
+	if h, _ = p.Health(); h.OK || !errors.Is(h.Err, hal.ErrClosed) {
+		t.Fatalf("health after Close %+v, want ErrClosed", h)
+	}
+}

@@ -206,6 +206,20 @@ func (l *Link) deadErr() error {
 	return l.dead
 }
 
+// alwaysOK is the health of a port that cannot report its own.
+var alwaysOK = hal.Health{OK: true}
+
+// Health reports the port's health when the port reports it
+// (serialport.Port does: lost when the reader goroutine's read fails, back
+// when its reopen succeeds), else always OK with a channel that never
+// closes. It implements hal.HealthReporter for the drivers.
+func (l *Link) Health() (hal.Health, <-chan struct{}) {
+	if hr, ok := l.port.(hal.HealthReporter); ok {
+		return hr.Health()
+	}
+	return alwaysOK, nil
+}
+
 // Logger returns the link's logger, with the component and port fields,
 // for the driver to log with.
 func (l *Link) Logger() zerolog.Logger { return l.log }
