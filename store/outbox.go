@@ -76,8 +76,8 @@ type enqueueReq struct {
 // records. If ctx ends first, Enqueue returns ctx.Err() and the record may
 // or may not have been stored. Signals Wake after the commit.
 func (db *DB) Enqueue(ctx context.Context, rec Record) (Record, error) {
-	if db.cfg.ReadOnly {
-		return Record{}, fmt.Errorf("enqueue: %w", ErrReadOnly)
+	if err := db.refuseWrite(); err != nil {
+		return Record{}, fmt.Errorf("enqueue: %w", err)
 	}
 	if len(rec.Body) == 0 {
 		return Record{}, fmt.Errorf("enqueue: %w: empty body", ErrInvalid)
