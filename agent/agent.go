@@ -151,13 +151,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.started.CompareAndSwap(nil, &now) {
 		return ErrAlreadyRun
 	}
-	if err := a.seed(ctx); err != nil {
+	if err := a.seedOrReadOnly(ctx); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	a.sendEvent(a.cfg.Events.Started, "started "+a.cfg.Device.SoftwareVersion)
+	a.reportRecovery()
 
 	var wg sync.WaitGroup
 	goRun := func(name string, f func(context.Context)) {
@@ -168,6 +169,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	goRun("link", func(ctx context.Context) { a.link.Run(ctx) })
 	goRun("records", a.runRecords)
+	goRun("store", a.runStore)
 	if a.parts.Card != nil {
 		goRun("card", a.runCard)
 	}

@@ -27,7 +27,11 @@ func TestConfigDefaults(t *testing.T) {
 		{"NearlyFull", c.Upload.NearlyFull, 0.8},
 		{"DoorPulse", c.Access.DoorPulse, 3 * time.Second},
 		{"Remote", c.Access.OpenDoorTypes.Remote, 4},
-		{"Commands", len(c.Commands), 3},
+		{"Commands", len(c.Commands), 4},
+		{"ReleaseQuarantine", c.Commands[4].Action, ActionReleaseQuarantine},
+		{"QuarantineRetry", c.Upload.QuarantineRetry, 15 * time.Minute},
+		{"DatabaseRecovered", c.Events.DatabaseRecovered, 5},
+		{"RecordsQuarantined", c.Events.RecordsQuarantined, 6},
 		{"HookTimeout", c.Hooks.Timeout, 10 * time.Second},
 	}
 	for _, ck := range checks {

@@ -31,11 +31,11 @@ import (
 
 // SalvageCounts counts rows per table, for Recovery.
 type SalvageCounts struct {
-	Settings    int // 0 or 1
-	Persons     int
-	Biometrics  int
-	FingerSlots int
-	Records     int // outbox records, quarantined ones included
+	Settings    int `json:"settings"` // 0 or 1
+	Persons     int `json:"persons"`
+	Biometrics  int `json:"biometrics"`
+	FingerSlots int `json:"finger_slots"`
+	Records     int `json:"records"` // outbox records, quarantined ones included
 }
 
 // Total is the sum of every count.

@@ -689,7 +689,7 @@ func (c Config) validate() *configError {
 		cmd := c.Commands[typ]
 		path := "commands." + strconv.Itoa(typ)
 		switch cmd.Action {
-		case "open_door", "message", "restart":
+		case "open_door", "message", "restart", "release_quarantine":
 			if cmd.Hook != "" {
 				return bad(path+".hook", "only with action hook")
 			}
@@ -698,7 +698,7 @@ func (c Config) validate() *configError {
 				return bad(path+".hook", "%q is not an absolute path to a program", cmd.Hook)
 			}
 		default:
-			return bad(path+".action", "%q is not one of open_door, message, restart, hook", cmd.Action)
+			return bad(path+".action", "%q is not one of open_door, message, restart, release_quarantine, hook", cmd.Action)
 		}
 	}
 	for _, h := range []struct{ key, hook string }{
