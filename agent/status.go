@@ -98,6 +98,9 @@ type DatabaseRecovery struct {
 	// biometrics, finger slots, records).
 	Salvaged store.SalvageCounts `json:"salvaged"`
 	Lost     store.SalvageCounts `json:"lost"`
+	// LostLogCommits counts the whole transactions found after the damage
+	// of a damaged write-ahead log (lost; a lower bound).
+	LostLogCommits int `json:"lost_log_commits"`
 }
 
 // ModuleStatus is one module's state.
@@ -151,7 +154,7 @@ func (a *Agent) Status(ctx context.Context) Status {
 	}
 	if r, ok := a.parts.Store.(recoverable); ok {
 		if rec, ok := r.Recovery(); ok {
-			st.DatabaseRecovered = &DatabaseRecovery{MovedTo: rec.MovedTo, Reason: rec.Reason, Salvaged: rec.Salvaged, Lost: rec.Lost}
+			st.DatabaseRecovered = &DatabaseRecovery{MovedTo: rec.MovedTo, Reason: rec.Reason, Salvaged: rec.Salvaged, Lost: rec.Lost, LostLogCommits: rec.LostCommits}
 		}
 	}
 	if n, err := a.parts.Store.CountPersons(ctx); err != nil {

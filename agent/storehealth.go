@@ -70,10 +70,10 @@ func (a *Agent) reportRecovery() {
 		return
 	}
 	a.log.Error().Str("moved_to", rec.MovedTo).Str("reason", rec.Reason).
-		Str("salvaged", rec.Salvaged.String()).Str("lost", rec.Lost.String()).
+		Str("salvaged", rec.Salvaged.String()).Str("lost", rec.Lost.String()).Int("lost_log_commits", rec.LostCommits).
 		Msg("the database was damaged: moved aside, salvaged into a fresh one")
-	a.sendEvent(a.cfg.Events.DatabaseRecovered, fmt.Sprintf("database damaged, replaced: salvaged %s; lost %s",
-		rec.Salvaged, rec.Lost))
+	a.sendEvent(a.cfg.Events.DatabaseRecovered, fmt.Sprintf("database damaged, replaced: salvaged %s; lost %s; lost log commits %d",
+		rec.Salvaged, rec.Lost, rec.LostCommits))
 }
 
 // writable reports whether the store takes writes now (a store that cannot

@@ -186,6 +186,11 @@ type Recovery struct {
 	// unreadable counts its unreadable rows, when their number is known,
 	// or 1 per unreadable range). See salvage.go.
 	Salvaged, Lost SalvageCounts
+	// LostCommits counts the committed transactions found whole in a
+	// damaged write-ahead log after its damage (a lower bound: the damaged
+	// ones are not counted): SQLite cannot replay them, so what they
+	// wrote (records, acks, persons) is not in the salvage.
+	LostCommits int
 }
 
 // Log field keys.
@@ -265,15 +270,25 @@ func Open(ctx context.Context, path string, cfg Config) (*DB, error) {
 	if path == "" || strings.HasPrefix(path, ":memory:") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open store %q: %w: need a plain file path", path, ErrInvalid)
 	}
-	db, err := openFile(ctx, path, cfg, log)
-	if err == nil {
-		return db, nil
-	}
-	if !cfg.ReadOnly && writeRefused(err) {
-		return openDegraded(ctx, path, cfg, log, err)
-	}
-	if !errors.Is(err, ErrDamaged) || cfg.ReadOnly {
-		return nil, err
+	var (
+		wal walDamage
+		db  *DB
+		err error
+	)
+	if d, bad, werr := checkWAL(path); !cfg.ReadOnly && werr == nil && bad {
+		// SQLite would open it without a word and without those commits.
+		wal, err = d, fmt.Errorf("%w: %s: %s", ErrDamaged, path, d)
+	} else {
+		db, err = openFile(ctx, path, cfg, log)
+		if err == nil {
+			return db, nil
+		}
+		if !cfg.ReadOnly && writeRefused(err) {
+			return openDegraded(ctx, path, cfg, log, err)
+		}
+		if !errors.Is(err, ErrDamaged) || cfg.ReadOnly {
+			return nil, err
+		}
 	}
 	at := cfg.Now()
 	moved, mvErr := moveAside(path, at)
@@ -286,7 +301,7 @@ func Open(ctx context.Context, path string, cfg Config) (*DB, error) {
 	if err2 != nil {
 		return nil, fmt.Errorf("open fresh store %s after moving the damaged one to %s: %w", path, moved, err2)
 	}
-	rec := &Recovery{MovedTo: moved, Reason: err.Error(), At: at}
+	rec := &Recovery{MovedTo: moved, Reason: err.Error(), At: at, LostCommits: wal.lostCommits}
 	rec.Salvaged, rec.Lost = db.salvage(ctx, moved)
 	log.Error().Str(logMovedTo, moved).Dict("salvaged", rec.Salvaged.dict()).Dict("lost", rec.Lost.dict()).
 		Msg("salvaged what the damaged database still held")
