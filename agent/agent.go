@@ -191,7 +191,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
-	a.flushRecords(ctx) // nothing can add a record any more
+	if a.writable() {
+		a.flushRecords(ctx) // nothing can add a record any more
+	} else if n := a.records.len(); n > 0 {
+		// A read-only database will not take them: do not hold the stop.
+		a.log.Error().Int("records_not_stored", n).
+			Msg("shutdown: access records NOT stored: the database is read-only")
+	}
 	return err
 }
 

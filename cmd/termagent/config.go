@@ -346,7 +346,7 @@ type EventsConfig struct {
 
 // CommandConfig maps one send_user_command command_type to an action.
 type CommandConfig struct {
-	// Action: open_door, message, restart or hook.
+	// Action: open_door, message, restart, release_quarantine or hook.
 	Action string `yaml:"action"`
 	// Hook (action hook) is the program run with command_value as its
 	// one argument, never through a shell. Absolute path.

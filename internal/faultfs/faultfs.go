@@ -138,3 +138,40 @@ func (fs *FS) Fill(name string) string {
 		}
 	}
 }
+
+// MountExt4 makes an ext4 image of size bytes, mounts it through a loop
+// device with errors=remount-ro on a new directory, and unmounts it when
+// the test ends. It skips the test when mkfs.ext4 or a loop device is
+// missing. Call it only after Run returned true.
+func MountExt4(t *testing.T, size int64) *FS {
+	t.Helper()
+	if _, err := exec.LookPath("mkfs.ext4"); err != nil {
+		t.Skip("needs mkfs.ext4")
+	}
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		t.Skip("needs loop devices")
+	}
+	img := t.TempDir() + "/ext4.img"
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, size); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+	dir := t.TempDir()
+	fs := &FS{t: t, Dir: dir}
+	if out, err := exec.Command("mount", "-o", "loop,errors=remount-ro", img, dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a loop device here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	return fs
+}
+
+// Abort makes an ext4 file system fail every write from now on, as the
+// kernel does on an I/O error with errors=remount-ro, even with files open
+// for writing (mount -o remount,abort). It cannot be made writable again
+// without unmounting it.
+func (fs *FS) Abort() { fs.t.Helper(); fs.mount("-o", "remount,abort", fs.Dir) }
