@@ -165,13 +165,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.started.CompareAndSwap(nil, &now) {
 		return ErrAlreadyRun
 	}
-	if err := a.seed(ctx); err != nil {
+	if err := a.seedOrReadOnly(ctx); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	a.sendEvent(a.cfg.Events.Started, "started "+a.cfg.Device.SoftwareVersion)
+	a.reportRecovery()
 
 	var wg sync.WaitGroup
 	goRun := func(name string, f func(context.Context)) {
@@ -182,6 +183,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	goRun("link", func(ctx context.Context) { a.link.Run(ctx) })
 	goRun("records", a.runRecords)
+	goRun("store", a.runStore)
 	if a.parts.Card != nil {
 		goRun("card", a.runCard)
 	}
@@ -209,7 +211,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
-	a.flushRecords(ctx) // nothing can add a record any more
+	if a.writable() {
+		a.flushRecords(ctx) // nothing can add a record any more
+	} else if n := a.records.len(); n > 0 {
+		// A read-only database will not take them: do not hold the stop.
+		a.log.Error().Int("records_not_stored", n).
+			Msg("shutdown: access records NOT stored: the database is read-only")
+	}
 	return err
 }
 

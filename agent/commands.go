@@ -245,6 +245,16 @@ func (s *session) userCommand(ctx context.Context, req *protocol.Message) (*prot
 			}
 			a.requestRestart()
 		})
+	case ActionReleaseQuarantine:
+		qr, ok := a.parts.Store.(quarantineRetrier)
+		if !ok {
+			return nil, protocol.Errorf(protocol.CodeError, "this store has no quarantine")
+		}
+		n, err := qr.Unquarantine(ctx)
+		if err != nil {
+			return nil, protocol.Errorf(protocol.CodeError, "release quarantined records: %v", err)
+		}
+		log.Int("records", n).Msg("quarantined records released by the server")
 	case ActionHook:
 		log.Str("hook", cmd.Hook).Msg("running hook")
 		if err := runHook(ctx, a.cfg.Hooks.Timeout, cmd.Hook, req.CommandValue); err != nil {

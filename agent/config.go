@@ -184,6 +184,11 @@ type UploadConfig struct {
 	// at which an "outbox nearly full" device event is sent (once, until
 	// the fill drops below it again). Default 0.8.
 	NearlyFull float64
+	// QuarantineRetry is how often quarantined records (refused
+	// store.Config.MaxAttempts times) get one more try; they also get one
+	// after every (re)connection. Default 15 min; negative: only after a
+	// (re)connection.
+	QuarantineRetry time.Duration
 }
 
 // AccessConfig tunes the access path.
@@ -232,6 +237,11 @@ const (
 	// ActionRestart answers 0, then restarts the terminal: through
 	// Hooks.Restart when set, else Run returns ErrRestart.
 	ActionRestart Action = "restart"
+	// ActionReleaseQuarantine releases every quarantined access record
+	// for good (attempts reset: store.Config.MaxAttempts more tries) and
+	// wakes the upload; command_value is ignored. The operator's way out
+	// after the server's refusals were fixed.
+	ActionReleaseQuarantine Action = "release_quarantine"
 	// ActionHook runs Command.Hook with command_value as its only
 	// argument (no shell); a non-zero exit is code -1.
 	ActionHook Action = "hook"
@@ -247,12 +257,13 @@ type Command struct {
 }
 
 // DefaultCommands is the table used when Config.Commands is nil:
-// 1 open door, 2 show a message, 3 restart.
+// 1 open door, 2 show a message, 3 restart, 4 release quarantined records.
 func DefaultCommands() map[int]Command {
 	return map[int]Command{
 		1: {Action: ActionOpenDoor},
 		2: {Action: ActionMessage},
 		3: {Action: ActionRestart},
+		4: {Action: ActionReleaseQuarantine},
 	}
 }
 
@@ -289,6 +300,13 @@ type EventTypes struct {
 	// driven; no access record is made. command_value names the person
 	// and the error.
 	DoorFault int
+	// DatabaseRecovered (default 6): the database was damaged, moved aside
+	// and what could be read salvaged; the value gives the counts
+	// salvaged and lost, so the server can push the persons again.
+	DatabaseRecovered int
+	// RecordsQuarantined (default 7): the server refused records so often
+	// that they are quarantined; the value gives how many are.
+	RecordsQuarantined int
 	// Queue is how many events are kept while the link is down (oldest
 	// dropped). Default 64.
 	Queue int
@@ -359,6 +377,7 @@ func (c Config) withDefaults() Config {
 	if u.NearlyFull == 0 {
 		u.NearlyFull = 0.8
 	}
+	durDefault(&u.QuarantineRetry, 15*time.Minute)
 	a := &c.Access
 	durDefault(&a.DoorPulse, 3*time.Second)
 	durDefault(&a.DoorTimeout, 2*time.Second)
@@ -379,6 +398,8 @@ func (c Config) withDefaults() Config {
 	intDefault(&e.ModuleRecovered, 3)
 	intDefault(&e.OutboxNearlyFull, 4)
 	intDefault(&e.DoorFault, 5)
+	intDefault(&e.DatabaseRecovered, 6)
+	intDefault(&e.RecordsQuarantined, 7)
 	intDefault(&e.Queue, 64)
 	m := &c.Modules
 	durDefault(&m.RetryMin, time.Second)
@@ -459,13 +480,13 @@ func (c Config) Validate() error {
 	}
 	for t, cmd := range c.Commands {
 		switch cmd.Action {
-		case ActionOpenDoor, ActionMessage, ActionRestart:
+		case ActionOpenDoor, ActionMessage, ActionRestart, ActionReleaseQuarantine:
 		case ActionHook:
 			if cmd.Hook == "" {
 				return bad(fmt.Sprintf("Commands[%d].Hook", t), "action hook needs a program path")
 			}
 		default:
-			return bad(fmt.Sprintf("Commands[%d].Action", t), "%q is not open_door, message, restart or hook", cmd.Action)
+			return bad(fmt.Sprintf("Commands[%d].Action", t), "%q is not open_door, message, restart, release_quarantine or hook", cmd.Action)
 		}
 	}
 	if c.Events.Queue < 1 {

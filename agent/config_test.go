@@ -30,7 +30,11 @@ func TestConfigDefaults(t *testing.T) {
 		{"RecordTimeout", c.Access.RecordTimeout, time.Second},
 		{"DoorFault", c.Events.DoorFault, 5},
 		{"Remote", c.Access.OpenDoorTypes.Remote, 4},
-		{"Commands", len(c.Commands), 3},
+		{"Commands", len(c.Commands), 4},
+		{"ReleaseQuarantine", c.Commands[4].Action, ActionReleaseQuarantine},
+		{"QuarantineRetry", c.Upload.QuarantineRetry, 15 * time.Minute},
+		{"DatabaseRecovered", c.Events.DatabaseRecovered, 6},
+		{"RecordsQuarantined", c.Events.RecordsQuarantined, 7},
 		{"HookTimeout", c.Hooks.Timeout, 10 * time.Second},
 	}
 	for _, ck := range checks {

@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"time"
+
+	"termagent/store"
 )
 
 // LinkState is the state of the link to the server.
@@ -43,7 +45,10 @@ type Status struct {
 	// recorded (zero if none).
 	OutboxDepth  int       `json:"outbox_depth"`
 	OutboxOldest time.Time `json:"outbox_oldest,omitempty"`
-	// OutboxQuarantined counts records the server refused too often.
+	// OutboxQuarantined counts records the server refused too often
+	// (store.Config.MaxAttempts times). They are kept, get one more try
+	// after every (re)connection and every Upload.QuarantineRetry, and
+	// are released for good by the release-quarantine command.
 	OutboxQuarantined int `json:"outbox_quarantined"`
 	// OutboxDropped counts records dropped because the outbox was full.
 	OutboxDropped int64 `json:"outbox_dropped"`
@@ -59,6 +64,14 @@ type Status struct {
 	Uploaded int64 `json:"uploaded"`
 	// Persons counts the persons in the database.
 	Persons int `json:"persons"`
+	// DatabaseReadOnly, when not empty, says why the database is open
+	// read-only (its file system refused writes at start): accesses are
+	// still decided from the persons it holds, records wait in memory
+	// (RecordsPending), and the terminal retries until it is writable.
+	DatabaseReadOnly string `json:"database_read_only,omitempty"`
+	// DatabaseRecovered, when set, says the database was found damaged at
+	// start, moved aside, and what was salvaged from it.
+	DatabaseRecovered *DatabaseRecovery `json:"database_recovered,omitempty"`
 	// Modules maps "card", "fingerprint", "face", "door" and "database"
 	// (the outbox's write path) to their state.
 	Modules map[string]ModuleStatus `json:"modules"`
@@ -74,6 +87,20 @@ type Status struct {
 	// Errors lists parts of the snapshot that could not be read (e.g.
 	// the database failed); the other fields are still valid.
 	Errors []string `json:"errors,omitempty"`
+}
+
+// DatabaseRecovery describes the replacement of a damaged database.
+type DatabaseRecovery struct {
+	// MovedTo is where the damaged file was kept; Reason what was wrong.
+	MovedTo string `json:"moved_to"`
+	Reason  string `json:"reason"`
+	// Salvaged and Lost count rows per table (settings, persons,
+	// biometrics, finger slots, records).
+	Salvaged store.SalvageCounts `json:"salvaged"`
+	Lost     store.SalvageCounts `json:"lost"`
+	// LostLogCommits counts the whole transactions found after the damage
+	// of a damaged write-ahead log (lost; a lower bound).
+	LostLogCommits int `json:"lost_log_commits"`
 }
 
 // ModuleStatus is one module's state.
@@ -119,6 +146,16 @@ func (a *Agent) Status(ctx context.Context) Status {
 	} else {
 		st.OutboxDepth, st.OutboxOldest = ob.Depth, ob.Oldest
 		st.OutboxQuarantined, st.OutboxDropped = ob.Quarantined, ob.Dropped
+	}
+	if d, ok := a.parts.Store.(degradable); ok {
+		if w, why := d.Writable(); !w {
+			st.DatabaseReadOnly = why
+		}
+	}
+	if r, ok := a.parts.Store.(recoverable); ok {
+		if rec, ok := r.Recovery(); ok {
+			st.DatabaseRecovered = &DatabaseRecovery{MovedTo: rec.MovedTo, Reason: rec.Reason, Salvaged: rec.Salvaged, Lost: rec.Lost, LostLogCommits: rec.LostCommits}
+		}
 	}
 	if n, err := a.parts.Store.CountPersons(ctx); err != nil {
 		st.Errors = append(st.Errors, err.Error())

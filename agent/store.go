@@ -51,3 +51,29 @@ type Store interface {
 }
 
 var _ Store = (*store.DB)(nil)
+
+// degradable is implemented by a store that opens read-only when its file
+// system refuses writes, and can be made writable again (*store.DB).
+type degradable interface {
+	Writable() (bool, string)
+	MakeWritable(ctx context.Context) error
+}
+
+// recoverable is implemented by a store that reports replacing a damaged
+// database at open (*store.DB).
+type recoverable interface {
+	Recovery() (store.Recovery, bool)
+}
+
+// quarantineRetrier is implemented by an outbox that can take quarantined
+// records back (*store.DB).
+type quarantineRetrier interface {
+	RetryQuarantined(ctx context.Context) (int, error)
+	Unquarantine(ctx context.Context) (int, error)
+}
+
+var (
+	_ degradable        = (*store.DB)(nil)
+	_ recoverable       = (*store.DB)(nil)
+	_ quarantineRetrier = (*store.DB)(nil)
+)

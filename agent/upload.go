@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"termagent/protocol"
@@ -26,6 +27,15 @@ type uploadResult struct {
 // Acks are written by a separate goroutine that batches every id ready at
 // once into one transaction, so the fsync of one ack overlaps the next
 // calls; a record stays out of the next Peek until its ack is committed.
+// An ack that cannot be written (the disk is full, the store read-only)
+// pauses the drain like a transport error: the records stay and are sent
+// again later with their session_ids, never in a loop. While the store is
+// read-only nothing is sent (nothing could be acknowledged).
+//
+// Quarantined records (refused store.Config.MaxAttempts times) get one
+// more try when the session starts (the server may have been at fault) and
+// every Upload.QuarantineRetry; a record that becomes quarantined sends a
+// RecordsQuarantined event.
 func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 	log := a.cfg.Logger.With().Str(logComponent, "uploader").Logger()
 	ob := a.parts.Store
@@ -39,24 +49,42 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 	// queue holds records peeked but not yet sent, oldest first.
 	prefetch := max(4*window, 64)
 	var queue []store.Record
+	var quarantineAt time.Time // next retry of the quarantined records
+	retryQuarantined := func() {
+		quarantineAt = time.Time{}
+		qr, ok := ob.(quarantineRetrier)
+		if !ok || !a.writable() {
+			return
+		}
+		if n, err := qr.RetryQuarantined(context.WithoutCancel(ctx)); err != nil {
+			log.Error().Err(err).Msg("retry quarantined records")
+		} else if n > 0 {
+			log.Info().Int("records", n).Msg("quarantined records get one more try")
+		}
+		if d := a.cfg.Upload.QuarantineRetry; d > 0 {
+			quarantineAt = a.cfg.Now().Add(d)
+		}
+	}
+	retryQuarantined()
 
 	// The acker: ids in, committed batches out. toAck is unbounded on the
 	// sender side (pending) so the loop never blocks on it.
 	toAck := make(chan []int64)
-	acked := make(chan []int64, 1)
+	acked := make(chan ackResult, 1)
 	var pending []int64
 	ackerDone := make(chan struct{})
 	go func() {
 		defer close(ackerDone)
 		for ids := range toAck {
-			if err := ob.Ack(context.WithoutCancel(ctx), ids...); err != nil {
+			err := ob.Ack(context.WithoutCancel(ctx), ids...)
+			if err != nil {
 				// Not acked: the records stay and are sent again with the
 				// same session_id; the server drops duplicates.
 				log.Error().Err(err).Int("records", len(ids)).Msg("ack")
 			} else {
 				a.uploaded.Add(int64(len(ids)))
 			}
-			acked <- ids
+			acked <- ackResult{ids, err}
 		}
 	}()
 	ackBusy := false
@@ -78,6 +106,15 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 			}
 			log.Warn().Int64(logRecord, r.rec.ID).Str(logSession, r.rec.SessionID).Int("code", re.Code).
 				Str("message", re.Message).Bool("quarantined", q).Msg("server refused a record")
+			if q {
+				n := 0
+				if st, err := ob.OutboxStats(context.WithoutCancel(ctx)); err == nil {
+					n = st.Quarantined
+				}
+				a.sendEvent(a.cfg.Events.RecordsQuarantined, fmt.Sprintf(
+					"record %s quarantined after %d refusals (code %d: %s); %d quarantined",
+					r.rec.SessionID, r.rec.Attempts+1, re.Code, re.Message, n))
+			}
 		default:
 			if ctx.Err() == nil {
 				d := retry.Delay(pause)
@@ -96,10 +133,17 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 		toAck <- pending
 		pending = nil
 	}
-	ackedBatch := func(ids []int64) {
+	ackedBatch := func(r ackResult) {
 		ackBusy = false
-		for _, id := range ids {
+		for _, id := range r.ids {
 			delete(acking, id)
+		}
+		if r.err != nil && ctx.Err() == nil {
+			d := retry.Delay(pause)
+			pause++
+			pauseUntil = a.cfg.Now().Add(d)
+			queue = nil // peek again after the pause
+			log.Warn().Dur(logDelay, d).Msg("acks not stored; pausing the upload")
 		}
 	}
 	defer func() {
@@ -120,6 +164,15 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 		// Peek serves many launches (a Peek re-reads the records still in
 		// flight or being acked, so it is not cheap).
 		var nextDue time.Time
+		if !quarantineAt.IsZero() && !a.cfg.Now().Before(quarantineAt) {
+			retryQuarantined()
+		}
+		if !a.writable() && !a.cfg.Now().Before(pauseUntil) {
+			// Nothing sent could be acknowledged: look again soon (the
+			// store signals Wake when it becomes writable).
+			pauseUntil = a.cfg.Now().Add(a.cfg.Modules.RetryMin)
+			queue = nil
+		}
 		if !a.cfg.Now().Before(pauseUntil) && len(inflight) < window {
 			if len(queue) == 0 {
 				recs, err := ob.Peek(ctx, prefetch+len(inflight)+len(acking))
@@ -158,6 +211,9 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 		if a.cfg.Now().Before(pauseUntil) {
 			wakeAt = pauseUntil
 		}
+		if !quarantineAt.IsZero() && (wakeAt.IsZero() || quarantineAt.Before(wakeAt)) {
+			wakeAt = quarantineAt
+		}
 		if !wakeAt.IsZero() {
 			t = time.NewTimer(max(wakeAt.Sub(a.cfg.Now()), time.Millisecond))
 			timer = t.C
@@ -182,8 +238,8 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 					more = false
 				}
 			}
-		case ids := <-acked:
-			ackedBatch(ids)
+		case r := <-acked:
+			ackedBatch(r)
 		case <-wake:
 		case <-timer:
 		}
@@ -191,6 +247,12 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 			t.Stop()
 		}
 	}
+}
+
+// ackResult is the outcome of one Ack of the acker.
+type ackResult struct {
+	ids []int64
+	err error
 }
 
 // upload sends one record and reports the outcome on results (buffered to

@@ -19,7 +19,8 @@
 //	})
 //	if err != nil { ... }                 // never for a damaged file: that is moved aside
 //	defer db.Close()
-//	if r, ok := db.Recovery(); ok { ... } // report r.MovedTo and r.Reason
+//	if r, ok := db.Recovery(); ok { ... } // report r.MovedTo, r.Reason, r.Salvaged, r.Lost
+//	if ok, why := db.Writable(); !ok { ... } // read-only file system: retry db.MakeWritable(ctx)
 //
 //	// Settings: seeded from configuration once, then owned by the server.
 //	s, err := db.SeedDeviceInfo(ctx, store.Settings{ServerIP: "10.0.0.2", ServerPort: 9000})
@@ -64,6 +65,25 @@
 //
 // A status command next to the running daemon opens the same file with
 // Config.ReadOnly: it never creates, migrates, moves aside or writes it.
+//
+// # Faults
+//
+// The store degrades instead of failing (degraded.go, salvage.go,
+// walcheck.go):
+//
+//   - a file the file system will not write (read-only, no permission) is
+//     opened read-only: reads work, writes return ErrReadOnly, Writable
+//     says why, MakeWritable switches back once writes are possible;
+//   - a damaged file (bad header, bad pages, a write-ahead log with
+//     committed frames after a bad one) is moved aside and what can still
+//     be read — settings, persons with biometrics and slots, unsent records
+//     with their session_ids — is salvaged into the fresh file and counted
+//     in Recovery;
+//   - a full disk makes writes fail with SQLite's "database or disk is
+//     full" and nothing else: the caller keeps what it could not write
+//     and retries;
+//   - quarantined records are never stranded: RetryQuarantined gives them
+//     one more try, Unquarantine a fresh set of tries.
 //
 // All methods of DB are safe for concurrent use.
 package store

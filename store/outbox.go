@@ -95,8 +95,8 @@ func (db *DB) EnqueueHeld(ctx context.Context, rec Record, hold time.Duration) (
 	if hold < 0 {
 		return Record{}, fmt.Errorf("enqueue: %w: negative hold %v", ErrInvalid, hold)
 	}
-	if db.cfg.ReadOnly {
-		return Record{}, fmt.Errorf("enqueue: %w", ErrReadOnly)
+	if err := db.refuseWrite(); err != nil {
+		return Record{}, fmt.Errorf("enqueue: %w", err)
 	}
 	if len(rec.Body) == 0 {
 		return Record{}, fmt.Errorf("enqueue: %w: empty body", ErrInvalid)
@@ -484,6 +484,52 @@ func (db *DB) Requeue(ctx context.Context, ids ...int64) error {
 	}
 	db.signal()
 	return nil
+}
+
+// RetryQuarantined gives every quarantined record one more try: it is due
+// now, and one more refusal quarantines it again (its attempts are set to
+// Config.MaxAttempts-1); an Ack removes it. Call it on a slow schedule and
+// after the link to the server comes back (the refusal may have been the
+// server's fault). Returns how many records it released; signals Wake.
+func (db *DB) RetryQuarantined(ctx context.Context) (int, error) {
+	n, err := db.unquarantine(ctx, db.cfg.MaxAttempts-1)
+	if err != nil {
+		return 0, fmt.Errorf("retry quarantined records: %w", err)
+	}
+	return n, nil
+}
+
+// Unquarantine releases every quarantined record for good (an operator's
+// decision): attempts reset, due now, Config.MaxAttempts more tries.
+// Returns how many; signals Wake.
+func (db *DB) Unquarantine(ctx context.Context) (int, error) {
+	n, err := db.unquarantine(ctx, 0)
+	if err != nil {
+		return 0, fmt.Errorf("release quarantined records: %w", err)
+	}
+	return n, nil
+}
+
+// unquarantine makes every quarantined record due now with attempts set.
+func (db *DB) unquarantine(ctx context.Context, attempts int) (int, error) {
+	var n int64
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE outbox SET quarantined = 0, attempts = ?, next_try = 0
+			WHERE quarantined = 1`, attempts)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	}, func() { db.quarantined -= int(n) })
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		db.log.Info().Int64("records", n).Msg("quarantined records released for another try")
+		db.signal()
+	}
+	return int(n), nil
 }
 
 // OutboxStats returns the outbox's counters and times.

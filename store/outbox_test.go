@@ -353,3 +353,59 @@ func TestEnqueueHonoursContext(t *testing.T) {
 		t.Errorf("Enqueue with a cancelled context = %v", err)
 	}
 }
+
+// A quarantined record is not stranded: RetryQuarantined gives it one more
+// try (one more refusal quarantines it again), Unquarantine a fresh set of
+// tries; both survive a restart (the state is in the rows).
+func TestQuarantinedRecordsGetAnotherTry(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "q.db")
+	cfg := testConfig(t)
+	cfg.MaxAttempts = 3
+	db := mustOpen(t, path, cfg)
+	recs := enqueueN(t, db, 2, "q")
+	for range cfg.MaxAttempts {
+		if _, err := db.Nack(ctx, recs[0].ID, time.Time{}, "refused"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, _ := db.OutboxStats(ctx); st.Quarantined != 1 || st.Depth != 1 {
+		t.Fatalf("stats %+v, want 1 quarantined", st)
+	}
+	db.Close()
+	db = mustOpen(t, path, cfg) // a restart does not release it by itself
+	<-db.Wake()
+	if got, _ := db.Peek(ctx, 10); len(got) != 1 || got[0].ID != recs[1].ID {
+		t.Fatalf("Peek after restart = %+v", got)
+	}
+	n, err := db.RetryQuarantined(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("RetryQuarantined = %d, %v", n, err)
+	}
+	select {
+	case <-db.Wake():
+	default:
+		t.Error("no Wake after RetryQuarantined")
+	}
+	if st, _ := db.OutboxStats(ctx); st.Quarantined != 0 || st.Depth != 2 {
+		t.Errorf("stats after retry %+v", st)
+	}
+	if got, _ := db.Peek(ctx, 10); len(got) != 2 || got[0].ID != recs[0].ID || got[0].SessionID != recs[0].SessionID {
+		t.Fatalf("Peek after RetryQuarantined = %+v", got)
+	}
+	if q, err := db.Nack(ctx, recs[0].ID, time.Time{}, "refused again"); err != nil || !q {
+		t.Errorf("one more refusal: quarantined %v, %v; want quarantined again", q, err)
+	}
+	if n, err := db.Unquarantine(ctx); err != nil || n != 1 {
+		t.Fatalf("Unquarantine = %d, %v", n, err)
+	}
+	if q, err := db.Nack(ctx, recs[0].ID, time.Time{}, "refused"); err != nil || q {
+		t.Errorf("after Unquarantine one refusal quarantined it (%v, %v)", q, err)
+	}
+	if err := db.Ack(ctx, recs[0].ID, recs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := db.OutboxStats(ctx); st.Quarantined != 0 || st.Depth != 0 {
+		t.Errorf("stats after ack %+v", st)
+	}
+}

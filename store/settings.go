@@ -85,8 +85,8 @@ func scanSettings(row scanner) (Settings, error) {
 }
 
 // ensureSettings creates the settings row with a fresh UUID if missing.
-func (db *DB) ensureSettings(ctx context.Context) error {
-	_, err := db.w.ExecContext(ctx, `INSERT INTO settings (id, uuid) VALUES (1, ?) ON CONFLICT (id) DO NOTHING`,
+func ensureSettings(ctx context.Context, w *sql.DB) error {
+	_, err := w.ExecContext(ctx, `INSERT INTO settings (id, uuid) VALUES (1, ?) ON CONFLICT (id) DO NOTHING`,
 		uuid.NewString())
 	if err != nil {
 		return fmt.Errorf("create settings: %w", err)

@@ -53,6 +53,8 @@ func (r errRow) Scan(...any) error { return r.err }
 
 // readRow runs a single-row query on the reader pool.
 func (db *DB) readRow(ctx context.Context, q string, args ...any) scanner {
+	db.cmu.RLock()
+	defer db.cmu.RUnlock()
 	s, err := db.rq.get(ctx, q)
 	if err != nil {
 		return errRow{db.closedOr(err)}
@@ -79,6 +81,8 @@ func (db *DB) closedOr(err error) error {
 
 // read runs a query on the reader pool.
 func (db *DB) read(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	db.cmu.RLock()
+	defer db.cmu.RUnlock()
 	s, err := db.rq.get(ctx, q)
 	if err != nil {
 		return nil, db.closedOr(err)
@@ -92,10 +96,10 @@ func (db *DB) read(ctx context.Context, q string, args ...any) (*sql.Rows, error
 // cannot be prepared on the pool there.
 var writerQueries = []string{qInsertRecord, qAckRecords}
 
-// prepareWriter prepares writerQueries.
-func (db *DB) prepareWriter(ctx context.Context) error {
+// prepareWriter prepares writerQueries in wq.
+func prepareWriter(ctx context.Context, wq *stmtCache) error {
 	for _, q := range writerQueries {
-		if _, err := db.wq.get(ctx, q); err != nil {
+		if _, err := wq.get(ctx, q); err != nil {
 			return fmt.Errorf("prepare %q: %w", q, err)
 		}
 	}

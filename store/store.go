@@ -181,6 +181,16 @@ type Recovery struct {
 	Reason string
 	// At is when the move happened (Config.Now).
 	At time.Time
+	// Salvaged counts what was read back from the damaged file into the
+	// fresh one; Lost what could not be read (a table whose pages are
+	// unreadable counts its unreadable rows, when their number is known,
+	// or 1 per unreadable range). See salvage.go.
+	Salvaged, Lost SalvageCounts
+	// LostCommits counts the committed transactions found whole in a
+	// damaged write-ahead log after its damage (a lower bound: the damaged
+	// ones are not counted): SQLite cannot replay them, so what they
+	// wrote (records, acks, persons) is not in the salvage.
+	LostCommits int
 }
 
 // Log field keys.
@@ -203,7 +213,8 @@ type DB struct {
 
 	// w is the only writer: one connection, transactions BEGIN IMMEDIATE.
 	// wmu is held around every write transaction so that the in-memory
-	// outbox counters change together with the rows.
+	// outbox counters change together with the rows. While the DB is
+	// degraded (see Writable) w is a read-only connection.
 	w           *sql.DB
 	wmu         sync.Mutex
 	depth       int // outbox rows, quarantined included
@@ -213,6 +224,12 @@ type DB struct {
 	r *sql.DB
 	// rq and wq hold the prepared statements of r and w.
 	rq, wq *stmtCache
+	// cmu guards the swap of w, r, rq and wq by MakeWritable: readers hold
+	// it shared while they start a query; the swap holds it (and wmu)
+	// exclusively. degraded is non-empty, the reason, while the file
+	// system refuses writes (guarded by cmu).
+	cmu      sync.RWMutex
+	degraded string
 
 	// personSem (one token) serialises person transactions, deletes and
 	// slot allocation, so a slot computed free stays free until commit.
@@ -234,10 +251,17 @@ type DB struct {
 //
 // A damaged file (not a database, truncated, failing the integrity check)
 // never makes Open fail: it is renamed to path+".damaged-<UTC time>" (kept
-// for inspection), a fresh database is created, an error event is logged and
-// Recovery reports it. A database with a newer schema is refused with
-// ErrNewerSchema and left untouched. Other errors (permissions, disk full)
-// are returned as they are.
+// for inspection), a fresh database is created, what can still be read from
+// the damaged copy (settings, persons, unsent records) is salvaged into it,
+// an error event is logged and Recovery reports it. A database with a newer
+// schema is refused with ErrNewerSchema and left untouched.
+//
+// An existing database that cannot be written (a read-only file system, a
+// file the process may not write) is opened read-only instead of failing:
+// reads work, writes return ErrReadOnly, Writable reports why, and
+// MakeWritable switches to read-write once the file system allows it.
+// Other errors (a missing file in a read-only directory, disk full while
+// creating) are returned as they are.
 //
 // ctx bounds the opening work only; the DB lives until Close.
 func Open(ctx context.Context, path string, cfg Config) (*DB, error) {
@@ -246,12 +270,25 @@ func Open(ctx context.Context, path string, cfg Config) (*DB, error) {
 	if path == "" || strings.HasPrefix(path, ":memory:") || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open store %q: %w: need a plain file path", path, ErrInvalid)
 	}
-	db, err := openFile(ctx, path, cfg, log)
-	if err == nil {
-		return db, nil
-	}
-	if !errors.Is(err, ErrDamaged) || cfg.ReadOnly {
-		return nil, err
+	var (
+		wal walDamage
+		db  *DB
+		err error
+	)
+	if d, bad, werr := checkWAL(path); !cfg.ReadOnly && werr == nil && bad {
+		// SQLite would open it without a word and without those commits.
+		wal, err = d, fmt.Errorf("%w: %s: %s", ErrDamaged, path, d)
+	} else {
+		db, err = openFile(ctx, path, cfg, log)
+		if err == nil {
+			return db, nil
+		}
+		if !cfg.ReadOnly && writeRefused(err) {
+			return openDegraded(ctx, path, cfg, log, err)
+		}
+		if !errors.Is(err, ErrDamaged) || cfg.ReadOnly {
+			return nil, err
+		}
 	}
 	at := cfg.Now()
 	moved, mvErr := moveAside(path, at)
@@ -264,7 +301,11 @@ func Open(ctx context.Context, path string, cfg Config) (*DB, error) {
 	if err2 != nil {
 		return nil, fmt.Errorf("open fresh store %s after moving the damaged one to %s: %w", path, moved, err2)
 	}
-	db.recovery = &Recovery{MovedTo: moved, Reason: err.Error(), At: at}
+	rec := &Recovery{MovedTo: moved, Reason: err.Error(), At: at, LostCommits: wal.lostCommits}
+	rec.Salvaged, rec.Lost = db.salvage(ctx, moved)
+	log.Error().Str(logMovedTo, moved).Dict("salvaged", rec.Salvaged.dict()).Dict("lost", rec.Lost.dict()).
+		Msg("salvaged what the damaged database still held")
+	db.recovery = rec
 	return db, nil
 }
 
@@ -331,24 +372,41 @@ func (db *DB) isClosed() bool {
 //   - _txlock=immediate (writer): a write transaction takes the write lock
 //     at BEGIN, so it can never fail half-way with SQLITE_BUSY on upgrade.
 //   - _query_only=1 (readers): the reader pool cannot write by mistake.
-//   - mode=ro (Config.ReadOnly only): SQLite opens the file read-only.
-func dsn(path string, cfg Config, writer bool) string {
+//   - mode=ro (Config.ReadOnly, or a degraded DB): SQLite opens the file
+//     read-only.
+//   - immutable=1 (a degraded DB whose WAL index cannot be created on a
+//     read-only file system): SQLite reads the file without any locking,
+//     trusting that nobody changes it; the connections are replaced when
+//     the DB becomes writable.
+func dsn(path string, cfg Config, m connMode) string {
 	sync := "FULL"
 	if cfg.Durability == DurabilityNoFsync {
 		sync = "NORMAL"
 	}
 	q := fmt.Sprintf("_journal_mode=WAL&_synchronous=%s&_busy_timeout=%d&_foreign_keys=1",
 		sync, cfg.BusyTimeout.Milliseconds())
-	switch {
-	case cfg.ReadOnly:
-		q += "&mode=ro&_query_only=1"
-	case writer:
+	switch m {
+	case connWriter:
 		q += "&_txlock=immediate"
-	default:
+	case connReader:
 		q += "&_query_only=1"
+	case connReadOnly:
+		q += "&mode=ro&_query_only=1"
+	case connImmutable:
+		q = fmt.Sprintf("mode=ro&immutable=1&_query_only=1&_busy_timeout=%d", cfg.BusyTimeout.Milliseconds())
 	}
 	return "file:" + escapePath(path) + "?" + q
 }
+
+// connMode says how dsn opens a connection.
+type connMode int
+
+const (
+	connWriter    connMode = iota // the read-write writer
+	connReader                    // a reader next to the writer
+	connReadOnly                  // mode=ro: Config.ReadOnly, or degraded
+	connImmutable                 // degraded, no WAL index possible
+)
 
 // escapePath escapes the characters that SQLite's URI parser treats
 // specially in the path part of a file: URI.
@@ -399,16 +457,67 @@ func createFile(path string) error {
 // openFile opens path without any recovery; damage is reported as an error
 // wrapping ErrDamaged.
 func openFile(ctx context.Context, path string, cfg Config, log zerolog.Logger) (*DB, error) {
+	wm, rm := connWriter, connReader
 	if cfg.ReadOnly {
-		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("open store %s read-only: %w", path, err)
-		}
-	} else if err := createFile(path); err != nil {
+		wm, rm = connReadOnly, connReadOnly
+	}
+	return openWith(ctx, path, cfg, log, wm, rm, "")
+}
+
+// openWith opens path with its writer connection in mode wm and its readers
+// in mode rm, initialises the DB and starts its committer. degraded, if
+// not empty, marks the DB read-only for that reason.
+func openWith(ctx context.Context, path string, cfg Config, log zerolog.Logger, wm, rm connMode, degraded string) (*DB, error) {
+	w, r, err := openConns(ctx, path, cfg, wm, rm)
+	if err != nil {
 		return nil, err
 	}
-	w, err := sql.Open("sqlite3", dsn(path, cfg, true))
+	db := &DB{
+		path:          path,
+		cfg:           cfg,
+		log:           log,
+		now:           cfg.Now,
+		w:             w,
+		r:             r,
+		rq:            newStmtCache(r),
+		wq:            newStmtCache(w),
+		degraded:      degraded,
+		personSem:     make(chan struct{}, 1),
+		reqs:          make(chan *enqueueReq),
+		wake:          make(chan struct{}, 1),
+		closing:       make(chan struct{}),
+		committerDone: make(chan struct{}),
+	}
+	fail := func(what string, err error) (*DB, error) {
+		db.rq.close()
+		db.wq.close()
+		r.Close()
+		w.Close()
+		return nil, classify(what, path, wm, err)
+	}
+	if err := prepareWriter(ctx, db.wq); err != nil {
+		return fail("prepare store statements", err)
+	}
+	if err := db.init(ctx); err != nil {
+		return fail("initialise store", err)
+	}
+	go db.committer()
+	return db, nil
+}
+
+// openConns opens the writer connection (mode wm) and the reader pool (mode
+// rm) of path, checking and (for a writer) migrating the database.
+func openConns(ctx context.Context, path string, cfg Config, wm, rm connMode) (w, r *sql.DB, err error) {
+	if wm != connWriter {
+		if _, err := os.Stat(path); err != nil {
+			return nil, nil, fmt.Errorf("open store %s read-only: %w", path, err)
+		}
+	} else if err := createFile(path); err != nil {
+		return nil, nil, err
+	}
+	w, err = sql.Open("sqlite3", dsn(path, cfg, wm))
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	// One writer connection: writers queue in Go, never in SQLite's busy
 	// loop, and the connection lives as long as the DB.
@@ -416,17 +525,9 @@ func openFile(ctx context.Context, path string, cfg Config, log zerolog.Logger) 
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	fail := func(what string, err error) (*DB, error) {
+	fail := func(what string, err error) (*sql.DB, *sql.DB, error) {
 		w.Close()
-		if isDamage(err) {
-			return nil, fmt.Errorf("%w: %s %s: %w", ErrDamaged, what, path, err)
-		}
-		var se sqlite3.Error
-		if cfg.ReadOnly && errors.As(err, &se) && se.Code == sqlite3.ErrReadonly {
-			// An empty or never-opened file would need writing.
-			return nil, fmt.Errorf("%w: %s %s: %w", ErrReadOnly, what, path, err)
-		}
-		return nil, fmt.Errorf("%s %s: %w", what, path, err)
+		return nil, nil, classify(what, path, wm, err)
 	}
 	if err := w.PingContext(ctx); err != nil {
 		return fail("open store", err)
@@ -434,7 +535,7 @@ func openFile(ctx context.Context, path string, cfg Config, log zerolog.Logger) 
 	if err := check(ctx, w, cfg.Check); err != nil {
 		return fail("check store", err)
 	}
-	if cfg.ReadOnly {
+	if wm != connWriter {
 		if err := checkSchema(ctx, w); err != nil {
 			return fail("check store schema", err)
 		}
@@ -448,60 +549,54 @@ func openFile(ctx context.Context, path string, cfg Config, log zerolog.Logger) 
 			}
 		}
 	}
-	r, err := sql.Open("sqlite3", dsn(path, cfg, false))
+	r, err = sql.Open("sqlite3", dsn(path, cfg, rm))
 	if err != nil {
 		return fail("open store readers", err)
 	}
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	db := &DB{
-		path:          path,
-		cfg:           cfg,
-		log:           log,
-		now:           cfg.Now,
-		w:             w,
-		r:             r,
-		rq:            newStmtCache(r),
-		wq:            newStmtCache(w),
-		personSem:     make(chan struct{}, 1),
-		reqs:          make(chan *enqueueReq),
-		wake:          make(chan struct{}, 1),
-		closing:       make(chan struct{}),
-		committerDone: make(chan struct{}),
+	return w, r, nil
+}
+
+// classify wraps err from doing what on path: ErrDamaged for a bad file,
+// ErrReadOnly for a read-only open of a file that would need writing.
+func classify(what, path string, wm connMode, err error) error {
+	if isDamage(err) {
+		return fmt.Errorf("%w: %s %s: %w", ErrDamaged, what, path, err)
 	}
-	if err := db.prepareWriter(ctx); err != nil {
-		db.rq.close()
-		db.wq.close()
-		r.Close()
-		return fail("prepare store statements", err)
+	var se sqlite3.Error
+	if wm != connWriter && errors.As(err, &se) && se.Code == sqlite3.ErrReadonly {
+		// An empty or never-opened file would need writing.
+		return fmt.Errorf("%w: %s %s: %w", ErrReadOnly, what, path, err)
 	}
-	if err := db.init(ctx); err != nil {
-		db.rq.close()
-		db.wq.close()
-		r.Close()
-		return fail("initialise store", err)
-	}
-	go db.committer()
-	return db, nil
+	return fmt.Errorf("%s %s: %w", what, path, err)
 }
 
 // init ensures the settings row (with a generated uuid) exists and loads the
 // outbox counters.
 func (db *DB) init(ctx context.Context) error {
-	if !db.cfg.ReadOnly {
-		if err := db.ensureSettings(ctx); err != nil {
+	if !db.cfg.ReadOnly && db.degraded == "" {
+		if err := ensureSettings(ctx, db.w); err != nil {
 			return err
 		}
 	}
-	err := db.w.QueryRowContext(ctx,
-		`SELECT count(*), coalesce(sum(quarantined), 0) FROM outbox`).Scan(&db.depth, &db.quarantined)
-	if err != nil {
-		return fmt.Errorf("count outbox: %w", err)
+	var err error
+	if db.depth, db.quarantined, err = countOutbox(ctx, db.w); err != nil {
+		return err
 	}
 	if db.depth > 0 {
 		db.signal()
 	}
 	return nil
+}
+
+// countOutbox counts the outbox rows and the quarantined ones among them.
+func countOutbox(ctx context.Context, c *sql.DB) (depth, quarantined int, err error) {
+	err = c.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(quarantined), 0) FROM outbox`).Scan(&depth, &quarantined)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count outbox: %w", err)
+	}
+	return depth, quarantined, nil
 }
 
 // check runs the configured integrity check.
@@ -586,13 +681,13 @@ func (db *DB) writeTx(ctx context.Context, fn func(tx *sql.Tx) error, after func
 	if db.isClosed() {
 		return ErrClosed
 	}
-	if db.cfg.ReadOnly {
-		return ErrReadOnly
-	}
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
 	if db.isClosed() {
 		return ErrClosed
+	}
+	if err := db.refuseWrite(); err != nil {
+		return err
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -616,8 +711,8 @@ func (db *DB) lockPersons(ctx context.Context) error {
 	if db.isClosed() {
 		return ErrClosed
 	}
-	if db.cfg.ReadOnly {
-		return ErrReadOnly
+	if err := db.refuseWrite(); err != nil {
+		return err
 	}
 	select {
 	case db.personSem <- struct{}{}:
@@ -642,11 +737,11 @@ func (db *DB) Checkpoint(ctx context.Context) error {
 	if db.isClosed() {
 		return ErrClosed
 	}
-	if db.cfg.ReadOnly {
-		return ErrReadOnly
-	}
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
+	if err := db.refuseWrite(); err != nil {
+		return err
+	}
 	if _, err := db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", db.path, err)
 	}
@@ -659,7 +754,10 @@ func (db *DB) IntegrityCheck(ctx context.Context) error {
 	if db.isClosed() {
 		return ErrClosed
 	}
-	if err := check(ctx, db.r, CheckFull); err != nil {
+	db.cmu.RLock()
+	r := db.r
+	db.cmu.RUnlock()
+	if err := check(ctx, r, CheckFull); err != nil {
 		return fmt.Errorf("check store %s: %w", db.path, err)
 	}
 	return nil

@@ -350,7 +350,7 @@ type EventsConfig struct {
 
 // CommandConfig maps one send_user_command command_type to an action.
 type CommandConfig struct {
-	// Action: open_door, message, restart or hook.
+	// Action: open_door, message, restart, release_quarantine or hook.
 	Action string `yaml:"action"`
 	// Hook (action hook) is the program run with command_value as its
 	// one argument, never through a shell. Absolute path.
@@ -729,7 +729,7 @@ func (c Config) validate() []*configError {
 		cmd := c.Commands[typ]
 		path := "commands." + strconv.Itoa(typ)
 		switch cmd.Action {
-		case "open_door", "message", "restart":
+		case "open_door", "message", "restart", "release_quarantine":
 			if cmd.Hook != "" {
 				bad(path+".hook", "only with action hook")
 			}
@@ -738,7 +738,7 @@ func (c Config) validate() []*configError {
 				bad(path+".hook", "%q is not an absolute path to a program", cmd.Hook)
 			}
 		default:
-			bad(path+".action", "%q is not one of open_door, message, restart, hook", cmd.Action)
+			bad(path+".action", "%q is not one of open_door, message, restart, release_quarantine, hook", cmd.Action)
 		}
 	}
 	for _, h := range []struct{ key, hook string }{

@@ -226,7 +226,7 @@ func TestConfigErrors(t *testing.T) {
 		{"window", head + "upload:\n  window: 2000\n",
 			`config line 4: upload.window: 2000 is outside 1..1024`},
 		{"command action", head + "commands:\n  5:\n    action: reboot\n",
-			`config line 5: commands.5.action: "reboot" is not one of open_door, message, restart, hook`},
+			`config line 5: commands.5.action: "reboot" is not one of open_door, message, restart, release_quarantine, hook`},
 		{"command hook path", head + "commands:\n  5:\n    action: hook\n",
 			`config line 4: commands.5.hook: "" is not an absolute path to a program`},
 		{"command type", head + "commands:\n  five:\n    action: restart\n",

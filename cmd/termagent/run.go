@@ -238,7 +238,9 @@ func (d *daemon) waitAgent(done <-chan error) error {
 	}
 }
 
-// openStore opens the database (creating it 0600 with its directory).
+// openStore opens the database (creating it 0600 with its directory). A
+// database the file system will not write is opened read-only (the store
+// degrades instead of failing: a restart loop would keep the door shut).
 func (d *daemon) openStore(ctx context.Context) error {
 	sc := d.cfg.Store
 	policy := store.DropOldest
@@ -256,7 +258,14 @@ func (d *daemon) openStore(ctx context.Context) error {
 	}
 	if r, ok := db.Recovery(); ok {
 		d.log.Error().Str(logPath, sc.Path).Str(logMovedTo, r.MovedTo).Str(logReason, r.Reason).
-			Msg("the database was damaged; a fresh one was started")
+			Str("salvaged", r.Salvaged.String()).Str("lost", r.Lost.String()).
+			Msg("the database was damaged; a fresh one was started with what could be salvaged")
+	}
+	if ok, why := db.Writable(); !ok {
+		// Not a failure: the agent decides from the persons the database
+		// holds, keeps records in memory and retries until it is writable.
+		d.log.Error().Str(logPath, sc.Path).Str(logReason, why).
+			Msg("the database is READ-ONLY: running degraded until it can be written")
 	}
 	d.db = db
 	d.parts.Store = db
