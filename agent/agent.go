@@ -155,7 +155,7 @@ const (
 // watcher for each device that reports its connection (hal.HealthReporter). It seeds the
 // database with the configured first values, queues a "started" event and
 // resynchronises the modules at start. When ctx is done it stops every
-// goroutine, then tries for up to 5 s to store the access records still
+// goroutine, then tries for up to 2 s to store the access records still
 // in memory (records.go). It returns nil when ctx is cancelled (after every
 // goroutine has stopped and no database write is in progress), ErrRestart when the server ordered a
 // restart and no hook is configured, or an error when the database cannot

@@ -65,8 +65,10 @@ import (
 const recordQueueCap = 1024
 
 // flushTimeout bounds the last attempt to store pending records when Run
-// ends.
-const flushTimeout = 5 * time.Second
+// ends. It fits inside a daemon's shutdown budget (cmd/termagent gives Run
+// 3 s before it closes the devices, 5 s in all), so a store that keeps
+// failing cannot turn a SIGTERM into a failed stop.
+const flushTimeout = 2 * time.Second
 
 // moduleDatabase is the module name under which failures to store access
 // records are reported (Status.Modules, device events).
