@@ -167,7 +167,9 @@ func TestLineRequestLayout(t *testing.T) {
 		t.Fatalf("GPIO_V2_GET_LINE_IOCTL %#x, want 0xC250B407", gpioV2GetLineIoctl)
 	}
 	req := encodeLineRequest([]uint32{17, 27}, "termagent-wiegand")
-	le := func(off int) uint32 { return uint32(req[off]) | uint32(req[off+1])<<8 | uint32(req[off+2])<<16 | uint32(req[off+3])<<24 }
+	le := func(off int) uint32 {
+		return uint32(req[off]) | uint32(req[off+1])<<8 | uint32(req[off+2])<<16 | uint32(req[off+3])<<24
+	}
 	if le(0) != 17 || le(4) != 27 || le(8) != 0 {
 		t.Fatalf("offsets % X", req[:12])
 	}
