@@ -48,7 +48,7 @@ func WiegandCard(bits int, data uint64) ([]bool, error) {
 			odd++
 		}
 	}
-	out[0] = even%2 == 1    // makes the count even
+	out[0] = even%2 == 1     // makes the count even
 	out[bits-1] = odd%2 == 0 // makes the count odd
 	return out, nil
 }
