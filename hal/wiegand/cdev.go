@@ -5,17 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-	"periph.io/x/conn/v3/driver/driverreg"
-	"periph.io/x/host/v3/gpioioctl"
 
 	"termagent/hal"
+	"termagent/hal/internal/gpiofind"
 )
 
 // The GPIO character device's v2 uAPI (linux/gpio.h), as far as a reader
@@ -175,22 +172,19 @@ func Open(cfg Config) (*Reader, error) {
 	if cfg.D0 == "" || cfg.D1 == "" {
 		return nil, errors.New("wiegand: D0 and D1 lines are required")
 	}
-	if _, err := driverreg.Init(); err != nil {
-		return nil, fmt.Errorf("wiegand: init gpio: %w: %w", hal.ErrFault, err)
-	}
-	chip, err := findChip(gpioioctl.Chips, cfg.Chip)
+	chip, err := gpiofind.Chip(cfg.Chip)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("wiegand: %w", err)
 	}
-	d0, err := findLine(chip, cfg.D0)
+	d0, err := gpiofind.Line(chip, cfg.D0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("wiegand D0: %w", err)
 	}
-	d1, err := findLine(chip, cfg.D1)
+	d1, err := gpiofind.Line(chip, cfg.D1)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("wiegand D1: %w", err)
 	}
-	lines, err := OpenCdev(chip.Path(), d0, d1)
+	lines, err := OpenCdev(chip.Path(), d0.Number(), d1.Number())
 	if err != nil {
 		return nil, err
 	}
@@ -200,29 +194,4 @@ func Open(cfg Config) (*Reader, error) {
 		return nil, err
 	}
 	return r, nil
-}
-
-func findChip(chips []*gpioioctl.GPIOChip, want string) (*gpioioctl.GPIOChip, error) {
-	if len(chips) == 0 {
-		return nil, fmt.Errorf("wiegand: no GPIO character device (/dev/gpiochip*): %w", hal.ErrFault)
-	}
-	if want == "" {
-		return chips[0], nil
-	}
-	for _, c := range chips {
-		if c.Name() == want || c.Label() == want || c.Path() == want || filepath.Base(c.Path()) == want {
-			return c, nil
-		}
-	}
-	return nil, fmt.Errorf("wiegand: no GPIO chip %q: %w", want, hal.ErrFault)
-}
-
-func findLine(chip *gpioioctl.GPIOChip, want string) (int, error) {
-	if l := chip.ByName(want); l != nil {
-		return l.Number(), nil
-	}
-	if n, err := strconv.Atoi(want); err == nil && n >= 0 && n < chip.LineCount() {
-		return n, nil
-	}
-	return 0, fmt.Errorf("wiegand: no line %q on %s: %w", want, chip.Name(), hal.ErrFault)
 }

@@ -43,6 +43,6 @@
 // character device (one line request for D0 and D1, falling edges, kernel
 // timestamps), or any other implementation of Lines in tests.
 //
-// Import rule: wiegand imports hal, hal/card and periph.io (to find chips
-// and lines by name) only; never agent, store or protocol.
+// Import rule: wiegand imports hal, hal/card and hal/internal/gpiofind (to
+// find chips and lines by name) only; never agent, store or protocol.
 package wiegand
