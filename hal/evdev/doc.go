@@ -29,10 +29,12 @@
 // Card mode (CardReader): KEY_0–KEY_9, KEY_KP0–KEY_KP9 and KEY_NUMERIC_0–9
 // are digits; KEY_A–KEY_F are hex digits; KEY_ENTER or KEY_KPENTER ends
 // the number. Shift is ignored (readers set to AZERTY send shift+digit).
-// A partial number is dropped after Config.KeyGap of silence, when it grows
-// past 32 characters or when a key that is no digit arrives; a line whose
-// length or alphabet fails Config.Line is refused (hal/card's line rules,
-// then Config.Format makes the card_number).
+// A partial number is dropped after Config.KeyGap of silence, when it
+// grows past 32 characters or when a key that is no digit arrives. When
+// the kernel reports lost events (SYN_DROPPED), the number being typed is
+// dropped whole, up to its Enter, so a number missing a digit is never
+// delivered. A line whose length or alphabet fails Config.Line is refused
+// (hal/card's line rules; then Config.Format makes the card_number).
 //
 // Keypad mode (Keypad): digits as above; KEY_KPASTERISK, KEY_NUMERIC_STAR
 // and Shift+8 are '*'; KEY_NUMERIC_POUND and Shift+3 are '#'; KEY_ENTER and

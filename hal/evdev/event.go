@@ -17,6 +17,8 @@ const (
 	EvKey = 0x01
 	EvMsc = 0x04
 
+	SynDropped = 3 // EV_SYN code: the kernel's buffer overflowed
+
 	KeyEsc         = 1
 	Key1           = 2 // KEY_1 … KEY_9 are 2 … 10
 	Key0           = 11

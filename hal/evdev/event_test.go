@@ -3,6 +3,7 @@ package evdev
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,32 @@ func TestCardAssembler(t *testing.T) {
 		if len(errs) != 3 || !strings.Contains(errs[0], "partial") || !strings.Contains(errs[1], "no digit") || !strings.Contains(errs[2], "too long") {
 			t.Errorf("%d: errors %q", size, errs)
 		}
+	}
+}
+
+// SYN_DROPPED in the middle of a number (the kernel lost some of its
+// digits) drops that number whole, its remaining digits and Enter
+// included; the next number reads.
+func TestCardAssemblerSynDropped(t *testing.T) {
+	start := time.Unix(1700000000, 0)
+	stream := typed(t, 24, start, 3*time.Millisecond, "00065")
+	stream, _ = Append(stream, Event{Time: start.Add(15 * time.Millisecond), Type: EvSyn, Code: SynDropped}, 24)
+	stream = append(stream, typed(t, 24, start.Add(20*time.Millisecond), 3*time.Millisecond, "886\n")...)
+	stream = append(stream, typed(t, 24, start.Add(time.Second), 3*time.Millisecond, "0001234567\n")...)
+	var a CardAssembler
+	var got []string
+	drops := 0
+	for _, ev := range events(t, stream, 24) {
+		text, ok, err := a.Push(ev)
+		if errors.Is(err, ErrDropped) {
+			drops++
+		}
+		if ok {
+			got = append(got, text)
+		}
+	}
+	if strings.Join(got, ",") != "0001234567" || drops != 2 {
+		t.Fatalf("numbers %q, drops %d; want only 0001234567 and 2 drops", got, drops)
 	}
 }
 

@@ -17,6 +17,9 @@ var (
 	ErrTooLong = errors.New("evdev: card number too long")
 	// ErrBadKey means a key that is no digit arrived inside a number.
 	ErrBadKey = errors.New("evdev: key that is no digit inside a card number")
+	// ErrDropped means the kernel dropped events (SYN_DROPPED: its buffer
+	// overflowed); the number they belonged to is dropped.
+	ErrDropped = errors.New("evdev: kernel dropped events")
 )
 
 // Defaults.
@@ -84,16 +87,29 @@ type CardAssembler struct {
 	buf  [MaxChars]byte
 	n    int
 	last time.Time
+	skip bool // after SYN_DROPPED: discard up to the next Enter or silence
 }
 
-// Pending reports whether a partial number is held.
-func (a *CardAssembler) Pending() bool { return a.n > 0 }
+// Pending reports whether a partial number is held (or keys are being
+// discarded after the kernel dropped events).
+func (a *CardAssembler) Pending() bool { return a.n > 0 || a.skip }
 
 // Push takes one event. It returns the number typed (ok) when ev is the
 // Enter that ends it, and a non-nil err when ev made it drop a partial
 // number (ErrPartial, ErrTooLong, ErrBadKey). An Enter with nothing before
 // it is ignored.
 func (a *CardAssembler) Push(ev Event) (text string, ok bool, err error) {
+	if ev.Type == EvSyn && ev.Code == SynDropped {
+		// Digits may be missing from the number being typed: it must
+		// never be delivered short. Discard it, and what of it is still
+		// to come, up to its Enter.
+		had := a.n > 0
+		a.n, a.skip = 0, true
+		if had {
+			return "", false, ErrDropped
+		}
+		return "", false, nil
+	}
 	if ev.Type != EvKey || ev.Value != Press || isShift(ev.Code) {
 		return "", false, nil
 	}
@@ -101,11 +117,20 @@ func (a *CardAssembler) Push(ev Event) (text string, ok bool, err error) {
 	if gap <= 0 {
 		gap = DefaultKeyGap
 	}
-	if a.n > 0 && ev.Time.Sub(a.last) > gap {
-		a.n = 0
-		err = fmt.Errorf("%w (%v)", ErrPartial, gap)
+	if a.Pending() && ev.Time.Sub(a.last) > gap {
+		if a.n > 0 {
+			err = fmt.Errorf("%w (%v)", ErrPartial, gap)
+		}
+		a.n, a.skip = 0, false
 	}
 	a.last = ev.Time
+	if a.skip {
+		if ev.Code == KeyEnter || ev.Code == KeyKPEnter {
+			a.skip = false
+			return "", false, fmt.Errorf("rest of a number: %w", ErrDropped)
+		}
+		return "", false, err
+	}
 	if ev.Code == KeyEnter || ev.Code == KeyKPEnter {
 		if a.n == 0 {
 			return "", false, err
@@ -138,7 +163,7 @@ func (a *CardAssembler) Push(ev Event) (text string, ok bool, err error) {
 // whether there was one.
 func (a *CardAssembler) Flush() bool {
 	had := a.n > 0
-	a.n = 0
+	a.n, a.skip = 0, false
 	return had
 }
 
@@ -150,6 +175,10 @@ type KeyMapper struct {
 
 // Push takes one event and returns the key it pressed (ok), if any.
 func (m *KeyMapper) Push(ev Event) (char byte, ok bool) {
+	if ev.Type == EvSyn && ev.Code == SynDropped {
+		m.shift = 0 // a Shift release may be among the lost events
+		return 0, false
+	}
 	if ev.Type != EvKey {
 		return 0, false
 	}
