@@ -159,8 +159,9 @@ func decodeBurst(bits uint64, n int, at time.Duration) Burst {
 	case 4:
 		b.Kind, b.Key = KindKey, keyChars[bits&0xF]
 	case 8:
+		// The error names no bits: they are a PIN digit.
 		if hi, lo := bits>>4&0xF, bits&0xF; hi != ^lo&0xF {
-			b.Err = fmt.Errorf("8-bit key %04b %04b: %w", hi, lo, ErrKeyCheck)
+			b.Err = fmt.Errorf("8-bit key: %w", ErrKeyCheck)
 		} else {
 			b.Kind, b.Key = KindKey, keyChars[lo]
 		}

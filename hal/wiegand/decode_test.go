@@ -192,3 +192,12 @@ func TestLineRequestLayout(t *testing.T) {
 		t.Fatalf("event: ts %v id %d offset %d", ts, id, off)
 	}
 }
+
+// A read error names no bits: a bad 8-bit key is a PIN digit, and the error
+// is logged.
+func TestErrorsNameNoKey(t *testing.T) {
+	got := Decode(timeline(t, 2*time.Millisecond, 0, "1111 0101"), 0)
+	if len(got) != 1 || got[0].Err == nil || strings.Contains(got[0].Err.Error(), "0101") || strings.Contains(got[0].Err.Error(), "1111") {
+		t.Fatalf("error %v shows the key's bits", got[0].Err)
+	}
+}
