@@ -231,7 +231,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 
 	for _, d := range rig.Devices() {
-		target, _ := os.Readlink(rig.Path(d))
+		target, err := os.Readlink(rig.Path(d))
+		if err != nil { // the wedge reader's FIFO is no link
+			target = "(FIFO of input_event records)"
+		}
 		fmt.Fprintf(stdout, "%-12s %s -> %s\n", d, rig.Path(d), target)
 	}
 	if o.control != "" {
