@@ -204,6 +204,7 @@ func (r *Reader) run() {
 	defer close(r.done)
 	var dec Decoder
 	dec.Gap = r.cfg.Gap
+	failing := false
 	for {
 		timeout := idlePoll
 		if dec.Pending() {
@@ -215,7 +216,10 @@ func (r *Reader) run() {
 		}
 		if err != nil {
 			err = fmt.Errorf("wiegand: read D0/D1 %s/%s: %w: %w", r.cfg.D0, r.cfg.D1, hal.ErrFault, err)
-			r.log.Error().Err(err).Msg("wiegand lines failed; retrying")
+			if !failing { // once per outage, not once per retry
+				r.log.Error().Err(err).Msg("wiegand lines failed; retrying every second")
+			}
+			failing = true
 			r.setHealth(false, err)
 			dec = Decoder{Gap: r.cfg.Gap} // a burst cut by the failure is lost
 			t := time.NewTimer(retryAfter)
@@ -226,6 +230,10 @@ func (r *Reader) run() {
 			case <-t.C:
 			}
 			continue
+		}
+		if failing {
+			failing = false
+			r.log.Info().Msg("wiegand lines back")
 		}
 		r.setHealth(true, nil)
 		var b Burst
