@@ -183,3 +183,23 @@ func TestParsePattern(t *testing.T) {
 		t.Errorf("Open on a machine without GPIO: %v", err)
 	}
 }
+
+func FuzzParsePattern(f *testing.F) {
+	f.Add("100ms,100ms,100ms")
+	f.Add("1h")
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := feedback.ParsePattern(s)
+		if err != nil {
+			if !errors.Is(err, feedback.ErrPattern) {
+				t.Fatalf("%q: error %v does not wrap ErrPattern", s, err)
+			}
+			return
+		}
+		if p.Validate() != nil {
+			t.Fatalf("%q parsed into an invalid pattern %v", s, p)
+		}
+		if q, err := feedback.ParsePattern(p.String()); err != nil || q.String() != p.String() {
+			t.Fatalf("%q: round trip %v %v", s, q, err)
+		}
+	})
+}

@@ -19,7 +19,9 @@
 //     bits 1–18, odd over 18–35 (bit 18 is in both).
 //   - 4 bits: one keypad key, the nibble 0–9, 10 '*', 11 '#', 12–15 'A'–'D'.
 //   - 8 bits: one keypad key, the complement of the nibble then the nibble
-//     (key 1 is 1110 0001); the complement is the check.
+//     (key 1 is 1110 0001); the complement is the check. 4-bit keys carry
+//     no check (a 4-pulse glitch reads as a key): set keypads to 8 bits
+//     where they offer it.
 //
 // Any other length, a parity or complement mismatch, is a read error: it is
 // counted (Reader.Stats) and logged with its bit count, and never becomes a
