@@ -58,6 +58,8 @@ It creates one pseudo-terminal per device and links it in a directory
   DIR/keypad        serial keypad (one ASCII byte per key)
   DIR/wedge         USB keyboard-wedge card reader: a FIFO of input_event
                     records, opened as /dev/input/eventN would be
+  DIR/doorio        door sensor and exit button as gpio-keys (input_event
+                    FIFO: EV_SW SW_MACHINE_COVER, EV_KEY KEY_OPEN)
   DIR/control.sock  control socket (-control)
 
 Point termagent's configuration at those paths, e.g.
@@ -77,8 +79,9 @@ Example session:
   swipe 0006547886        a card: termagent reads card number 0006547886
   await relay on 5s       wait for termagent to unlock the door
   door open               the simulated door-position sensor says open
-                          (shown by relay?; the LCUS board has no inputs, so
-                          only a GPIO door reads a real sensor)
+                          (shown by relay?, and sent on DIR/doorio; the LCUS
+                          board has no inputs)
+  button                  the exit button is pressed and released (doorio)
   finger 3                a finger matching the template stored at slot 3
   pin 1234#               a PIN typed on the keypad, ended by #
   wedge 0006547886        the USB reader types a card number and Enter

@@ -113,6 +113,12 @@ type handler interface {
 	silence()
 }
 
+// openHook is implemented by handlers that read the device's state after
+// each open (before any event of that open is handled).
+type openHook interface {
+	opened(f *os.File)
+}
+
 // device owns the input device: it opens and grabs it, reads records,
 // hands them to a handler and reopens the device when it vanishes.
 type device struct {
@@ -147,8 +153,16 @@ func openDevice(cfg Config, kind string, h handler) (*device, error) {
 	}
 	d.f = f
 	d.health = hal.Health{OK: true, Since: time.Now()}
-	go d.run()
 	return d, nil
+}
+
+// start reads the device's state (openHook) and starts the read goroutine;
+// the caller has made its handler ready.
+func (d *device) start() {
+	if oh, ok := d.h.(openHook); ok {
+		oh.opened(d.f)
+	}
+	go d.run()
 }
 
 // openGrab opens path for reading and grabs it. The grab may fail only on
@@ -301,6 +315,9 @@ func (d *device) reopen() bool {
 		d.stats.Reopens++
 		d.setHealthLocked(true, nil)
 		d.mu.Unlock()
+		if oh, ok := d.h.(openHook); ok {
+			oh.opened(f)
+		}
 		d.log.Info().Msg("input device back")
 		return true
 	}
@@ -390,6 +407,7 @@ func OpenCardReader(cfg Config) (*CardReader, error) {
 	if r.dev, err = openDevice(cfg, "evdev-card", (*cardHandler)(r)); err != nil {
 		return nil, err
 	}
+	r.dev.start()
 	return r, nil
 }
 
@@ -478,6 +496,7 @@ func OpenKeypad(cfg Config) (*Keypad, error) {
 	if k.dev, err = openDevice(cfg, "evdev-keypad", (*keyHandler)(k)); err != nil {
 		return nil, err
 	}
+	k.dev.start()
 	return k, nil
 }
 

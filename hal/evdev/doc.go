@@ -1,5 +1,6 @@
-// Package evdev reads USB HID keyboard-wedge card readers and USB keypads
-// through the Linux input event interface (/dev/input/eventN).
+// Package evdev reads USB HID keyboard-wedge card readers, USB keypads and
+// a door's contacts declared as gpio-keys through the Linux input event
+// interface (/dev/input/eventN): CardReader, Keypad and DoorInputs.
 //
 // A keyboard-wedge reader enumerates as a keyboard and types the card
 // number followed by Enter; a USB keypad types keys. Each key arrives as
@@ -43,11 +44,38 @@
 // 'A'–'D'. Plain numeric keypads have no '#' key: use Enter to end a PIN.
 // Presses count, releases and auto-repeats do not. Keys are never logged.
 //
+// # Door inputs
+//
+// On an embedded board the door-position switch and the exit button are
+// best declared in the device tree as gpio-keys: the kernel debounces them
+// and reports them as input events, e.g.
+//
+//	gpio-keys {
+//		compatible = "gpio-keys";
+//		door {	/* NC reed contact to GND: closed door = low */
+//			gpios = <&gpio 27 GPIO_ACTIVE_LOW>;
+//			linux,input-type = <5>;	/* EV_SW */
+//			linux,code = <0x10>;	/* SW_MACHINE_COVER: set = shut */
+//			debounce-interval = <30>;
+//		};
+//		exit {	/* NO button to GND */
+//			gpios = <&gpio 22 GPIO_ACTIVE_LOW>;
+//			linux,code = <134>;	/* KEY_OPEN */
+//			debounce-interval = <30>;
+//		};
+//	};
+//
+// DoorInputs reads them (those codes are its defaults; DoorConfig names
+// others) and implements hal.DoorInputs beside any relay driver. On a
+// character device it reads the switch's state at open (EVIOCGSW), so a
+// door already open at start is reported.
+//
 // # Device names
 //
 // eventN numbers change between boots and plugs. Configure the udev name
 // instead: /dev/input/by-id/usb-<Vendor>_<Product>-event-kbd (or the
-// by-path name, which follows the USB port). Reading needs root or the
+// by-path name, which follows the USB port; gpio-keys appears as
+// /dev/input/by-path/platform-gpio-keys-event). Reading needs root or the
 // input group. An unplugged device reads ENODEV; the driver reopens the
 // path with backoff and reports it through Health.
 //

@@ -263,6 +263,40 @@ func (d *InputDevice) appendRecord(b []byte, t time.Time, typ, code uint16, valu
 	return ne.AppendUint32(b, uint32(value))
 }
 
+// Door input codes a gpio-keys device sends (hal/evdev's defaults).
+const (
+	evSw           = 5
+	swMachineCover = 0x10 // set = cover (door) closed
+	keyOpen        = 134  // KEY_OPEN: the exit button
+)
+
+// Event writes one event and a SYN_REPORT, stamped now: a switch
+// (type 5, EV_SW) changing, a key (type 1) pressed or released.
+func (d *InputDevice) Event(typ, code uint16, value int32) error {
+	now := time.Now()
+	b := d.appendRecord(nil, now, typ, code, value)
+	return d.WriteRaw(d.appendRecord(b, now, evSyn, 0, 0))
+}
+
+// SetDoor models a gpio-keys door-position switch: EV_SW
+// SW_MACHINE_COVER, set while the door is shut.
+func (d *InputDevice) SetDoor(open bool) error {
+	v := int32(1)
+	if open {
+		v = 0
+	}
+	return d.Event(evSw, swMachineCover, v)
+}
+
+// PressExit models a gpio-keys exit button: EV_KEY KEY_OPEN pressed, then
+// released.
+func (d *InputDevice) PressExit() error {
+	if err := d.Event(evKey, keyOpen, 1); err != nil {
+		return err
+	}
+	return d.Event(evKey, keyOpen, 0)
+}
+
 // WriteRaw writes b to the FIFO as is (tests use it for torn records). It
 // returns ErrUnplugged while unplugged.
 func (d *InputDevice) WriteRaw(b []byte) error {

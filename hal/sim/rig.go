@@ -27,10 +27,11 @@ const (
 	DevFace        = "face"
 	DevKeypad      = "keypad" // serial keypad (pseudo-terminal)
 	DevWedge       = "wedge"  // USB keyboard-wedge card reader (input_event FIFO)
+	DevDoorIO      = "doorio" // door sensor and exit button as gpio-keys (input_event FIFO)
 )
 
 // AllDevices lists every device a Rig can hold, in display order.
-var AllDevices = []string{DevCard, DevRelay, DevFingerprint, DevFace, DevKeypad, DevWedge}
+var AllDevices = []string{DevCard, DevRelay, DevFingerprint, DevFace, DevKeypad, DevWedge, DevDoorIO}
 
 // Limits of the control protocol.
 const (
@@ -65,6 +66,8 @@ type RigConfig struct {
 	Face        FaceConfig
 	Keypad      KeypadConfig
 	Wedge       InputConfig
+	// DoorIO configures the door inputs' input device (its EventSize).
+	DoorIO InputConfig
 	// Log receives one event per command and per control connection. The
 	// zero Logger discards.
 	Log zerolog.Logger
@@ -85,6 +88,7 @@ type Rig struct {
 	face   *Face
 	keypad *Keypad
 	wedge  *InputDevice
+	doorio *InputDevice
 }
 
 // plugger is a device's cable: a Plug (pseudo-terminal devices) or an
@@ -139,13 +143,16 @@ func NewRig(cfg RigConfig) (*Rig, error) {
 		case DevKeypad:
 			r.keypad, err = NewKeypad(cfg.Keypad)
 			dev = r.keypad
-		case DevWedge:
-			r.wedge, err = NewInputDevice(filepath.Join(cfg.Dir, name), cfg.Wedge)
-			if err != nil {
+		case DevWedge, DevDoorIO:
+			in, icfg := &r.wedge, cfg.Wedge
+			if name == DevDoorIO {
+				in, icfg = &r.doorio, cfg.DoorIO
+			}
+			if *in, err = NewInputDevice(filepath.Join(cfg.Dir, name), icfg); err != nil {
 				r.Close()
 				return nil, err
 			}
-			r.plugs[name] = r.wedge
+			r.plugs[name] = *in
 			continue
 		default:
 			err = fmt.Errorf("sim: rig: unknown device %q (want %s)", name, strings.Join(AllDevices, ", "))
@@ -203,6 +210,9 @@ func (r *Rig) Keypad() *Keypad { return r.keypad }
 // Wedge returns the keyboard-wedge card reader, or nil.
 func (r *Rig) Wedge() *InputDevice { return r.wedge }
 
+// DoorIO returns the door inputs' input device, or nil.
+func (r *Rig) DoorIO() *InputDevice { return r.doorio }
+
 // Close unplugs every device and removes its link; idempotent.
 func (r *Rig) Close() error {
 	var errs []error
@@ -227,10 +237,12 @@ const Help = `Commands (one per line; the reply is one line, "ok ..." or "err ..
   wedge NUMBER            the USB keyboard-wedge reader types NUMBER (0-9,
                           A-F) and Enter
   unplug DEVICE           pull DEVICE's cable (card, relay, fingerprint,
-                          face, keypad, wedge)
+                          face, keypad, wedge, doorio)
   replug DEVICE           plug it back in at the same path
   noise DEVICE N          DEVICE sends N random bytes (1..4096)
-  door open|closed        set the door-position sensor
+  door open|closed        set the door-position sensor (the relay board's
+                          model of the door, and the doorio switch)
+  button                  press and release the exit button (doorio)
   relay?                  report the relay: "ok relay on|off door open|closed switches N"
   await relay on|off [D]  wait up to D (default 10s) until the relay is on/off
   status?                 report every device: plugged or not, and its path
@@ -370,7 +382,7 @@ func (r *Rig) exec(ctx context.Context, line string) (string, error) {
 			}
 		case DevRelay:
 			return "", errors.New("noise: the relay board only listens")
-		case DevWedge:
+		case DevWedge, DevDoorIO:
 			return "", errors.New("noise: the input device delivers whole records")
 		}
 		return "", fmt.Errorf("noise: no device %q (have %s)", args[0], strings.Join(r.Devices(), ", "))
@@ -378,18 +390,32 @@ func (r *Rig) exec(ctx context.Context, line string) (string, error) {
 		if err := argc(1, 1); err != nil {
 			return "", err
 		}
-		if r.relay == nil {
-			return "", errors.New("door: no relay")
+		if r.relay == nil && r.doorio == nil {
+			return "", errors.New("door: no relay and no doorio")
 		}
+		var open bool
 		switch strings.ToLower(args[0]) {
 		case "open":
-			r.relay.SetDoorOpen(true)
+			open = true
 		case "closed", "close", "shut":
-			r.relay.SetDoorOpen(false)
 		default:
 			return "", fmt.Errorf("door: %q is neither open nor closed", args[0])
 		}
+		if r.relay != nil {
+			r.relay.SetDoorOpen(open)
+		}
+		if r.doorio != nil {
+			return "", r.doorio.SetDoor(open)
+		}
 		return "", nil
+	case "button":
+		if err := argc(0, 0); err != nil {
+			return "", err
+		}
+		if r.doorio == nil {
+			return "", errors.New("button: no doorio")
+		}
+		return "", r.doorio.PressExit()
 	case "relay?", "relay":
 		if err := argc(0, 0); err != nil {
 			return "", err
@@ -677,6 +703,12 @@ func (c *Control) Pin(ctx context.Context, keys string) error {
 // Wedge makes the keyboard-wedge reader type number and Enter.
 func (c *Control) Wedge(ctx context.Context, number string) error {
 	_, err := c.Do(ctx, "wedge "+number)
+	return err
+}
+
+// Button presses and releases the exit button (doorio).
+func (c *Control) Button(ctx context.Context) error {
+	_, err := c.Do(ctx, "button")
 	return err
 }
 

@@ -28,14 +28,16 @@ func newTestRig(t *testing.T) *Rig {
 
 func TestRigLinksEveryDevice(t *testing.T) {
 	r := newTestRig(t)
-	if got := r.Devices(); strings.Join(got, ",") != "card,relay,fingerprint,face,keypad,wedge" {
+	if got := r.Devices(); strings.Join(got, ",") != "card,relay,fingerprint,face,keypad,wedge,doorio" {
 		t.Fatalf("devices %v", got)
 	}
-	if fi, err := os.Stat(r.Path(DevWedge)); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
-		t.Fatalf("wedge: %v %v, want a FIFO", fi, err)
+	for _, d := range []string{DevWedge, DevDoorIO} {
+		if fi, err := os.Stat(r.Path(d)); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+			t.Fatalf("%s: %v %v, want a FIFO", d, fi, err)
+		}
 	}
 	for _, d := range AllDevices {
-		if d == DevWedge {
+		if d == DevWedge || d == DevDoorIO {
 			continue
 		}
 		target, err := os.Readlink(r.Path(d))
@@ -74,8 +76,8 @@ func TestRigCommands(t *testing.T) {
 		{"face seven", "err face: \"seven\" is neither a user id nor stranger"},
 		{"noise card 0", "err noise: \"0\" is not a byte count 1..4096"},
 		{"noise relay 5", "err noise: the relay board only listens"},
-		{"noise toaster 5", "err noise: no device \"toaster\" (have card, relay, fingerprint, face, keypad, wedge)"},
-		{"unplug toaster", "err unplug: no device \"toaster\" (have card, relay, fingerprint, face, keypad, wedge)"},
+		{"noise toaster 5", "err noise: no device \"toaster\" (have card, relay, fingerprint, face, keypad, wedge, doorio)"},
+		{"unplug toaster", "err unplug: no device \"toaster\" (have card, relay, fingerprint, face, keypad, wedge, doorio)"},
 		{"swipe", "err swipe: wrong number of arguments (try help)"},
 		{"swipe 12x", "err sim: card \"12x\": not a decimal number"},
 		{"wait 1ms", "ok"},
@@ -299,5 +301,40 @@ func TestRigKeypadAndWedge(t *testing.T) {
 	}
 	if got := r.Exec(ctx, "replug wedge"); got != "ok" {
 		t.Fatal(got)
+	}
+}
+
+// The door inputs' FIFO gets gpio-keys events: the door switch (EV_SW
+// SW_MACHINE_COVER, set while shut) and the exit button (KEY_OPEN).
+func TestRigDoorIO(t *testing.T) {
+	r := newTestRig(t)
+	ctx := context.Background()
+	fifo, err := os.OpenFile(r.Path(DevDoorIO), os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fifo.Close()
+	for _, cmd := range []string{"door open", "button", "door closed"} {
+		if got := r.Exec(ctx, cmd); got != "ok" {
+			t.Fatalf("%s: %q", cmd, got)
+		}
+	}
+	if got := r.Exec(ctx, "relay?"); got != "ok relay off door closed switches 0" {
+		t.Fatalf("relay?: %q", got)
+	}
+	size := 8 + 2*int(unsafe.Sizeof(uintptr(0)))
+	rec := make([]byte, 4*2*size) // four events, each with its SYN_REPORT
+	if _, err := io.ReadFull(fifo, rec); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := 0; i < len(rec); i += size {
+		typ, code, value := binary.NativeEndian.Uint16(rec[i+size-8:]), binary.NativeEndian.Uint16(rec[i+size-6:]), int32(binary.NativeEndian.Uint32(rec[i+size-4:]))
+		if typ != evSyn {
+			got = append(got, fmt.Sprintf("%d/%d=%d", typ, code, value))
+		}
+	}
+	if want := "5/16=0 1/134=1 1/134=0 5/16=1"; strings.Join(got, " ") != want {
+		t.Fatalf("events %q, want %q", got, want)
 	}
 }
