@@ -217,5 +217,5 @@ func TestFaultInputUnplugged(t *testing.T) {
 		t.Fatalf("card after replug %+v %v", c, err)
 	}
 	t.Logf("FAULTROW\t%s\t%s\t%s", "USB wedge reader unplugged and replugged", "health lost (fault), device reopened by path, next card reads",
-		fmt.Sprintf("detect %v, reopens %d", detect.Round(time.Millisecond), r.Stats().Reopens))
+		fmt.Sprintf("detect %v, reopens %d", detect.Round(time.Microsecond), r.Stats().Reopens))
 }

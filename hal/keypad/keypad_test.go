@@ -174,5 +174,5 @@ func TestFaultKeypadUnplugged(t *testing.T) {
 	if got := readKeys(t, g.kp, 3); got != "42#" {
 		t.Fatalf("keys after replug %q", got)
 	}
-	t.Logf("FAULTROW\t%s\t%s\t%s", "serial keypad unplugged and replugged", "health lost (fault), port reopened, next keys read", fmt.Sprintf("detect %v", detect.Round(time.Millisecond)))
+	t.Logf("FAULTROW\t%s\t%s\t%s", "serial keypad unplugged and replugged", "health lost (fault), port reopened, next keys read", fmt.Sprintf("detect %v", detect.Round(time.Microsecond)))
 }

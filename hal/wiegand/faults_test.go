@@ -65,6 +65,6 @@ func TestFaultWiegandNoise(t *testing.T) {
 		}
 		t.Logf("FAULTROW\t%s\t%s\t%s", "Wiegand D0/D1 noise and flipped bits",
 			"no card, no key; each burst a counted, logged read error; the next good card reads",
-			fmt.Sprintf("bursts %d, parity %d, length %d, cards 1 (%v of line time)", bursts, s.BadParity, s.BadLength, time.Since(start).Round(time.Millisecond)))
+			fmt.Sprintf("bursts %d, parity %d, length %d, cards 1 (%v of simulated line time)", bursts, s.BadParity, s.BadLength, time.Since(start).Round(time.Millisecond)))
 	})
 }
