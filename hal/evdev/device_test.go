@@ -184,10 +184,10 @@ func TestFaultInputUnplugged(t *testing.T) {
 	defer r.Close()
 	ctx := ctxT(t)
 	_, wake := r.Health()
+	pulled := time.Now()
 	if err := dev.Unplug(); err != nil {
 		t.Fatal(err)
 	}
-	pulled := time.Now()
 	select {
 	case <-wake:
 	case <-ctx.Done():

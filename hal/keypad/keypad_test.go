@@ -146,10 +146,10 @@ func TestFaultKeypadUnplugged(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
 	defer cancel()
 	_, wake := g.kp.Health()
+	pulled := time.Now()
 	if err := g.plug.Unplug(); err != nil {
 		t.Fatal(err)
 	}
-	pulled := time.Now()
 	select {
 	case <-wake:
 	case <-ctx.Done():
