@@ -1,31 +1,26 @@
 package main
 
 import (
-	"context"
-	"time"
+	"fmt"
 
-	"termagent/hal"
 	"termagent/hal/card"
 	"termagent/hal/door"
 	"termagent/hal/face"
 	"termagent/hal/fingerprint"
 )
 
-// probeTimeout bounds the probe of a module at start.
-const probeTimeout = 5 * time.Second
-
 // openDevices builds the configured drivers and hands them to the agent. A
 // driver that is "none" leaves the part nil (the terminal has no such
-// module); the door "none" still records the logical lock state. A module
-// that is configured but cannot be opened at start does not stop the
-// terminal: it is handed to the agent as a faulty module that is reopened
-// with backoff (see retryOpen), so the link and the other modules work and
-// the fault is reported.
-func (d *daemon) openDevices(ctx context.Context) error {
+// module); the door "none" still records the logical lock state. A device
+// missing at start is not an error: its driver reports it lost (the agent
+// shows it faulty and sends the event) and reopens it with its own backoff,
+// exactly as when it is unplugged later. Only a bad configuration, or a
+// GPIO line that does not exist, fails here.
+func (d *daemon) openDevices() error {
 	h := d.cfg.HAL
 	log := d.log
 	if h.Card.Driver != driverNone {
-		cc := card.Config{
+		r, err := card.Open(card.Config{
 			Port:         h.Card.Port,
 			Protocol:     card.Protocol(h.Card.Driver),
 			Baud:         h.Card.Baud,
@@ -33,14 +28,15 @@ func (d *daemon) openDevices(ctx context.Context) error {
 			Format:       h.Card.Format.card(),
 			RepeatWindow: h.Card.RepeatWindow,
 			Log:          log,
+		})
+		if err != nil {
+			return fmt.Errorf("open card reader: %w", err)
 		}
-		r := newLazyCard(func(context.Context) (*card.Reader, error) { return card.Open(cc) }, d.backoff())
-		d.report("card", r.open(ctx))
 		d.addCloser("card", r)
 		d.parts.Card = r
 	}
 	if h.Fingerprint.Driver != driverNone {
-		fc := fingerprint.Config{
+		m, err := fingerprint.Open(fingerprint.Config{
 			Port:         h.Fingerprint.Port,
 			Baud:         h.Fingerprint.Baud,
 			Address:      h.Fingerprint.Address,
@@ -48,19 +44,15 @@ func (d *daemon) openDevices(ctx context.Context) error {
 			Capacity:     h.Fingerprint.Capacity,
 			PollInterval: h.Fingerprint.PollInterval,
 			Logger:       log,
+		})
+		if err != nil {
+			return fmt.Errorf("open fingerprint module: %w", err)
 		}
-		m := newLazyFinger(func(ctx context.Context) (*fingerprint.R30x, error) {
-			ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-			defer cancel()
-			return fingerprint.Open(ctx, fc)
-		}, d.backoff())
-		d.report("fingerprint", m.open(ctx))
 		d.addCloser("fingerprint", m)
 		d.parts.Fingerprint = m
-		d.parts.FingerCapacity = m.capacity(ctx, h.Fingerprint.Capacity)
 	}
 	if h.Face.Driver != driverNone {
-		fc := face.Config{
+		m, err := face.Open(face.Config{
 			Port:             h.Face.Port,
 			Baud:             h.Face.Baud,
 			VerifySeconds:    h.Face.VerifySeconds,
@@ -68,18 +60,14 @@ func (d *daemon) openDevices(ctx context.Context) error {
 			PhotoChunk:       h.Face.PhotoChunk,
 			MaxPhoto:         h.Face.MaxPhoto,
 			Logger:           log,
+		})
+		if err != nil {
+			return fmt.Errorf("open face module: %w", err)
 		}
-		m := newLazyFace(func(ctx context.Context) (*face.FM22x, error) {
-			ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-			defer cancel()
-			return face.Open(ctx, fc)
-		}, d.backoff())
-		d.report("face", m.open(ctx))
 		d.addCloser("face", m)
 		d.parts.Face = m
 	}
-
-	dc := door.Config{
+	dr, err := door.Open(door.Config{
 		Driver: h.Door.Driver,
 		Pulse:  h.Door.Pulse,
 		GPIO: door.GPIOConfig{
@@ -92,25 +80,11 @@ func (d *daemon) openDevices(ctx context.Context) error {
 		},
 		LCUS: door.LCUSConfig{Port: h.Door.Port, Baud: h.Door.Baud, Channel: h.Door.Channel},
 		Log:  log,
-	}
-	dr := newLazyDoor(func(context.Context) (hal.Door, error) { return door.Open(dc) }, d.backoff())
-	d.report("door", dr.open(ctx))
-	d.addCloser("door", dr)
-	if h.Door.Driver == "gpio" {
-		d.parts.Door = &lazyDoorInputs{dr}
-	} else {
-		d.parts.Door = dr
-	}
-	return nil
-}
-
-// backoff is the least time between two attempts to open a module that
-// could not be opened (the agent's own probes back off further).
-func (d *daemon) backoff() time.Duration { return d.cfg.Modules.RetryMin }
-
-// report logs the outcome of a module's first open.
-func (d *daemon) report(name string, err error) {
+	})
 	if err != nil {
-		d.log.Error().Err(err).Str(logModule, name).Msg("module not available at start; retrying in the background")
+		return fmt.Errorf("open door: %w", err)
 	}
+	d.addCloser("door", dr)
+	d.parts.Door = dr
+	return nil
 }

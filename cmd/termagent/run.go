@@ -155,7 +155,7 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if err := d.openStore(ctx); err != nil {
 		return err
 	}
-	if err := d.openDevices(ctx); err != nil {
+	if err := d.openDevices(); err != nil {
 		return err
 	}
 	d.acfg.Logger = d.log

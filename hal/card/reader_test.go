@@ -340,12 +340,47 @@ func TestUnplugReplug(t *testing.T) {
 	}
 }
 
+// A reader whose port is missing at Open is in the state of one unplugged
+// later: Open succeeds, Health names the port, and once the reader appears
+// the port is reopened and its cards are read.
+func TestOpenMissingPort(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "ttyUSB9")
+	r, err := card.Open(card.Config{Port: missing,
+		Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatalf("missing port: %v, want a reader in the lost state", err)
+	}
+	defer r.Close()
+	h, changed := r.Health()
+	if h.OK || !errors.Is(h.Err, hal.ErrFault) || !strings.Contains(h.Err.Error(), missing) {
+		t.Fatalf("health: %+v, want lost with hal.ErrFault naming %s", h, missing)
+	}
+	dev, err := sim.NewCardReader(sim.CardReaderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plug, err := sim.Attach(dev, missing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plug.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
+	defer cancel()
+	select {
+	case <-changed:
+	case <-ctx.Done():
+		t.Fatal("the port was not reopened after the reader appeared")
+	}
+	g := &rig{sim: dev, plug: plug, reader: r}
+	g.swipe(t, "0006547886")
+	c, err := r.ReadCard(ctx)
+	if err != nil || c.Number != "0006547886" {
+		t.Fatalf("card after the reader appeared: %+v, %v", c, err)
+	}
+}
+
 func TestOpenErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "ttyUSB9")
-	_, err := card.Open(card.Config{Port: missing})
-	if !errors.Is(err, hal.ErrFault) || !strings.Contains(err.Error(), missing) {
-		t.Fatalf("missing port: %v", err)
-	}
 	for _, cfg := range []card.Config{
 		{Port: missing, Protocol: "wiegand"},
 		{Port: missing, Format: card.Format{Style: "roman"}},

@@ -171,15 +171,19 @@ var (
 	_ hal.HealthReporter = (*FM22x)(nil)
 )
 
-// Open opens cfg.Port, checks the module answers GET_STATUS and returns
-// the driver. A missing port is an error wrapping hal.ErrFault that names
-// it. The caller closes the driver.
-func Open(ctx context.Context, cfg Config) (*FM22x, error) {
+// Open validates cfg, opens cfg.Port and returns the driver; it fails only
+// for a bad cfg. A port missing now is the state of a port lost later:
+// Health reports it (hal.ErrFault naming the port), the driver reopens it
+// with backoff, and every command fails with hal.ErrFault or
+// hal.ErrTimeout until the module answers. The module is checked
+// (GET_STATUS) before the first command, and again after a loss; Probe
+// does it at once. The caller closes the driver.
+func Open(cfg Config) (*FM22x, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return modlink.Open(ctx, "face", serialport.Config{Name: cfg.Port, Baud: cfg.Baud}, func(p io.ReadWriteCloser) (*FM22x, error) {
+	return modlink.Open("face", serialport.Config{Name: cfg.Port, Baud: cfg.Baud}, func(p io.ReadWriteCloser) (*FM22x, error) {
 		return New(p, cfg)
 	})
 }

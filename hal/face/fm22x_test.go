@@ -51,11 +51,14 @@ func setup(t *testing.T, sc sim.FaceConfig, cfg face.Config) rig {
 	if cfg.PhotoEnrollMsgID == 0 {
 		cfg.PhotoEnrollMsgID = face.MsgEnrollWithPhoto
 	}
-	m, err := face.Open(testCtx(t), cfg)
+	m, err := face.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	if err := m.Probe(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
 	return rig{dev, plug, m}
 }
 
@@ -450,11 +453,45 @@ func TestCloseUnblocksRecognize(t *testing.T) {
 	}
 }
 
+// A module whose port is missing at Open is in the state of one lost
+// later: Open succeeds, Health names the port, commands fail with a
+// fault, and once the module appears the driver reopens the port, checks
+// the module and works.
 func TestOpenMissingPort(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "no-such-tty")
-	_, err := face.Open(testCtx(t), face.Config{Port: path})
-	if !errors.Is(err, hal.ErrFault) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("missing port: %v, want hal.ErrFault naming %s", err, path)
+	m, err := face.Open(face.Config{Port: path, CommandTimeout: 200 * time.Millisecond, VerifySeconds: 1})
+	if err != nil {
+		t.Fatalf("missing port: %v, want a driver in the lost state", err)
+	}
+	defer m.Close()
+	h, changed := m.Health()
+	if h.OK || !errors.Is(h.Err, hal.ErrFault) || !strings.Contains(h.Err.Error(), path) {
+		t.Fatalf("health: %+v, want lost with hal.ErrFault naming %s", h, path)
+	}
+	ctx := testCtx(t)
+	if _, err := m.Users(ctx); !errors.Is(err, hal.ErrFault) && !errors.Is(err, hal.ErrTimeout) {
+		t.Fatalf("Users while missing: %v, want a fault or timeout", err)
+	}
+	dev, err := sim.NewFace(sim.FaceConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.AddUser("alice"); err != nil {
+		t.Fatal(err)
+	}
+	plug, err := sim.Attach(dev, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plug.Close()
+	select {
+	case <-changed:
+	case <-ctx.Done():
+		t.Fatal("the port was not reopened after it appeared")
+	}
+	users, err := m.Users(ctx)
+	if err != nil || len(users) != 1 {
+		t.Fatalf("Users after the module appeared: %v, %v; want alice's one id", users, err)
 	}
 }
 

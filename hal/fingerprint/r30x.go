@@ -166,16 +166,19 @@ var (
 	_ hal.HealthReporter    = (*R30x)(nil)
 )
 
-// Open opens cfg.Port, probes the module (VfyPwd, ReadSysPara) and
-// returns the driver. A missing port is an error wrapping hal.ErrFault that
-// names it; a silent module one wrapping hal.ErrTimeout. The caller closes
-// the driver.
-func Open(ctx context.Context, cfg Config) (*R30x, error) {
+// Open validates cfg, opens cfg.Port and returns the driver; it fails
+// only for a bad cfg. A port missing now is the state of a port lost later:
+// Health reports it (hal.ErrFault naming the port), the driver reopens it
+// with backoff, and every command fails with hal.ErrFault or
+// hal.ErrTimeout until the module answers. The module is probed (VfyPwd,
+// ReadSysPara) before the first command, and again after a loss; Probe
+// does it at once. The caller closes the driver.
+func Open(cfg Config) (*R30x, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return modlink.Open(ctx, "fingerprint", serialport.Config{Name: cfg.Port, Baud: cfg.Baud}, func(p io.ReadWriteCloser) (*R30x, error) {
+	return modlink.Open("fingerprint", serialport.Config{Name: cfg.Port, Baud: cfg.Baud}, func(p io.ReadWriteCloser) (*R30x, error) {
 		return New(p, cfg)
 	})
 }

@@ -50,11 +50,14 @@ func setup(t *testing.T, sc sim.FingerprintConfig, cfg fingerprint.Config) rig {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()
-	m, err := fingerprint.Open(ctx, cfg)
+	m, err := fingerprint.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	if err := m.Probe(ctx); err != nil {
+		t.Fatal(err)
+	}
 	return rig{dev, plug, m}
 }
 
@@ -437,11 +440,44 @@ func TestContextCancelsIdentify(t *testing.T) {
 	}
 }
 
+// A module whose port is missing at Open is in the state of one lost
+// later: Open succeeds, Health names the port, commands fail with a
+// fault, and once the module appears the driver reopens the port, probes
+// the module and works.
 func TestOpenMissingPort(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "no-such-tty")
-	_, err := fingerprint.Open(testCtx(t), fingerprint.Config{Port: path})
-	if !errors.Is(err, hal.ErrFault) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("missing port: %v, want hal.ErrFault naming %s", err, path)
+	m, err := fingerprint.Open(fingerprint.Config{Port: path, CommandTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("missing port: %v, want a driver in the lost state", err)
+	}
+	defer m.Close()
+	h, changed := m.Health()
+	if h.OK || !errors.Is(h.Err, hal.ErrFault) || !strings.Contains(h.Err.Error(), path) {
+		t.Fatalf("health: %+v, want lost with hal.ErrFault naming %s", h, path)
+	}
+	ctx := testCtx(t)
+	if _, err := m.Slots(ctx); !errors.Is(err, hal.ErrFault) && !errors.Is(err, hal.ErrTimeout) {
+		t.Fatalf("Slots while missing: %v, want a fault or timeout", err)
+	}
+	dev, err := sim.NewFingerprint(sim.FingerprintConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plug, err := sim.Attach(dev, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plug.Close()
+	select {
+	case <-changed:
+	case <-ctx.Done():
+		t.Fatal("the port was not reopened after it appeared")
+	}
+	if err := m.Store(ctx, 3, dev.Template(1)); err != nil {
+		t.Fatalf("Store after the module appeared: %v", err)
+	}
+	if got := dev.Slots(); !slices.Equal(got, []int{3}) {
+		t.Fatalf("module slots %v", got)
 	}
 }
 
@@ -457,18 +493,29 @@ func TestPasswordAndAddress(t *testing.T) {
 	defer plug.Close()
 	ctx := testCtx(t)
 	cfg := fingerprint.Config{Port: plug.Path(), Address: 0xA1B2C3D4, CommandTimeout: 500 * time.Millisecond}
-	_, err = fingerprint.Open(ctx, cfg)
+	probe := func(cfg fingerprint.Config) (*fingerprint.R30x, error) {
+		m, err := fingerprint.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Probe(ctx); err != nil {
+			m.Close()
+			return nil, err
+		}
+		return m, nil
+	}
+	_, err = probe(cfg)
 	var ce *fingerprint.CodeError
 	if !errors.As(err, &ce) || ce.Code != fingerprint.CodeWrongPassword {
 		t.Fatalf("wrong password: %v, want the module's 0x13", err)
 	}
 	wrongAddr := cfg
 	wrongAddr.Address, wrongAddr.Password = 0xFFFFFFFF, 0x1234
-	if _, err := fingerprint.Open(ctx, wrongAddr); !errors.Is(err, hal.ErrTimeout) {
+	if _, err := probe(wrongAddr); !errors.Is(err, hal.ErrTimeout) {
 		t.Fatalf("wrong address: %v, want silence (hal.ErrTimeout)", err)
 	}
 	cfg.Password = 0x1234
-	m, err := fingerprint.Open(ctx, cfg)
+	m, err := probe(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
