@@ -52,13 +52,13 @@ func newHWRigTB(t testing.TB, cfg sim.RigConfig) *hwRig {
 	bo := serialport.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
 	h := &hwRig{rig: rig}
 	if path := rig.Path(sim.DevCard); path != "" {
-		if h.card, err = card.Open(card.Config{Port: path, RepeatWindow: window, Backoff: bo, Log: testLogger(t, "card")}); err != nil {
+		if h.card, err = card.Open(card.Config{Port: path, RepeatWindow: window, Backoff: bo, Logger: testLogger(t, "card")}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { h.card.Close() })
 	}
 	if path := rig.Path(sim.DevRelay); path != "" {
-		if h.relay, err = door.OpenLCUS(door.LCUSConfig{Port: path, Backoff: bo, Log: testLogger(t, "relay")}); err != nil {
+		if h.relay, err = door.OpenLCUS(door.LCUSConfig{Port: path, Backoff: bo, Logger: testLogger(t, "relay")}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { h.relay.Close() })

@@ -18,17 +18,10 @@ import (
 // GPIO line that does not exist, fails here.
 func (d *daemon) openDevices() error {
 	h := d.cfg.HAL
-	log := d.log
 	if h.Card.Driver != driverNone {
-		r, err := card.Open(card.Config{
-			Port:         h.Card.Port,
-			Protocol:     card.Protocol(h.Card.Driver),
-			Baud:         h.Card.Baud,
-			Line:         card.Line{Hex: h.Card.Line.Hex, MinDigits: h.Card.Line.MinDigits, MaxDigits: h.Card.Line.MaxDigits},
-			Format:       h.Card.Format.card(),
-			RepeatWindow: h.Card.RepeatWindow,
-			Log:          log,
-		})
+		cc := h.Card
+		cc.Logger = d.log
+		r, err := card.Open(cc)
 		if err != nil {
 			return fmt.Errorf("open card reader: %w", err)
 		}
@@ -36,15 +29,9 @@ func (d *daemon) openDevices() error {
 		d.parts.Card = r
 	}
 	if h.Fingerprint.Driver != driverNone {
-		m, err := fingerprint.Open(fingerprint.Config{
-			Port:         h.Fingerprint.Port,
-			Baud:         h.Fingerprint.Baud,
-			Address:      h.Fingerprint.Address,
-			Password:     h.Fingerprint.Password,
-			Capacity:     h.Fingerprint.Capacity,
-			PollInterval: h.Fingerprint.PollInterval,
-			Logger:       log,
-		})
+		fc := h.Fingerprint.Config
+		fc.Logger = d.log
+		m, err := fingerprint.Open(fc)
 		if err != nil {
 			return fmt.Errorf("open fingerprint module: %w", err)
 		}
@@ -52,35 +39,18 @@ func (d *daemon) openDevices() error {
 		d.parts.Fingerprint = m
 	}
 	if h.Face.Driver != driverNone {
-		m, err := face.Open(face.Config{
-			Port:             h.Face.Port,
-			Baud:             h.Face.Baud,
-			VerifySeconds:    h.Face.VerifySeconds,
-			PhotoEnrollMsgID: h.Face.PhotoEnrollMsgID,
-			PhotoChunk:       h.Face.PhotoChunk,
-			MaxPhoto:         h.Face.MaxPhoto,
-			Logger:           log,
-		})
+		fc := h.Face.Config
+		fc.Logger = d.log
+		m, err := face.Open(fc)
 		if err != nil {
 			return fmt.Errorf("open face module: %w", err)
 		}
 		d.addCloser("face", m)
 		d.parts.Face = m
 	}
-	dr, err := door.Open(door.Config{
-		Driver: h.Door.Driver,
-		Pulse:  h.Door.Pulse,
-		GPIO: door.GPIOConfig{
-			Chip:      h.Door.Chip,
-			Relay:     h.Door.Line,
-			ActiveLow: h.Door.ActiveLow,
-			Sensor:    door.InputConfig{Line: h.Door.Sensor.Line, ActiveLow: h.Door.Sensor.ActiveLow},
-			Button:    door.InputConfig{Line: h.Door.ExitButton.Line, ActiveLow: h.Door.ExitButton.ActiveLow},
-			Debounce:  h.Door.Debounce,
-		},
-		LCUS: door.LCUSConfig{Port: h.Door.Port, Baud: h.Door.Baud, Channel: h.Door.Channel},
-		Log:  log,
-	})
+	dc := h.Door
+	dc.Logger = d.log
+	dr, err := door.Open(dc)
 	if err != nil {
 		return fmt.Errorf("open door: %w", err)
 	}

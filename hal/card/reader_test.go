@@ -38,13 +38,13 @@ func newRig(t *testing.T, simCfg sim.CardReaderConfig, cfg card.Config) *rig {
 	}
 	t.Cleanup(func() { plug.Close() })
 	cfg.Port = plug.Path()
-	if cfg.Protocol == "" {
-		cfg.Protocol = card.Protocol(dev.Protocol())
+	if cfg.Driver == "" {
+		cfg.Driver = card.Protocol(dev.Protocol())
 	}
 	if cfg.Backoff == (serialport.Backoff{}) {
 		cfg.Backoff = serialport.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
 	}
-	cfg.Log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
 	r, err := card.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -382,10 +382,10 @@ func TestOpenMissingPort(t *testing.T) {
 func TestOpenErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "ttyUSB9")
 	for _, cfg := range []card.Config{
-		{Port: missing, Protocol: "wiegand"},
+		{Port: missing, Driver: "wiegand"},
 		{Port: missing, Format: card.Format{Style: "roman"}},
 		{Port: missing, FrameGap: -1},
-		{Port: missing, Protocol: card.ProtoLine, Line: card.Line{MinDigits: 10, MaxDigits: 5}},
+		{Port: missing, Driver: card.ProtoLine, Line: card.Line{MinDigits: 10, MaxDigits: 5}},
 	} {
 		if _, err := card.Open(cfg); err == nil || errors.Is(err, hal.ErrFault) {
 			t.Errorf("Open(%+v): %v, want a config error", cfg, err)

@@ -38,18 +38,18 @@ func AppendLCUS(dst []byte, channel byte, on bool) []byte {
 // defaults.
 type LCUSConfig struct {
 	// Port is the board's serial device, e.g. /dev/ttyUSB0. Required.
-	Port string
+	Port string `yaml:"port"`
 	// Baud is the line speed in bits per second; zero means 9600.
-	Baud int
+	Baud int `yaml:"baud"`
 	// Channel is the relay to drive, 1..8; zero means 1.
-	Channel int
+	Channel int `yaml:"channel"`
 	// Pulse is the hold for Unlock with d <= 0; zero means 3 s.
-	Pulse time.Duration
+	Pulse time.Duration `yaml:"-"`
 	// Backoff paces reopening a vanished port; zero means serialport's
 	// defaults.
-	Backoff serialport.Backoff
-	// Log receives relay faults and switches. The zero Logger discards.
-	Log zerolog.Logger
+	Backoff serialport.Backoff `yaml:"-"`
+	// Logger receives relay faults and switches. The zero Logger discards.
+	Logger zerolog.Logger `yaml:"-"`
 }
 
 // LCUS drives a CH340 USB relay board. It implements hal.Door and
@@ -98,7 +98,7 @@ func OpenLCUS(cfg LCUSConfig) (*LCUS, error) {
 		return nil, fmt.Errorf("door lcus: %w", err)
 	}
 	life, stop := context.WithCancel(context.Background())
-	log := cfg.Log.With().Str(logComponent, "door").Str(logDriver, DriverLCUS).Str(logPort, cfg.Port).Logger()
+	log := cfg.Logger.With().Str(logComponent, "door").Str(logDriver, DriverLCUS).Str(logPort, cfg.Port).Logger()
 	l := &LCUS{port: port, channel: byte(cfg.Channel), log: log, life: life, stop: stop, watchDone: make(chan struct{})}
 	l.h = newHold("door lcus "+cfg.Port, cfg.Pulse, l.set, log)
 	if h, _ := port.Health(); h.OK {

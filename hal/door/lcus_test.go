@@ -61,7 +61,7 @@ func newLCUSRig(t *testing.T, cfg door.LCUSConfig, extraLog io.Writer) *lcusRig 
 	if extraLog != nil {
 		out = io.MultiWriter(out, extraLog)
 	}
-	cfg.Log = zerolog.New(out)
+	cfg.Logger = zerolog.New(out)
 	d, err := door.OpenLCUS(cfg)
 	if err != nil {
 		t.Fatal(err)

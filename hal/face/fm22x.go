@@ -73,37 +73,39 @@ const (
 // defaults.
 type Config struct {
 	// Port is the serial device path. Required by Open.
-	Port string
+	Port string `yaml:"port"`
 	// Baud is the line speed in bits per second; zero means 115200.
-	Baud int
+	Baud int `yaml:"baud"`
 	// VerifySeconds is the module-side timeout of one VERIFY, 1..255 s.
 	// Recognize repeats VERIFY, and other commands wait for the current
 	// one to end, so it bounds their latency; zero means 3.
-	VerifySeconds int
+	VerifySeconds int `yaml:"verify_seconds"`
 	// CommandTimeout bounds the wait for an ordinary reply; zero means 3 s.
-	CommandTimeout time.Duration
+	CommandTimeout time.Duration `yaml:"-"`
 	// DeleteTimeout bounds DELUSER and DELALL; zero means 10 s.
-	DeleteTimeout time.Duration
+	DeleteTimeout time.Duration `yaml:"-"`
 	// EnrollTimeout bounds the reply to a photo's last chunk (the module
 	// computes the face features); zero means 10 s.
-	EnrollTimeout time.Duration
+	EnrollTimeout time.Duration `yaml:"-"`
 	// PhotoEnrollMsgID is the firmware's enrol-from-photo message id
 	// (0xF7 on the builds seen); zero means the module has none and
 	// Enroll returns an error wrapping hal.ErrUnsupported.
-	PhotoEnrollMsgID byte
+	PhotoEnrollMsgID byte `yaml:"photo_enroll_msg_id"`
 	// PhotoChunk is the JPEG bytes per enrolment packet, 1..4094; zero
 	// means 246.
-	PhotoChunk int
+	PhotoChunk int `yaml:"photo_chunk"`
 	// MaxPhoto bounds the photo Enroll accepts, in bytes; zero means 512 KiB.
-	MaxPhoto int
+	MaxPhoto int `yaml:"max_photo"`
 	// ByteGap is how long a started frame may stall before the driver
 	// takes its header for noise and resynchronises; zero means 200 ms.
-	ByteGap time.Duration
+	ByteGap time.Duration `yaml:"-"`
 	// Logger receives the driver's events; the zero Logger means none.
-	Logger zerolog.Logger
+	Logger zerolog.Logger `yaml:"-"`
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field that has a default set to
+// it; Open and New apply it.
+func (c Config) WithDefaults() Config {
 	if c.Baud == 0 {
 		c.Baud = DefaultBaud
 	}
@@ -179,7 +181,7 @@ var (
 // (GET_STATUS) before the first command, and again after a loss; Probe
 // does it at once. The caller closes the driver.
 func Open(cfg Config) (*FM22x, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -193,7 +195,7 @@ func Open(cfg Config) (*FM22x, error) {
 // for silence; after other errors the driver calls port's Reopen(ctx)
 // error method if it has one, or else treats the module as gone.
 func New(port io.ReadWriteCloser, cfg Config) (*FM22x, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

@@ -59,9 +59,9 @@ type RigConfig struct {
 	Relay       RelayConfig
 	Fingerprint FingerprintConfig
 	Face        FaceConfig
-	// Log receives one event per command and per control connection. The
+	// Logger receives one event per command and per control connection. The
 	// zero Logger discards.
-	Log zerolog.Logger
+	Logger zerolog.Logger
 }
 
 // Rig is a set of simulated devices, each on its own pseudo-terminal behind
@@ -91,7 +91,7 @@ func NewRig(cfg RigConfig) (*Rig, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sim: rig: %w", err)
 	}
-	r := &Rig{dir: cfg.Dir, log: cfg.Log, plugs: make(map[string]*Plug)}
+	r := &Rig{dir: cfg.Dir, log: cfg.Logger, plugs: make(map[string]*Plug)}
 	for _, name := range devices {
 		if _, dup := r.plugs[name]; dup {
 			r.Close()
