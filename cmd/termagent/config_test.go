@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -421,5 +422,45 @@ func TestDefaultSocketBesideTheStore(t *testing.T) {
 	}
 	if code, out, errOut := runCLI(t, "check-config", "-config", path); code != 0 || !strings.HasSuffix(out, ": ok\n") {
 		t.Errorf("check-config: exit %d, %q %q", code, out, errOut)
+	}
+}
+
+// The agent's validation errors name the file's key of the field, never
+// the agent's Go field path, however the file arranges the field.
+func TestAgentProblemsNameTheKey(t *testing.T) {
+	_, err := loadConfig(writeConfig(t, `
+server:
+  address: 192.0.2.1:1
+  ws_path: x
+  tls: {pin_sha256: ab, ca_file: ca.pem, cert_file: /c.pem}
+  backoff_min: 5s
+  backoff_max: 1s
+  max_message: 1
+  listen: {host: nowhere, device_port: 70000, allow: [10.0.0.1, x]}
+device: {in_out_type: 3, device_ip: 1.2.3}
+access: {open_door_type: {card: -1}}
+upload: {window: 2000, nearly_full: 2, retry_min: 2s, retry_max: 1s}
+modules: {retry_min: 2s, retry_max: 1s}
+events: {queue: 200000}
+commands: {9: {action: open_door, hook: /bin/true}}
+hooks: {restart: reboot}
+`))
+	var errs configErrors
+	if !errors.As(err, &errs) {
+		t.Fatalf("err = %v, want several config errors", err)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Path)
+	}
+	want := []string{
+		"server.ws_path", "server.tls.pin_sha256", "server.tls.cert_file", "server.tls.ca_file",
+		"server.backoff_max", "server.max_message", "server.listen.device_port", "server.listen.host",
+		"server.listen.allow[1]", "device.in_out_type", "device.device_ip", "access.open_door_type.card",
+		"upload.window", "upload.retry_max", "upload.nearly_full", "modules.retry_max", "events.queue",
+		"commands.9.hook", "hooks.restart",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("problems at\n%v\nwant\n%v\n%v", got, want, err)
 	}
 }
