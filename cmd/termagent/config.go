@@ -307,23 +307,18 @@ func (c Config) validate() []*configError {
 	}
 
 	h := c.HAL
-	if !oneOf(string(h.Card.Driver), driverNone, string(card.ProtoRDM6300), string(card.ProtoLine), string(card.ProtoGwiot7941)) {
-		bad("hal.card.driver", "%q is not one of none, rdm6300, line, gwiot7941", h.Card.Driver)
+	for _, m := range []struct{ module, driver string }{
+		{"card", string(h.Card.Driver)}, {"fingerprint", h.Fingerprint.Driver}, {"face", h.Face.Driver}, {"door", h.Door.Driver},
+	} {
+		if !slices.Contains(drivers[m.module], m.driver) {
+			bad("hal."+m.module+".driver", "%q is not one of %s", m.driver, strings.Join(drivers[m.module], ", "))
+		}
 	}
 	if l := h.Card.Line; l.MinDigits < 0 || l.MaxDigits < 0 || l.MaxDigits > 0 && l.MaxDigits < l.MinDigits {
 		bad("hal.card.line", "digits %d..%d is not a range", l.MinDigits, l.MaxDigits)
 	}
 	if err := h.Card.Format.Validate(); err != nil {
 		bad("hal.card.format", "%v", strings.TrimPrefix(err.Error(), "card format: "))
-	}
-	if !oneOf(h.Fingerprint.Driver, driverNone, "r30x") {
-		bad("hal.fingerprint.driver", "%q is not one of none, r30x", h.Fingerprint.Driver)
-	}
-	if !oneOf(h.Face.Driver, driverNone, "fm22x") {
-		bad("hal.face.driver", "%q is not one of none, fm22x", h.Face.Driver)
-	}
-	if !oneOf(h.Door.Driver, driverNone, door.DriverGPIO, door.DriverLCUS) {
-		bad("hal.door.driver", "%q is not one of none, gpio, lcus", h.Door.Driver)
 	}
 	for _, sp := range []struct {
 		name, driver, port string

@@ -9,6 +9,17 @@ import (
 	"termagent/hal/fingerprint"
 )
 
+// drivers lists each module's drivers by their name in the file; "none"
+// (every module's default) means the module is not fitted. A new driver is
+// its name here and its Open call in openDevices; its keys are the yaml
+// tags of its Config.
+var drivers = map[string][]string{
+	"card":        {driverNone, string(card.ProtoRDM6300), string(card.ProtoLine), string(card.ProtoGwiot7941)},
+	"fingerprint": {driverNone, "r30x"},
+	"face":        {driverNone, "fm22x"},
+	"door":        {driverNone, door.DriverGPIO, door.DriverLCUS},
+}
+
 // openDevices builds the configured drivers and hands them to the agent. A
 // driver that is "none" leaves the part nil (the terminal has no such
 // module); the door "none" still records the logical lock state. A device
