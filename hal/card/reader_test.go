@@ -13,6 +13,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/card"
+	"termagent/hal/internal/porttest"
 	"termagent/hal/serialport"
 	"termagent/hal/sim"
 )
@@ -340,43 +341,26 @@ func TestUnplugReplug(t *testing.T) {
 	}
 }
 
-// A reader whose port is missing at Open is in the state of one unplugged
-// later: Open succeeds, Health names the port, and once the reader appears
-// the port is reopened and its cards are read.
+// A reader missing at Open is in the state of one unplugged later (the one
+// open path): Open succeeds, Health names the port, and once the reader
+// appears its cards are read.
 func TestOpenMissingPort(t *testing.T) {
-	missing := filepath.Join(t.TempDir(), "ttyUSB9")
-	r, err := card.Open(card.Config{Port: missing,
-		Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
-	if err != nil {
-		t.Fatalf("missing port: %v, want a reader in the lost state", err)
-	}
-	defer r.Close()
-	h, changed := r.Health()
-	if h.OK || !errors.Is(h.Err, hal.ErrFault) || !strings.Contains(h.Err.Error(), missing) {
-		t.Fatalf("health: %+v, want lost with hal.ErrFault naming %s", h, missing)
-	}
 	dev, err := sim.NewCardReader(sim.CardReaderConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	plug, err := sim.Attach(dev, missing)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plug.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
-	defer cancel()
-	select {
-	case <-changed:
-	case <-ctx.Done():
-		t.Fatal("the port was not reopened after the reader appeared")
-	}
-	g := &rig{sim: dev, plug: plug, reader: r}
-	g.swipe(t, "0006547886")
-	c, err := r.ReadCard(ctx)
-	if err != nil || c.Number != "0006547886" {
-		t.Fatalf("card after the reader appeared: %+v, %v", c, err)
-	}
+	porttest.MissingAtOpen(t, func(path string) (*card.Reader, error) {
+		return card.Open(card.Config{Port: path, Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
+	}, dev, func(ctx context.Context, r *card.Reader) error {
+		if err := dev.Swipe(ctx, "0006547886"); err != nil {
+			return err
+		}
+		c, err := r.ReadCard(ctx)
+		if err == nil && c.Number != "0006547886" {
+			err = fmt.Errorf("card %q, want 0006547886", c.Number)
+		}
+		return err
+	})
 }
 
 func TestOpenErrors(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/door"
+	"termagent/hal/internal/porttest"
 	"termagent/hal/serialport"
 	"termagent/hal/sim"
 )
@@ -228,49 +230,27 @@ func TestLCUSRelockRetriedAcrossUnplug(t *testing.T) {
 	eventually(t, "State to show locked", func() bool { return !g.door.State().Unlocked })
 }
 
-// A board missing at open is in the state of one unplugged later: OpenLCUS
-// succeeds, Health names the port, an Unlock fails with hal.ErrFault, and
-// once the board appears the port is reopened, the relay released (the
-// start's release) and an Unlock switches it.
+// A board missing at open is in the state of one unplugged later (the one
+// open path): OpenLCUS succeeds, Health names the port, and once the board
+// appears the relay is released (the start's release) and switched on by
+// an Unlock.
 func TestOpenLCUSMissingPort(t *testing.T) {
-	name := filepath.Join(t.TempDir(), "ttyUSB7")
-	d, err := door.OpenLCUS(door.LCUSConfig{Port: name,
-		Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
-	if err != nil {
-		t.Fatalf("missing port: %v, want a door in the lost state", err)
-	}
-	defer d.Close()
-	h, changed := d.Health()
-	if h.OK || !errors.Is(h.Err, hal.ErrFault) || !strings.Contains(h.Err.Error(), name) {
-		t.Fatalf("health: %+v, want lost with hal.ErrFault naming %s", h, name)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
-	defer cancel()
-	ictx, icancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer icancel()
-	if err := d.Unlock(ictx, time.Second); err == nil {
-		t.Fatal("Unlock of a missing board succeeded")
-	}
 	relay, err := sim.NewRelay(sim.RelayConfig{Channels: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	plug, err := sim.Attach(relay, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plug.Close()
-	select {
-	case <-changed:
-	case <-ctx.Done():
-		t.Fatal("the port was not reopened after the board appeared")
-	}
-	g := &lcusRig{relay: relay, plug: plug, door: d}
-	g.wait(t, "the start's release", func(s sim.RelayState) bool { return s.Switches >= 1 && !s.On })
-	if err := d.Unlock(ctx, time.Hour); err != nil {
-		t.Fatalf("Unlock after the board appeared: %v", err)
-	}
-	g.wait(t, "the relay on", func(s sim.RelayState) bool { return s.On })
+	porttest.MissingAtOpen(t, func(path string) (*door.LCUS, error) {
+		return door.OpenLCUS(door.LCUSConfig{Port: path, Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
+	}, relay, func(ctx context.Context, d *door.LCUS) error {
+		if _, err := relay.Wait(ctx, func(s sim.RelayState) bool { return s.Switches >= 1 && !s.On }); err != nil {
+			return fmt.Errorf("the start's release: %w", err)
+		}
+		if err := d.Unlock(ctx, time.Hour); err != nil {
+			return err
+		}
+		_, err := relay.Wait(ctx, isOn)
+		return err
+	})
 }
 
 // syncBuffer is a bytes.Buffer safe for the logger's goroutines.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/face"
+	"termagent/hal/internal/porttest"
 	"termagent/hal/sim"
 )
 
@@ -453,25 +455,10 @@ func TestCloseUnblocksRecognize(t *testing.T) {
 	}
 }
 
-// A module whose port is missing at Open is in the state of one lost
-// later: Open succeeds, Health names the port, commands fail with a
-// fault, and once the module appears the driver reopens the port, checks
-// the module and works.
+// A module missing at Open is in the state of one lost later (the one open
+// path): Open succeeds, Health names the port, and once the module appears
+// the driver checks it and works.
 func TestOpenMissingPort(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "no-such-tty")
-	m, err := face.Open(face.Config{Port: path, CommandTimeout: 200 * time.Millisecond, VerifySeconds: 1})
-	if err != nil {
-		t.Fatalf("missing port: %v, want a driver in the lost state", err)
-	}
-	defer m.Close()
-	h, changed := m.Health()
-	if h.OK || !errors.Is(h.Err, hal.ErrFault) || !strings.Contains(h.Err.Error(), path) {
-		t.Fatalf("health: %+v, want lost with hal.ErrFault naming %s", h, path)
-	}
-	ctx := testCtx(t)
-	if _, err := m.Users(ctx); !errors.Is(err, hal.ErrFault) && !errors.Is(err, hal.ErrTimeout) {
-		t.Fatalf("Users while missing: %v, want a fault or timeout", err)
-	}
 	dev, err := sim.NewFace(sim.FaceConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -479,20 +466,15 @@ func TestOpenMissingPort(t *testing.T) {
 	if _, err := dev.AddUser("alice"); err != nil {
 		t.Fatal(err)
 	}
-	plug, err := sim.Attach(dev, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plug.Close()
-	select {
-	case <-changed:
-	case <-ctx.Done():
-		t.Fatal("the port was not reopened after it appeared")
-	}
-	users, err := m.Users(ctx)
-	if err != nil || len(users) != 1 {
-		t.Fatalf("Users after the module appeared: %v, %v; want alice's one id", users, err)
-	}
+	porttest.MissingAtOpen(t, func(path string) (*face.FM22x, error) {
+		return face.Open(face.Config{Port: path, VerifySeconds: 1})
+	}, dev, func(ctx context.Context, m *face.FM22x) error {
+		users, err := m.Users(ctx)
+		if err == nil && len(users) != 1 {
+			err = fmt.Errorf("users %v, want alice's one id", users)
+		}
+		return err
+	})
 }
 
 // A Recognize cancelled while the module is busy with VERIFY (which it

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"termagent/hal"
 	"termagent/hal/fingerprint"
 	"termagent/hal/internal/modlinktest"
+	"termagent/hal/internal/porttest"
 	"termagent/hal/sim"
 )
 
@@ -440,45 +442,25 @@ func TestContextCancelsIdentify(t *testing.T) {
 	}
 }
 
-// A module whose port is missing at Open is in the state of one lost
-// later: Open succeeds, Health names the port, commands fail with a
-// fault, and once the module appears the driver reopens the port, probes
-// the module and works.
+// A module missing at Open is in the state of one lost later (the one open
+// path): Open succeeds, Health names the port, and once the module appears
+// the driver probes it and works.
 func TestOpenMissingPort(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "no-such-tty")
-	m, err := fingerprint.Open(fingerprint.Config{Port: path, CommandTimeout: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatalf("missing port: %v, want a driver in the lost state", err)
-	}
-	defer m.Close()
-	h, changed := m.Health()
-	if h.OK || !errors.Is(h.Err, hal.ErrFault) || !strings.Contains(h.Err.Error(), path) {
-		t.Fatalf("health: %+v, want lost with hal.ErrFault naming %s", h, path)
-	}
-	ctx := testCtx(t)
-	if _, err := m.Slots(ctx); !errors.Is(err, hal.ErrFault) && !errors.Is(err, hal.ErrTimeout) {
-		t.Fatalf("Slots while missing: %v, want a fault or timeout", err)
-	}
 	dev, err := sim.NewFingerprint(sim.FingerprintConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	plug, err := sim.Attach(dev, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer plug.Close()
-	select {
-	case <-changed:
-	case <-ctx.Done():
-		t.Fatal("the port was not reopened after it appeared")
-	}
-	if err := m.Store(ctx, 3, dev.Template(1)); err != nil {
-		t.Fatalf("Store after the module appeared: %v", err)
-	}
-	if got := dev.Slots(); !slices.Equal(got, []int{3}) {
-		t.Fatalf("module slots %v", got)
-	}
+	porttest.MissingAtOpen(t, func(path string) (*fingerprint.R30x, error) {
+		return fingerprint.Open(fingerprint.Config{Port: path})
+	}, dev, func(ctx context.Context, m *fingerprint.R30x) error {
+		if err := m.Store(ctx, 3, dev.Template(1)); err != nil {
+			return err
+		}
+		if got := dev.Slots(); !slices.Equal(got, []int{3}) {
+			return fmt.Errorf("module slots %v, want [3]", got)
+		}
+		return nil
+	})
 }
 
 func TestPasswordAndAddress(t *testing.T) {
