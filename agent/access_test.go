@@ -34,9 +34,9 @@ func newSimCard(t *testing.T) *simCard {
 	}
 	t.Cleanup(func() { plug.Close() })
 	r, err := card.Open(card.Config{
-		Port: plug.Path(), Protocol: card.ProtoRDM6300, RepeatWindow: -1,
+		Port: plug.Path(), Driver: card.ProtoRDM6300, RepeatWindow: -1,
 		Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond},
-		Log:     testLogger(t, "card"),
+		Logger:  testLogger(t, "card"),
 	})
 	if err != nil {
 		t.Fatal(err)

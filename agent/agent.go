@@ -92,7 +92,7 @@ func New(cfg Config, parts Parts) (*Agent, error) {
 	if parts.FingerCapacity < 0 {
 		return nil, fmt.Errorf("%w: Parts.FingerCapacity %d is negative", ErrConfig, parts.FingerCapacity)
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	a := &Agent{
 		cfg:     cfg,
 		parts:   parts,

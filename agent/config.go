@@ -1,8 +1,15 @@
 package agent
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"net/netip"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,7 +18,10 @@ import (
 
 // Config is everything the agent can be told. The zero value of every field
 // means the documented default; defaults are filled in one place
-// (Config.withDefaults). cmd/termagent maps its YAML file onto this struct.
+// (Config.WithDefaults). The yaml tags of the section types name each
+// field's key in cmd/termagent's configuration file, which decodes its
+// sections straight into them; a field tagged "-" is set by cmd from
+// another key (named in its comment) or is not configured by file.
 type Config struct {
 	// Device describes this terminal.
 	Device DeviceConfig
@@ -46,26 +56,27 @@ type Config struct {
 type DeviceConfig struct {
 	// InOutType is the access record's in_out_type: 1 in, 2 out.
 	// Default 1.
-	InOutType int
+	InOutType int `yaml:"in_out_type"`
 	// CommunityCode is the first value of community_code (the server may
 	// change it with set_device_info). Default "".
-	CommunityCode string
+	CommunityCode string `yaml:"community_code"`
 	// Address is the first value of the free-text address. Default "".
-	Address string
+	Address string `yaml:"address"`
 	// DeviceIP is reported as device_ip when there is no live connection
 	// to take the local address from. Default "".
-	DeviceIP string
+	DeviceIP string `yaml:"device_ip"`
 	// DevicePort is the first value of device_port, the TCP port listen
-	// mode accepts the server on (1..65535). Default 1545.
-	DevicePort int
+	// mode accepts the server on (1..65535). Default 1545. (File:
+	// server.listen.device_port.)
+	DevicePort int `yaml:"-"`
 	// HardwareVersion is reported as hardware_version. Default "".
-	HardwareVersion string
+	HardwareVersion string `yaml:"hardware_version"`
 	// SoftwareVersion is reported as software_version; cmd stamps it at
 	// build time. Default "dev".
-	SoftwareVersion string
+	SoftwareVersion string `yaml:"-"`
 	// Location is the time zone of record times and of set_device_time.
-	// Default time.Local (the system's zone).
-	Location *time.Location
+	// Default time.Local (the system's zone). (File: device.time_zone.)
+	Location *time.Location `yaml:"-"`
 }
 
 // LinkConfig says how the terminal reaches the server.
@@ -74,152 +85,154 @@ type LinkConfig struct {
 	// stored server_ip/server_port win once set (set_device_info changes
 	// them). Required unless Listen is set or the database already holds
 	// a server.
-	ServerAddress string
+	ServerAddress string `yaml:"address"`
 	// Transport is "tcp" (default), "tls", "ws" or "wss".
-	Transport string
+	Transport string `yaml:"transport"`
 	// Path is the HTTP path for ws/wss. Default "/".
-	Path string
+	Path string `yaml:"ws_path"`
 	// TLS configures tls and wss. When dialling, it verifies the server
 	// (CAFile, PinSHA256, ServerName) and may present a client certificate
 	// (CertFile, KeyFile). In listen mode the terminal is the TLS server:
 	// CertFile and KeyFile are its certificate, and CAFile, if set, is the
 	// CA that must sign the server's client certificate.
-	TLS TLSConfig
+	TLS TLSConfig `yaml:"tls"`
 	// KeepAlive is the TCP keepalive period. Default 30 s; negative
 	// disables keepalive.
-	KeepAlive time.Duration
+	KeepAlive time.Duration `yaml:"keepalive"`
 	// DialTimeout bounds one connection attempt, TLS and WebSocket
 	// handshakes included. Default 10 s.
-	DialTimeout time.Duration
+	DialTimeout time.Duration `yaml:"dial_timeout"`
 	// BackoffMin and BackoffMax bound the wait between connection
 	// attempts: exponential with full jitter, from BackoffMin (default 1 s)
 	// doubling up to BackoffMax (default 60 s), forever.
-	BackoffMin time.Duration
-	BackoffMax time.Duration
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
 	// FallbackAfter is how long the terminal tries a server that
 	// set_device_info moved it to before it goes back to the previous one.
 	// Default 5 min.
-	FallbackAfter time.Duration
+	FallbackAfter time.Duration `yaml:"fallback_after"`
 	// Listen selects listen mode: instead of dialling, the terminal
 	// accepts the server's connection on device_port (the stored value,
 	// which set_device_info may change: the terminal then listens on the
 	// new port). A set_device_info that changes server_ip/server_port is
 	// only stored in this mode.
-	Listen bool
+	Listen bool `yaml:"-"`
 	// ListenHost is the local address listen mode binds to. Default ""
-	// (every interface).
-	ListenHost string
+	// (every interface). (File: Listen, ListenHost and AllowedPeers are
+	// server.listen.enabled, .host and .allow.)
+	ListenHost string `yaml:"-"`
 	// AllowedPeers lists the addresses listen mode accepts connections
 	// from, as IP addresses or CIDR prefixes ("10.0.0.5", "10.0.0.0/24").
 	// Required in listen mode: an empty list accepts nobody.
-	AllowedPeers []string
+	AllowedPeers []string `yaml:"-"`
 	// Heartbeat, when Mod is set, sends a request with that mod every
-	// Interval; a heartbeat that fails drops the link.
-	Heartbeat HeartbeatConfig
+	// Interval; a heartbeat that fails drops the link. (File: the
+	// heartbeat section.)
+	Heartbeat HeartbeatConfig `yaml:"-"`
 	// ReadTimeout drops the link when nothing at all has arrived from the
 	// server for this long, so a half-open link is noticed. Default: three
 	// heartbeat intervals when the heartbeat is on, else 0 (off: an idle
 	// V1.0 server may legitimately stay silent; TCP keepalive still
 	// applies). Negative disables it.
-	ReadTimeout time.Duration
+	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// CallTimeout bounds one request the terminal sends (upload, event,
 	// heartbeat) from write to response. Default 30 s.
-	CallTimeout time.Duration
+	CallTimeout time.Duration `yaml:"call_timeout"`
 	// UnansweredCalls is how many requests in a row the terminal sends
 	// without any of them answered within CallTimeout before it presumes
 	// the link half-open, drops it and dials again (a server that accepts
 	// and never reads, or never answers uploads). Default 3; negative
 	// never. An idle server trips nothing: only unanswered requests count.
-	UnansweredCalls int
+	UnansweredCalls int `yaml:"unanswered_calls"`
 	// WriteTimeout bounds one write to the server (a server that never
 	// reads fills the socket buffers; the write then fails and the link is
 	// dropped). Default 60 s.
-	WriteTimeout time.Duration
+	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// HandlerTimeout bounds the handling of one server request (a
 	// download_person enrols into modules). Default 60 s.
-	HandlerTimeout time.Duration
+	HandlerTimeout time.Duration `yaml:"handler_timeout"`
 	// MaxMessageSize is the largest message accepted, in bytes. Default
 	// 16 MiB.
-	MaxMessageSize int
+	MaxMessageSize int `yaml:"max_message"`
 }
 
 // TLSConfig configures transport security for tls and wss.
 type TLSConfig struct {
 	// CAFile is a PEM file of CAs that sign the server's certificate.
 	// Default: the system's roots.
-	CAFile string
+	CAFile string `yaml:"ca_file"`
 	// PinSHA256 is the hex SHA-256 of the server certificate (DER); when
 	// set, the certificate must match it.
-	PinSHA256 string
+	PinSHA256 string `yaml:"pin_sha256"`
 	// CertFile and KeyFile are the terminal's client certificate (PEM),
 	// optional.
-	CertFile string
-	KeyFile  string
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 	// ServerName overrides the name verified in the server's certificate.
 	// Default: the host of the server address.
-	ServerName string
+	ServerName string `yaml:"server_name"`
 }
 
 // HeartbeatConfig is the optional application-level heartbeat.
 type HeartbeatConfig struct {
 	// Mod is the request's mod, e.g. "heartbeat". Empty: no heartbeat
 	// (the default; a V1.0 server does not know one).
-	Mod string
-	// Interval between heartbeats. Default 30 s.
-	Interval time.Duration
+	Mod string `yaml:"mod"`
+	// Interval between heartbeats. Default 30 s (at least 1 s).
+	Interval time.Duration `yaml:"interval"`
 }
 
 // UploadConfig tunes the outbox drain.
 type UploadConfig struct {
 	// Window is the number of upload_access_info calls in flight. Default
 	// 8; 1 keeps strict oldest-first order on the wire.
-	Window int
+	Window int `yaml:"window"`
 	// RetryMin and RetryMax bound the wait before a record the server
 	// refused (non-zero code) is sent again, and the pause after a
 	// transport error: exponential with full jitter. Default 1 s and 60 s.
 	// (Quarantine after N refusals is the store's MaxAttempts.)
-	RetryMin time.Duration
-	RetryMax time.Duration
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
 	// NearlyFull is the outbox fill ratio (0..1] of the store's capacity
 	// at which an "outbox nearly full" device event is sent (once, until
 	// the fill drops below it again). Default 0.8.
-	NearlyFull float64
+	NearlyFull float64 `yaml:"nearly_full"`
 	// QuarantineRetry is how often quarantined records (refused
 	// store.Config.MaxAttempts times) get one more try; they also get one
 	// after every (re)connection. Default 15 min; negative: only after a
 	// (re)connection.
-	QuarantineRetry time.Duration
+	QuarantineRetry time.Duration `yaml:"quarantine_retry"`
 }
 
 // AccessConfig tunes the access path.
 type AccessConfig struct {
 	// DoorPulse is how long the lock is released on a granted access or a
-	// remote open. Default 3 s.
-	DoorPulse time.Duration
+	// remote open. Default 3 s. (File: hal.door.pulse.)
+	DoorPulse time.Duration `yaml:"-"`
 	// DoorTimeout bounds one command to the lock relay (a relay board that
 	// was unplugged is reopened within it). A grant whose relay does not
 	// switch in time makes no record. Default 2 s.
-	DoorTimeout time.Duration
+	DoorTimeout time.Duration `yaml:"door_timeout"`
 	// RecordTimeout bounds the wait for a granted access's record to be
 	// committed before the door opens. When the store does not commit in
 	// time (or fails), the door opens anyway, the record is kept in memory
 	// and the "database" fault is raised. Default 1 s.
-	RecordTimeout time.Duration
+	RecordTimeout time.Duration `yaml:"record_timeout"`
 	// RecordDenied also records (and uploads) denied attempts: an unknown
 	// card keeps its card_number, person_id is empty. Default false.
-	RecordDenied bool
+	RecordDenied bool `yaml:"record_denied"`
 	// OpenDoorTypes are the open_door_type values written in records.
-	OpenDoorTypes OpenDoorTypes
+	OpenDoorTypes OpenDoorTypes `yaml:"open_door_type"`
 }
 
 // OpenDoorTypes are the open_door_type values of access records. Zero
 // fields take the defaults of PROTOCOL.md.
 type OpenDoorTypes struct {
-	Card        int // default 1
-	Face        int // default 2
-	Fingerprint int // default 3
-	Remote      int // default 4 (a server's open-door command)
-	Key         int // default 5 (password/key; no key pad driver yet)
+	Card        int `yaml:"card"`        // default 1
+	Face        int `yaml:"face"`        // default 2
+	Fingerprint int `yaml:"fingerprint"` // default 3
+	Remote      int `yaml:"remote"`      // default 4 (a server's open-door command)
+	Key         int `yaml:"key"`         // default 5 (password/key; no key pad driver yet)
 }
 
 // Action is what a send_user_command type does.
@@ -250,10 +263,10 @@ const (
 // Command is one entry of the send_user_command table.
 type Command struct {
 	// Action is what the command does.
-	Action Action
+	Action Action `yaml:"action"`
 	// Hook is the program ActionHook runs (an absolute path; run directly,
 	// never through a shell).
-	Hook string
+	Hook string `yaml:"hook"`
 }
 
 // DefaultCommands is the table used when Config.Commands is nil:
@@ -274,58 +287,58 @@ type Hooks struct {
 	// SetTime is run for set_device_time with one argument, the new local
 	// time as "YYYY-MM-DD hh:mm:ss" in Device.Location (what `date -s`
 	// takes). Unset: set_device_time answers -1.
-	SetTime string
+	SetTime string `yaml:"set_device_time"`
 	// DeviceIP is run when set_device_info changes device_ip, with the new
 	// address as its argument, after the response was sent (its failure
 	// is logged). Unset: the address is only stored.
-	DeviceIP string
+	DeviceIP string `yaml:"device_ip"`
 	// Message is run for ActionMessage with the text as its argument.
 	// Unset: the message is only logged.
-	Message string
+	Message string `yaml:"message"`
 	// Restart is run for ActionRestart (no arguments). Unset: Run returns
 	// ErrRestart.
-	Restart string
+	Restart string `yaml:"restart"`
 	// Timeout bounds one hook run. Default 10 s.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // EventTypes are the command_type values of send_device_command events the
 // terminal sends. command_value carries a short text (module name, detail).
 type EventTypes struct {
-	Started          int // default 1: the agent started
-	ModuleFault      int // default 2: a module stopped answering
-	ModuleRecovered  int // default 3: a module is back
-	OutboxNearlyFull int // default 4: the outbox passed Upload.NearlyFull
+	Started          int `yaml:"started"`            // default 1: the agent started
+	ModuleFault      int `yaml:"module_fault"`       // default 2: a module stopped answering
+	ModuleRecovered  int `yaml:"module_recovered"`   // default 3: a module is back
+	OutboxNearlyFull int `yaml:"outbox_nearly_full"` // default 4: the outbox passed Upload.NearlyFull
 	// DoorFault (default 5): a granted access whose lock could not be
 	// driven; no access record is made. command_value names the person
 	// and the error.
-	DoorFault int
+	DoorFault int `yaml:"door_fault"`
 	// DatabaseRecovered (default 6): the database was damaged, moved aside
 	// and what could be read salvaged; the value gives the counts
 	// salvaged and lost, so the server can push the persons again.
-	DatabaseRecovered int
+	DatabaseRecovered int `yaml:"database_recovered"`
 	// RecordsQuarantined (default 7): the server refused records so often
 	// that they are quarantined; the value gives how many are.
-	RecordsQuarantined int
+	RecordsQuarantined int `yaml:"records_quarantined"`
 	// Queue is how many events are kept while the link is down (oldest
 	// dropped). Default 64.
-	Queue int
+	Queue int `yaml:"queue"`
 }
 
 // ModuleConfig tunes the module supervisor.
 type ModuleConfig struct {
 	// RetryMin and RetryMax bound the wait between probes of a faulty
 	// module (exponential, full jitter). Default 1 s and 30 s.
-	RetryMin time.Duration
-	RetryMax time.Duration
+	RetryMin time.Duration `yaml:"retry_min"`
+	RetryMax time.Duration `yaml:"retry_max"`
 	// OpTimeout bounds one module operation in resync and downloads
 	// (store a template, enrol a face). Default 10 s.
-	OpTimeout time.Duration
+	OpTimeout time.Duration `yaml:"op_timeout"`
 }
 
-// withDefaults returns c with every zero field set to its documented
-// default.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its documented
+// default: the one place the agent's defaults live. New applies it.
+func (c Config) WithDefaults() Config {
 	d := &c.Device
 	if d.InOutType == 0 {
 		d.InOutType = 1
@@ -359,11 +372,9 @@ func (c Config) withDefaults() Config {
 		l.UnansweredCalls = 3
 	}
 	durDefault(&l.HandlerTimeout, 60*time.Second)
-	if l.Heartbeat.Mod != "" {
-		durDefault(&l.Heartbeat.Interval, 30*time.Second)
-		if l.ReadTimeout == 0 {
-			l.ReadTimeout = 3 * l.Heartbeat.Interval
-		}
+	durDefault(&l.Heartbeat.Interval, 30*time.Second)
+	if l.Heartbeat.Mod != "" && l.ReadTimeout == 0 {
+		l.ReadTimeout = 3 * l.Heartbeat.Interval
 	}
 	if l.MaxMessageSize == 0 {
 		l.MaxMessageSize = 16 << 20
@@ -423,76 +434,147 @@ func intDefault(p *int, d int) {
 	}
 }
 
-// Validate reports the first invalid value of c (after defaults), naming
-// the field. New calls it; cmd may call it for check-config.
+// FieldError is one invalid value of a Config. Field is its path from
+// Config in Go names ("Link.Transport", "Link.AllowedPeers[1]",
+// "Commands[7].Hook"); cmd/termagent turns it into the file's key by the
+// yaml tags. It wraps ErrConfig.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%v: %s: %s", ErrConfig, e.Field, e.Msg) }
+
+// Unwrap returns ErrConfig.
+func (e *FieldError) Unwrap() error { return ErrConfig }
+
+// Validate reports every invalid value of c (after defaults), each as a
+// *FieldError, joined (errors.Join); nil when there is none. New calls it;
+// cmd calls it when it loads its file, to report every problem at once.
 func (c Config) Validate() error {
-	c = c.withDefaults()
-	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
+	c = c.WithDefaults()
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
-	if c.Device.InOutType < 0 {
-		return bad("Device.InOutType", "%d is negative", c.Device.InOutType)
+	d := c.Device
+	if d.InOutType != 1 && d.InOutType != 2 {
+		bad("Device.InOutType", "%d is not 1 (in) or 2 (out)", d.InOutType)
 	}
-	if c.Device.DevicePort < 1 || c.Device.DevicePort > 65535 {
-		return bad("Device.DevicePort", "%d is outside 1..65535", c.Device.DevicePort)
+	if d.DeviceIP != "" && net.ParseIP(d.DeviceIP) == nil {
+		bad("Device.DeviceIP", "%q is not an IP address", d.DeviceIP)
 	}
-	switch c.Link.Transport {
+	if d.DevicePort < 1 || d.DevicePort > 65535 {
+		bad("Device.DevicePort", "%d is not a port (1..65535)", d.DevicePort)
+	}
+	l := c.Link
+	if l.ServerAddress != "" {
+		if _, _, err := splitHostPort(l.ServerAddress); err != nil {
+			bad("Link.ServerAddress", "%v", err)
+		}
+	}
+	switch l.Transport {
 	case "tcp", "tls", "ws", "wss":
 	default:
-		return bad("Link.Transport", "%q is not tcp, tls, ws or wss", c.Link.Transport)
+		bad("Link.Transport", "%q is not one of tcp, tls, ws, wss", l.Transport)
 	}
-	if c.Link.ServerAddress != "" {
-		if _, _, err := splitHostPort(c.Link.ServerAddress); err != nil {
-			return bad("Link.ServerAddress", "%v", err)
+	if !strings.HasPrefix(l.Path, "/") {
+		bad("Link.Path", "%q does not start with /", l.Path)
+	}
+	if p := l.TLS.PinSHA256; p != "" {
+		if b, err := hex.DecodeString(strings.NewReplacer(":", "", " ", "").Replace(p)); err != nil || len(b) != sha256.Size {
+			bad("Link.TLS.PinSHA256", "%q is not 64 hex digits (a SHA-256)", p)
 		}
 	}
-	if c.Link.BackoffMin < 0 || c.Link.BackoffMax < c.Link.BackoffMin {
-		return bad("Link.BackoffMax", "%v is below BackoffMin %v", c.Link.BackoffMax, c.Link.BackoffMin)
+	if (l.TLS.CertFile == "") != (l.TLS.KeyFile == "") {
+		bad("Link.TLS.CertFile", "the certificate and its key go together")
 	}
-	for _, p := range c.Link.AllowedPeers {
+	for _, f := range []struct{ field, path string }{
+		{"Link.TLS.CAFile", l.TLS.CAFile}, {"Link.TLS.CertFile", l.TLS.CertFile}, {"Link.TLS.KeyFile", l.TLS.KeyFile},
+	} {
+		if f.path != "" && !filepath.IsAbs(f.path) {
+			bad(f.field, "%q is not an absolute path", f.path)
+		}
+	}
+	if l.BackoffMin < 0 || l.BackoffMax < l.BackoffMin {
+		bad("Link.BackoffMax", "%v is less than the minimum %v", l.BackoffMax, l.BackoffMin)
+	}
+	if l.MaxMessageSize < 4096 || l.MaxMessageSize > 256<<20 {
+		bad("Link.MaxMessageSize", "%d is outside 4096..268435456 bytes", l.MaxMessageSize)
+	}
+	if l.ListenHost != "" && net.ParseIP(l.ListenHost) == nil {
+		bad("Link.ListenHost", "%q is not an IP address", l.ListenHost)
+	}
+	if l.Listen && len(l.AllowedPeers) == 0 {
+		bad("Link.AllowedPeers", "required in listen mode: the addresses the server connects from")
+	}
+	for i, p := range l.AllowedPeers {
 		if _, err := parsePeer(p); err != nil {
-			return bad("Link.AllowedPeers", "%v", err)
+			bad(fmt.Sprintf("Link.AllowedPeers[%d]", i), "%q is not an IP address or CIDR", p)
 		}
 	}
-	if c.Link.Listen && len(c.Link.AllowedPeers) == 0 {
-		return bad("Link.AllowedPeers", "listen mode needs at least one allowed address")
+	if l.Heartbeat.Interval < 0 {
+		bad("Link.Heartbeat.Interval", "%v is negative", l.Heartbeat.Interval)
 	}
-	if c.Link.Heartbeat.Interval < 0 {
-		return bad("Link.Heartbeat.Interval", "%v is negative", c.Link.Heartbeat.Interval)
+	u := c.Upload
+	if u.Window < 1 || u.Window > 1024 {
+		bad("Upload.Window", "%d is outside 1..1024", u.Window)
 	}
-	if c.Upload.Window < 1 || c.Upload.Window > 1024 {
-		return bad("Upload.Window", "%d is outside 1..1024", c.Upload.Window)
+	if u.RetryMin < 0 || u.RetryMax < u.RetryMin {
+		bad("Upload.RetryMax", "%v is less than the minimum %v", u.RetryMax, u.RetryMin)
 	}
-	if c.Upload.RetryMax < c.Upload.RetryMin || c.Upload.RetryMin < 0 {
-		return bad("Upload.RetryMax", "%v is below RetryMin %v", c.Upload.RetryMax, c.Upload.RetryMin)
+	if u.NearlyFull <= 0 || u.NearlyFull > 1 {
+		bad("Upload.NearlyFull", "%v is outside (0, 1]", u.NearlyFull)
 	}
-	if c.Upload.NearlyFull <= 0 || c.Upload.NearlyFull > 1 {
-		return bad("Upload.NearlyFull", "%v is outside (0, 1]", c.Upload.NearlyFull)
+	a := c.Access
+	for _, v := range []struct {
+		field string
+		d     time.Duration
+	}{{"Access.DoorPulse", a.DoorPulse}, {"Access.DoorTimeout", a.DoorTimeout}, {"Access.RecordTimeout", a.RecordTimeout}} {
+		if v.d < 0 {
+			bad(v.field, "%v is negative", v.d)
+		}
 	}
-	if c.Access.DoorPulse < 0 {
-		return bad("Access.DoorPulse", "%v is negative", c.Access.DoorPulse)
+	t := a.OpenDoorTypes
+	for _, v := range []struct {
+		field string
+		v     int
+	}{{"Card", t.Card}, {"Face", t.Face}, {"Fingerprint", t.Fingerprint}, {"Remote", t.Remote}, {"Key", t.Key}} {
+		if v.v < 0 {
+			bad("Access.OpenDoorTypes."+v.field, "%d is negative", v.v)
+		}
 	}
-	if c.Access.DoorTimeout < 0 {
-		return bad("Access.DoorTimeout", "%v is negative", c.Access.DoorTimeout)
-	}
-	if c.Access.RecordTimeout < 0 {
-		return bad("Access.RecordTimeout", "%v is negative", c.Access.RecordTimeout)
-	}
-	for t, cmd := range c.Commands {
+	for _, typ := range slices.Sorted(maps.Keys(c.Commands)) {
+		cmd := c.Commands[typ]
+		field := fmt.Sprintf("Commands[%d]", typ)
 		switch cmd.Action {
 		case ActionOpenDoor, ActionMessage, ActionRestart, ActionReleaseQuarantine:
+			if cmd.Hook != "" {
+				bad(field+".Hook", "only with action hook")
+			}
 		case ActionHook:
-			if cmd.Hook == "" {
-				return bad(fmt.Sprintf("Commands[%d].Hook", t), "action hook needs a program path")
+			if !filepath.IsAbs(cmd.Hook) {
+				bad(field+".Hook", "%q is not an absolute path to a program", cmd.Hook)
 			}
 		default:
-			return bad(fmt.Sprintf("Commands[%d].Action", t), "%q is not open_door, message, restart, release_quarantine or hook", cmd.Action)
+			bad(field+".Action", "%q is not one of open_door, message, restart, release_quarantine, hook", cmd.Action)
 		}
 	}
-	if c.Events.Queue < 1 {
-		return bad("Events.Queue", "%d is below 1", c.Events.Queue)
+	for _, h := range []struct{ field, path string }{
+		{"Hooks.SetTime", c.Hooks.SetTime}, {"Hooks.DeviceIP", c.Hooks.DeviceIP},
+		{"Hooks.Message", c.Hooks.Message}, {"Hooks.Restart", c.Hooks.Restart},
+	} {
+		if h.path != "" && !filepath.IsAbs(h.path) {
+			bad(h.field, "%q is not an absolute path to a program", h.path)
+		}
 	}
-	return nil
+	if c.Events.Queue < 1 || c.Events.Queue > 100000 {
+		bad("Events.Queue", "%d is outside 1..100000", c.Events.Queue)
+	}
+	if m := c.Modules; m.RetryMin < 0 || m.RetryMax < m.RetryMin {
+		bad("Modules.RetryMax", "%v is less than the minimum %v", m.RetryMax, m.RetryMin)
+	}
+	return errors.Join(errs...)
 }
 
 // parsePeer parses an AllowedPeers entry: an IP address or a CIDR prefix.

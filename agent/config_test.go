@@ -8,7 +8,7 @@ import (
 )
 
 func TestConfigDefaults(t *testing.T) {
-	c := Config{}.withDefaults()
+	c := Config{}.WithDefaults()
 	checks := []struct {
 		name      string
 		got, want any
@@ -42,7 +42,7 @@ func TestConfigDefaults(t *testing.T) {
 			t.Errorf("%s = %v, want %v", ck.name, ck.got, ck.want)
 		}
 	}
-	hb := Config{Link: LinkConfig{Heartbeat: HeartbeatConfig{Mod: "heartbeat", Interval: 10 * time.Second}}}.withDefaults()
+	hb := Config{Link: LinkConfig{Heartbeat: HeartbeatConfig{Mod: "heartbeat", Interval: 10 * time.Second}}}.WithDefaults()
 	if hb.Link.ReadTimeout != 30*time.Second {
 		t.Errorf("ReadTimeout with 10s heartbeat = %v, want 30s", hb.Link.ReadTimeout)
 	}

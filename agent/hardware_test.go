@@ -49,31 +49,29 @@ func newHWRigTB(t testing.TB, cfg sim.RigConfig) *hwRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rig.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
 	bo := serialport.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
 	h := &hwRig{rig: rig}
 	if path := rig.Path(sim.DevCard); path != "" {
-		if h.card, err = card.Open(card.Config{Port: path, RepeatWindow: window, Backoff: bo, Log: testLogger(t, "card")}); err != nil {
+		if h.card, err = card.Open(card.Config{Port: path, RepeatWindow: window, Backoff: bo, Logger: testLogger(t, "card")}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { h.card.Close() })
 	}
 	if path := rig.Path(sim.DevRelay); path != "" {
-		if h.relay, err = door.OpenLCUS(door.LCUSConfig{Port: path, Backoff: bo, Log: testLogger(t, "relay")}); err != nil {
+		if h.relay, err = door.OpenLCUS(door.LCUSConfig{Port: path, Backoff: bo, Logger: testLogger(t, "relay")}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { h.relay.Close() })
 	}
 	if path := rig.Path(sim.DevFingerprint); path != "" {
-		if h.finger, err = fingerprint.Open(ctx, fingerprint.Config{Port: path, PollInterval: 20 * time.Millisecond,
+		if h.finger, err = fingerprint.Open(fingerprint.Config{Port: path, PollInterval: 20 * time.Millisecond,
 			CommandTimeout: time.Second, SlowTimeout: 2 * time.Second, Logger: testLogger(t, "fingerprint")}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { h.finger.Close() })
 	}
 	if path := rig.Path(sim.DevFace); path != "" {
-		if h.face, err = face.Open(ctx, face.Config{Port: path, PhotoEnrollMsgID: 0xF7, VerifySeconds: 1,
+		if h.face, err = face.Open(face.Config{Port: path, PhotoEnrollMsgID: 0xF7, VerifySeconds: 1,
 			Logger: testLogger(t, "face")}); err != nil {
 			t.Fatal(err)
 		}

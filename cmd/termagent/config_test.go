@@ -1,14 +1,19 @@
 package main
 
 import (
+	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/card"
+	"termagent/store"
 )
 
 // writeConfig writes text to a config file in a temporary directory.
@@ -21,12 +26,13 @@ func writeConfig(t *testing.T, text string) string {
 	return path
 }
 
-// keyPaths lists the dotted key path of every leaf of the Config type.
+// keyPaths lists the dotted key path of every leaf of a section type,
+// the keys of `yaml:",inline"` fields in their enclosing section.
 func keyPaths(t reflect.Type, prefix string) []string {
 	var out []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	fields, names := keysOf(t)
+	for _, name := range names {
+		f := t.FieldByIndex(fields[name])
 		path := join(prefix, name)
 		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
 			out = append(out, keyPaths(f.Type, path)...)
@@ -37,11 +43,52 @@ func keyPaths(t reflect.Type, prefix string) []string {
 	return out
 }
 
+// flatten returns the value of every leaf key of v (a section struct).
+func flatten(v reflect.Value, prefix string, out map[string]any) map[string]any {
+	fields, names := keysOf(v.Type())
+	for _, name := range names {
+		f := v.FieldByIndex(fields[name])
+		path := join(prefix, name)
+		if f.Kind() == reflect.Struct && f.Type() != durationType {
+			flatten(f, path, out)
+			continue
+		}
+		out[path] = f.Interface()
+	}
+	return out
+}
+
+// allDefaults returns c with every default filled in, each by the part
+// that owns it: cmd's keys, the agent's (agent.Config.WithDefaults, mapped
+// back onto the file's sections), the drivers' and the store's.
+func allDefaults(c Config) Config {
+	c = c.withDefaults()
+	a := c.agentConfig().WithDefaults()
+	c.Server.LinkConfig = a.Link
+	c.Server.Listen = ListenConfig{Enabled: a.Link.Listen, Host: a.Link.ListenHost, DevicePort: a.Device.DevicePort, Allow: a.Link.AllowedPeers}
+	c.Heartbeat = a.Link.Heartbeat
+	c.Device.DeviceConfig = a.Device
+	c.Access = a.Access
+	c.Upload.UploadConfig = a.Upload
+	c.Modules, c.Events, c.Commands, c.Hooks = a.Modules, a.Events, a.Commands, a.Hooks
+	c.HAL.Card = c.HAL.Card.WithDefaults()
+	c.HAL.Fingerprint.Config = c.HAL.Fingerprint.Config.WithDefaults()
+	c.HAL.Face.Config = c.HAL.Face.Config.WithDefaults()
+	c.HAL.Door = c.HAL.Door.WithDefaults()
+	setDefault(&c.Store.OutboxCapacity, store.DefaultOutboxCapacity)
+	setDefault(&c.Upload.MaxAttempts, store.DefaultMaxAttempts)
+	return c
+}
+
+const exampleFile = "termagent.example.yaml"
+
 // The example file sets every key to its documented default (server.address
-// aside, which has none), so loading it must give exactly the defaults, and
-// it must mention every key the Config type has.
+// aside, which has none): it must mention every key of every section type,
+// and each value it states must be the default of the part that owns the
+// key, so that loading it is the same as loading a file with the address
+// alone.
 func TestExampleConfigDocumentsTheDefaults(t *testing.T) {
-	f, err := os.Open("termagent.example.yaml")
+	f, err := os.Open(exampleFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,14 +103,20 @@ func TestExampleConfigDocumentsTheDefaults(t *testing.T) {
 			t.Errorf("example file does not document key %s", p)
 		}
 	}
-
-	got, err := loadConfig("termagent.example.yaml")
-	if err != nil {
+	if _, err := loadConfig(exampleFile); err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Server: ServerConfig{Address: "192.0.2.10:49003"}}.withDefaults()
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("example file differs from the defaults:\n got %+v\nwant %+v", got, want)
+
+	def := allDefaults(Config{Server: ServerConfig{LinkConfig: agent.LinkConfig{ServerAddress: "192.0.2.10:49003"}}})
+	stated := flatten(reflect.ValueOf(raw), "", map[string]any{})
+	want := flatten(reflect.ValueOf(def), "", map[string]any{})
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if k == "control.socket" { // "" in the file: beside the store, computed
+			continue
+		}
+		if !reflect.DeepEqual(stated[k], want[k]) {
+			t.Errorf("example states %s: %#v, the default is %#v", k, stated[k], want[k])
+		}
 	}
 	// The defaults are the values the example states, spelled out for the
 	// keys whose default is not the type's zero value.
@@ -71,31 +124,39 @@ func TestExampleConfigDocumentsTheDefaults(t *testing.T) {
 		key       string
 		got, want any
 	}{
-		{"server.transport", got.Server.Transport, "tcp"},
-		{"server.backoff_max", got.Server.BackoffMax, time.Minute},
-		{"server.fallback_after", got.Server.FallbackAfter, 5 * time.Minute},
-		{"server.max_message", got.Server.MaxMessage, 16 << 20},
-		{"server.listen.device_port", got.Server.Listen.DevicePort, 1545},
-		{"server.read_timeout", got.Server.ReadTimeout, time.Duration(0)},
-		{"store.path", got.Store.Path, "/var/lib/termagent/termagent.db"},
-		{"store.outbox_capacity", got.Store.OutboxCapacity, 100000},
-		{"store.when_full", got.Store.WhenFull, "drop_oldest"},
-		{"device.in_out_type", got.Device.InOutType, 1},
-		{"hal.card.driver", got.HAL.Card.Driver, "none"},
-		{"hal.card.format.style", got.HAL.Card.Format.Style, "dec"},
-		{"hal.fingerprint.address", got.HAL.Fingerprint.Address, uint32(0xFFFFFFFF)},
-		{"hal.fingerprint.baud", got.HAL.Fingerprint.Baud, 57600},
-		{"hal.face.baud", got.HAL.Face.Baud, 115200},
-		{"hal.door.pulse", got.HAL.Door.Pulse, 3 * time.Second},
-		{"access.open_door_type.remote", got.Access.OpenDoorType.Remote, 4},
-		{"upload.window", got.Upload.Window, 8},
-		{"upload.max_attempts", got.Upload.MaxAttempts, 10},
-		{"upload.nearly_full", got.Upload.NearlyFull, 0.8},
-		{"commands", got.Commands, map[int]CommandConfig{1: {Action: "open_door"}, 2: {Action: "message"}, 3: {Action: "restart"}}},
-		{"hooks.timeout", got.Hooks.Timeout, 10 * time.Second},
-		{"control.socket", got.Control.Socket, "/run/termagent/termagent.sock"},
-		{"log.level", got.Log.Level, "info"},
-		{"log.format", got.Log.Format, "json"},
+		{"server.transport", def.Server.Transport, "tcp"},
+		{"server.backoff_max", def.Server.BackoffMax, time.Minute},
+		{"server.fallback_after", def.Server.FallbackAfter, 5 * time.Minute},
+		{"server.max_message", def.Server.MaxMessageSize, 16 << 20},
+		{"server.unanswered_calls", def.Server.UnansweredCalls, 3},
+		{"server.write_timeout", def.Server.WriteTimeout, time.Minute},
+		{"server.listen.device_port", def.Server.Listen.DevicePort, 1545},
+		{"server.read_timeout", def.Server.ReadTimeout, time.Duration(0)},
+		{"store.path", def.Store.Path, "/var/lib/termagent/termagent.db"},
+		{"store.outbox_capacity", def.Store.OutboxCapacity, 100000},
+		{"store.when_full", def.Store.WhenFull, "drop_oldest"},
+		{"device.in_out_type", def.Device.InOutType, 1},
+		{"hal.card.driver", def.HAL.Card.Driver, card.Protocol("none")},
+		{"hal.card.format.style", def.HAL.Card.Format.Style, card.Decimal},
+		{"hal.fingerprint.address", def.HAL.Fingerprint.Address, uint32(0xFFFFFFFF)},
+		{"hal.fingerprint.baud", def.HAL.Fingerprint.Baud, 57600},
+		{"hal.face.baud", def.HAL.Face.Baud, 115200},
+		{"hal.door.pulse", def.HAL.Door.Pulse, 3 * time.Second},
+		{"access.door_timeout", def.Access.DoorTimeout, 2 * time.Second},
+		{"access.record_timeout", def.Access.RecordTimeout, time.Second},
+		{"access.open_door_type.remote", def.Access.OpenDoorTypes.Remote, 4},
+		{"upload.window", def.Upload.Window, 8},
+		{"upload.max_attempts", def.Upload.MaxAttempts, 10},
+		{"upload.nearly_full", def.Upload.NearlyFull, 0.8},
+		{"upload.quarantine_retry", def.Upload.QuarantineRetry, 15 * time.Minute},
+		{"events.door_fault", def.Events.DoorFault, 5},
+		{"events.database_recovered", def.Events.DatabaseRecovered, 6},
+		{"events.records_quarantined", def.Events.RecordsQuarantined, 7},
+		{"commands", raw.Commands, agent.DefaultCommands()},
+		{"hooks.timeout", def.Hooks.Timeout, 10 * time.Second},
+		{"control.socket", def.Control.Socket, "/var/lib/termagent/termagent.sock"},
+		{"log.level", def.Log.Level, "info"},
+		{"log.format", def.Log.Format, "json"},
 	} {
 		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s = %v, want %v", c.key, c.got, c.want)
@@ -104,30 +165,70 @@ func TestExampleConfigDocumentsTheDefaults(t *testing.T) {
 }
 
 // A minimal file and the example give the same agent configuration, and it
-// passes the agent's own validation.
+// passes the agent's own validation; the default command table is the
+// agent's.
 func TestMinimalConfigMapsToAgent(t *testing.T) {
 	min, err := loadConfig(writeConfig(t, "server:\n  address: 192.0.2.10:49003\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err := loadConfig("termagent.example.yaml")
+	ex, err := loadConfig(exampleFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := min.agentConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ex.agentConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := min.agentConfig().WithDefaults(), ex.agentConfig().WithDefaults()
+	a.Now, b.Now = nil, nil
 	if !reflect.DeepEqual(a, b) {
 		t.Errorf("minimal and example files map differently:\n%+v\n%+v", a, b)
 	}
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
 	if a.Link.ServerAddress != "192.0.2.10:49003" || a.Upload.Window != 8 || a.Access.DoorPulse != 3*time.Second ||
-		a.Device.DevicePort != 1545 || a.Device.SoftwareVersion != version || a.Commands[1].Action != agent.ActionOpenDoor {
+		a.Device.DevicePort != 1545 || a.Device.SoftwareVersion != version || !reflect.DeepEqual(a.Commands, agent.DefaultCommands()) {
 		t.Errorf("agent config not mapped: %+v", a)
+	}
+	if min.Commands != nil {
+		t.Errorf("commands absent from the file = %v, want nil (the agent's table)", min.Commands)
+	}
+}
+
+// Every key that reaches the agent does, including those with no
+// counterpart in cmd before (they were unreachable from the file).
+func TestConfigKeysReachTheAgent(t *testing.T) {
+	c, err := loadConfig(writeConfig(t, `
+server: {address: "192.0.2.1:1", unanswered_calls: -1, write_timeout: 5s, listen: {device_port: 2000, host: 127.0.0.1}}
+access: {door_timeout: 700ms, record_timeout: 300ms}
+upload: {quarantine_retry: 1h, max_attempts: 4}
+events: {door_fault: 15, database_recovered: 16, records_quarantined: 17}
+hal: {door: {pulse: 2s}}
+commands: {}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.agentConfig()
+	for _, ck := range []struct {
+		key       string
+		got, want any
+	}{
+		{"server.unanswered_calls", a.Link.UnansweredCalls, -1},
+		{"server.write_timeout", a.Link.WriteTimeout, 5 * time.Second},
+		{"server.listen.device_port", a.Device.DevicePort, 2000},
+		{"server.listen.host", a.Link.ListenHost, "127.0.0.1"},
+		{"access.door_timeout", a.Access.DoorTimeout, 700 * time.Millisecond},
+		{"access.record_timeout", a.Access.RecordTimeout, 300 * time.Millisecond},
+		{"hal.door.pulse", a.Access.DoorPulse, 2 * time.Second},
+		{"upload.quarantine_retry", a.Upload.QuarantineRetry, time.Hour},
+		{"upload.max_attempts", c.storeConfig().MaxAttempts, 4},
+		{"events.door_fault", a.Events.DoorFault, 15},
+		{"events.database_recovered", a.Events.DatabaseRecovered, 16},
+		{"events.records_quarantined", a.Events.RecordsQuarantined, 17},
+		{"commands", a.Commands, map[int]agent.Command{}},
+	} {
+		if !reflect.DeepEqual(ck.got, ck.want) {
+			t.Errorf("%s = %#v, want %#v", ck.key, ck.got, ck.want)
+		}
 	}
 }
 
@@ -154,29 +255,27 @@ log: {level: debug, format: console}
 		key       string
 		got, want any
 	}{
-		{"server.address", c.Server.Address, "[2001:db8::1]:9000"},
+		{"server.address", c.Server.ServerAddress, "[2001:db8::1]:9000"},
 		{"server.transport", c.Server.Transport, "wss"},
 		{"server.listen.allow", c.Server.Listen.Allow, []string{"10.0.0.0/24", "192.0.2.7"}},
-		{"server.read_timeout", c.Server.ReadTimeout, 30 * time.Second},
+		{"server.read_timeout", c.agentConfig().WithDefaults().Link.ReadTimeout, 30 * time.Second},
 		{"device.community_code", c.Device.CommunityCode, "0012"},
 		{"device.in_out_type", c.Device.InOutType, 2},
 		{"hal.card.format.separator", c.HAL.Card.Format.Separator, ","},
-		{"hal.card.baud", c.HAL.Card.Baud, 9600},
-		{"hal.door.active_low", c.HAL.Door.ActiveLow, true},
+		{"hal.card.baud", c.HAL.Card.WithDefaults().Baud, 9600},
+		{"hal.door.active_low", c.HAL.Door.GPIO.ActiveLow, true},
 		{"hal.door.pulse", c.HAL.Door.Pulse, 500 * time.Millisecond},
-		{"hal.door.sensor.line", c.HAL.Door.Sensor.Line, "17"},
+		{"hal.door.sensor.line", c.HAL.Door.GPIO.Sensor.Line, "17"},
+		{"hal.door.line", c.HAL.Door.GPIO.Relay, "RELAY"},
 		{"upload.window", c.Upload.Window, 1},
-		{"commands", c.Commands, map[int]CommandConfig{7: {Action: "hook", Hook: "/usr/local/bin/buzz"}}},
+		{"commands", c.Commands, map[int]agent.Command{7: {Action: agent.ActionHook, Hook: "/usr/local/bin/buzz"}}},
 		{"log.format", c.Log.Format, "console"},
 	} {
 		if !reflect.DeepEqual(ck.got, ck.want) {
 			t.Errorf("%s = %#v, want %#v", ck.key, ck.got, ck.want)
 		}
 	}
-	ac, err := c.agentConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ac := c.agentConfig()
 	if ac.Device.Location.String() != "Asia/Shanghai" || ac.Link.Heartbeat.Mod != "heartbeat" || len(ac.Commands) != 1 {
 		t.Errorf("agent config: %+v", ac)
 	}
@@ -276,7 +375,92 @@ func TestEmptyFileNeedsOnlyAnAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Server.Address != "" || !c.Server.Listen.Enabled {
+	if c.Server.ServerAddress != "" || !c.Server.Listen.Enabled {
 		t.Errorf("listen config: %+v", c.Server)
+	}
+}
+
+// check-config and run report every problem of a file at once, the
+// decoder's (unknown key, wrong type) and the validation's, in file order,
+// each on its own line starting with the file's name.
+func TestEveryConfigProblemReported(t *testing.T) {
+	path := writeConfig(t, "server:\n  address: 192.0.2.1:1\n  adress: x\n  backoff_min: 5s\n  backoff_max: 1s\n"+
+		"hal:\n  card: {baud: fast}\nlog: {level: loud}\n")
+	want := []string{
+		"config line 3: server.adress: unknown key (known here: address, transport, ws_path, tls,",
+		"config line 5: server.backoff_max: 1s is less than the minimum 5s",
+		`config line 7: hal.card.baud: "fast" is not a number`,
+		`config line 8: log.level: "loud" is not one of debug, info, warn, error`,
+	}
+	for _, cmd := range []string{"check-config", "run"} {
+		code, out, errOut := runCLI(t, cmd, "-config", path)
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		if code != exitUsage || out != "" || len(lines) != len(want) {
+			t.Errorf("%s: exit %d, stdout %q, %d lines; want 2, nothing, %d lines:\n%s", cmd, code, out, len(lines), len(want), errOut)
+			continue
+		}
+		for i, w := range want {
+			if !strings.HasPrefix(lines[i], path+": "+w) {
+				t.Errorf("%s: line %d\n got %s\nwant %s: %s", cmd, i+1, lines[i], path, w)
+			}
+		}
+	}
+}
+
+// The control socket's default is beside the database, so a user who can
+// write the database directory can run the terminal with the example's
+// defaults and store.path alone changed.
+func TestDefaultSocketBesideTheStore(t *testing.T) {
+	dir := t.TempDir()
+	path := writeConfig(t, "server: {address: 192.0.2.1:1}\nstore: {path: "+dir+"/db/termagent.db}\n")
+	c, err := loadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "db", "termagent.sock"); c.Control.Socket != want {
+		t.Errorf("control.socket = %q, want %q", c.Control.Socket, want)
+	}
+	if code, out, errOut := runCLI(t, "check-config", "-config", path); code != 0 || !strings.HasSuffix(out, ": ok\n") {
+		t.Errorf("check-config: exit %d, %q %q", code, out, errOut)
+	}
+}
+
+// The agent's validation errors name the file's key of the field, never
+// the agent's Go field path, however the file arranges the field.
+func TestAgentProblemsNameTheKey(t *testing.T) {
+	_, err := loadConfig(writeConfig(t, `
+server:
+  address: 192.0.2.1:1
+  ws_path: x
+  tls: {pin_sha256: ab, ca_file: ca.pem, cert_file: /c.pem}
+  backoff_min: 5s
+  backoff_max: 1s
+  max_message: 1
+  listen: {host: nowhere, device_port: 70000, allow: [10.0.0.1, x]}
+device: {in_out_type: 3, device_ip: 1.2.3}
+access: {open_door_type: {card: -1}}
+upload: {window: 2000, nearly_full: 2, retry_min: 2s, retry_max: 1s}
+modules: {retry_min: 2s, retry_max: 1s}
+events: {queue: 200000}
+commands: {9: {action: open_door, hook: /bin/true}}
+hooks: {restart: reboot}
+`))
+	var errs configErrors
+	if !errors.As(err, &errs) {
+		t.Fatalf("err = %v, want several config errors", err)
+	}
+	var got []string
+	for _, e := range errs {
+		got = append(got, e.Path)
+	}
+	want := []string{
+		"server.ws_path", "server.tls.pin_sha256", "server.tls.cert_file", "server.tls.ca_file",
+		"server.backoff_max", "server.max_message", "server.listen.device_port", "server.listen.host",
+		"server.listen.allow[1]", "device.in_out_type", "device.device_ip", "access.open_door_type.card",
+		"upload.window", "upload.retry_max", "upload.nearly_full", "modules.retry_max", "events.queue",
+		"commands.9.hook", "hooks.restart",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("problems at\n%v\nwant\n%v\n%v", got, want, err)
 	}
 }

@@ -164,20 +164,12 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &many):
 	case errors.As(err, &one):
 		many = configErrors{one}
-	case err != nil: // unreadable, or not YAML of this shape: nothing more to check
+	case err != nil: // unreadable, or not YAML of one document: nothing more to check
 		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
 		return exitUsage
 	}
-	for _, e := range many {
-		fmt.Fprintf(stderr, "%s: %v\n", *path, e)
-	}
+	printConfigErrors(stderr, *path, many)
 	bad := len(many) > 0
-	if !bad {
-		if _, err := c.agentConfig(); err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", *path, err)
-			bad = true
-		}
-	}
 	for _, e := range c.machineErrors() {
 		e.Line = lineOf(lines, e.Path)
 		fmt.Fprintf(stderr, "%s: %v\n", *path, e)

@@ -59,12 +59,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
-		return exitUsage
-	}
-	ac, err := cfg.agentConfig()
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		printConfigErrors(stderr, *path, err)
 		return exitUsage
 	}
 	log := newLogger(cfg.Log, stderr)
@@ -85,11 +80,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 			}
 		}
 	}()
-	d := &daemon{cfg: cfg, acfg: ac, log: log, notify: notifierFromEnv(os.Getenv)}
+	d := &daemon{cfg: cfg, log: log, notify: notifierFromEnv(os.Getenv)}
 	h := cfg.HAL
 	log.Info().Str(logVersion, version).Str(logConfig, *path).
-		Str(logServer, cfg.Server.Address).Str(logTransport, cfg.Server.Transport).Bool(logListen, cfg.Server.Listen.Enabled).
-		Dict(logDrivers, zerolog.Dict().Str("card", h.Card.Driver).Str("fingerprint", h.Fingerprint.Driver).
+		Str(logServer, cfg.Server.ServerAddress).Str(logTransport, cfg.Server.Transport).Bool(logListen, cfg.Server.Listen.Enabled).
+		Dict(logDrivers, zerolog.Dict().Str("card", string(h.Card.Driver)).Str("fingerprint", h.Fingerprint.Driver).
 			Str("face", h.Face.Driver).Str("door", h.Door.Driver)).
 		Msg("termagent starting")
 	for _, w := range cfg.warnings() {
@@ -108,6 +103,19 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) int {
 	return exitError
 }
 
+// printConfigErrors prints err, a configuration file's problems, one per
+// line, each line starting with the file's name.
+func printConfigErrors(w io.Writer, path string, err error) {
+	var many configErrors
+	if !errors.As(err, &many) {
+		fmt.Fprintf(w, "%s: %v\n", path, err)
+		return
+	}
+	for _, e := range many {
+		fmt.Fprintf(w, "%s: %v\n", path, e)
+	}
+}
+
 // newLogger builds the daemon's logger from the log section (validated).
 func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
 	if c.Format == "console" {
@@ -123,7 +131,6 @@ func newLogger(c LogConfig, w io.Writer) zerolog.Logger {
 // daemon is one run of the terminal: the parts it built and closes.
 type daemon struct {
 	cfg    Config
-	acfg   agent.Config
 	log    zerolog.Logger
 	notify *notifier
 
@@ -155,11 +162,12 @@ func (d *daemon) run(ctx context.Context) (err error) {
 	if err := d.openStore(ctx); err != nil {
 		return err
 	}
-	if err := d.openDevices(ctx); err != nil {
+	if err := d.openDevices(); err != nil {
 		return err
 	}
-	d.acfg.Logger = d.log
-	a, err := agent.New(d.acfg, d.parts)
+	ac := d.cfg.agentConfig()
+	ac.Logger = d.log
+	a, err := agent.New(ac, d.parts)
 	if err != nil {
 		return fmt.Errorf("build agent: %w", err)
 	}
@@ -243,16 +251,9 @@ func (d *daemon) waitAgent(done <-chan error) error {
 // degrades instead of failing: a restart loop would keep the door shut).
 func (d *daemon) openStore(ctx context.Context) error {
 	sc := d.cfg.Store
-	policy := store.DropOldest
-	if sc.WhenFull == "refuse" {
-		policy = store.Refuse
-	}
-	db, err := store.Open(ctx, sc.Path, store.Config{
-		OutboxCapacity: sc.OutboxCapacity,
-		WhenFull:       policy,
-		MaxAttempts:    d.cfg.Upload.MaxAttempts,
-		Logger:         d.log,
-	})
+	stc := d.cfg.storeConfig()
+	stc.Logger = d.log
+	db, err := store.Open(ctx, sc.Path, stc)
 	if err != nil {
 		return fmt.Errorf("open database %s: %w", sc.Path, err)
 	}

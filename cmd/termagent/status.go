@@ -131,7 +131,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if *sock == "" {
 		if cfgErr != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", *path, cfgErr)
+			printConfigErrors(stderr, *path, cfgErr)
 			return exitUsage
 		}
 		*sock = cfg.Control.Socket

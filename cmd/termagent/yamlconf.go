@@ -38,10 +38,13 @@ func (e *configError) Error() string {
 const maxConfigSize = 1 << 20
 
 // decodeStrict decodes one YAML document from r into v (a pointer to a
-// struct whose fields carry `yaml:"name"` tags) and returns the line of
-// every key path it set. Unknown and repeated keys, anchors/aliases and
-// values of the wrong type are errors naming the key path and line. A key
-// with an empty value leaves the field at its zero value (the default).
+// struct whose fields carry `yaml:"name"` tags; `yaml:",inline"` on a
+// struct field puts its keys in the enclosing section) and returns the line
+// of every key path it set. Unknown and repeated keys, anchors/aliases and
+// values of the wrong type are errors naming the key path and line; the
+// decoding goes on after each, and every one is returned (configErrors).
+// A file that is not one YAML document is one error. A key with an empty
+// value leaves the field at its zero value (the default).
 func decodeStrict(r io.Reader, v any) (map[string]int, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxConfigSize+1))
 	if err != nil {
@@ -67,8 +70,9 @@ func decodeStrict(r io.Reader, v any) (map[string]int, error) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
-	if err := d.value(root, "", reflect.ValueOf(v).Elem()); err != nil {
-		return nil, err
+	d.value(root, "", reflect.ValueOf(v).Elem())
+	if len(d.errs) > 0 {
+		return d.lines, d.errs
 	}
 	return d.lines, nil
 }
@@ -90,41 +94,49 @@ func syntaxError(err error) error {
 
 type decoder struct {
 	lines map[string]int
+	errs  configErrors
 }
 
 var durationType = reflect.TypeFor[time.Duration]()
 
-func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) error {
-	return &configError{Line: n.Line, Path: path, Msg: fmt.Sprintf(format, args...)}
+// fail records a problem; the decoding goes on.
+func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+	d.errs = append(d.errs, &configError{Line: n.Line, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" && (n.Value == "" || n.Value == "~" || n.Value == "null")
 }
 
-func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) error {
+func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) {
 	if n.Kind == yaml.AliasNode || n.Anchor != "" {
-		return d.fail(n, path, "anchors and aliases are not supported")
+		d.fail(n, path, "anchors and aliases are not supported")
+		return
 	}
 	if path != "" {
 		d.lines[path] = n.Line
 	}
 	if isNull(n) {
-		return nil // zero: the documented default
+		return // zero: the documented default
 	}
 	if v.Type() == durationType {
-		return d.duration(n, path, v)
+		d.duration(n, path, v)
+		return
 	}
 	switch v.Kind() {
 	case reflect.Struct:
-		return d.structure(n, path, v)
+		d.structure(n, path, v)
+		return
 	case reflect.Map:
-		return d.mapping(n, path, v)
+		d.mapping(n, path, v)
+		return
 	case reflect.Slice:
-		return d.sequence(n, path, v)
+		d.sequence(n, path, v)
+		return
 	}
 	if n.Kind != yaml.ScalarNode {
-		return d.fail(n, path, "want a single value, not a %s", kindName(n.Kind))
+		d.fail(n, path, "want a single value, not a %s", kindName(n.Kind))
+		return
 	}
 	switch v.Kind() {
 	case reflect.String:
@@ -132,99 +144,124 @@ func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) error {
 	case reflect.Bool:
 		b, ok := parseBool(n.Value)
 		if !ok {
-			return d.fail(n, path, "%q is not true or false", n.Value)
+			d.fail(n, path, "%q is not true or false", n.Value)
+			return
 		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
 		if err != nil {
-			return d.fail(n, path, "%q is not a number", n.Value)
+			d.fail(n, path, "%q is not a number", n.Value)
+			return
 		}
 		if v.OverflowInt(i) {
-			return d.fail(n, path, "%s is out of range", n.Value)
+			d.fail(n, path, "%s is out of range", n.Value)
+			return
 		}
 		v.SetInt(i)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		u, err := strconv.ParseUint(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
 		if err != nil {
-			return d.fail(n, path, "%q is not a non-negative number", n.Value)
+			d.fail(n, path, "%q is not a non-negative number", n.Value)
+			return
 		}
 		if v.OverflowUint(u) {
-			return d.fail(n, path, "%s is out of range", n.Value)
+			d.fail(n, path, "%s is out of range", n.Value)
+			return
 		}
 		v.SetUint(u)
 	case reflect.Float32, reflect.Float64:
 		f, err := strconv.ParseFloat(n.Value, 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return d.fail(n, path, "%q is not a number", n.Value)
+			d.fail(n, path, "%q is not a number", n.Value)
+			return
 		}
 		v.SetFloat(f)
 	default:
-		return fmt.Errorf("config: %s: unsupported field type %s", path, v.Type()) // programming error
+		panic(fmt.Sprintf("config: %s: unsupported field type %s", path, v.Type())) // programming error
 	}
-	return nil
 }
 
-func (d *decoder) duration(n *yaml.Node, path string, v reflect.Value) error {
+func (d *decoder) duration(n *yaml.Node, path string, v reflect.Value) {
 	if n.Kind != yaml.ScalarNode {
-		return d.fail(n, path, "want a duration such as 3s or 5m, not a %s", kindName(n.Kind))
+		d.fail(n, path, "want a duration such as 3s or 5m, not a %s", kindName(n.Kind))
+		return
 	}
 	if n.Value == "0" {
 		v.SetInt(0)
-		return nil
+		return
 	}
 	dur, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return d.fail(n, path, "%q is not a duration (write it with a unit: 300ms, 3s, 5m)", n.Value)
+		d.fail(n, path, "%q is not a duration (write it with a unit: 300ms, 3s, 5m)", n.Value)
+		return
 	}
 	if dur < 0 {
-		return d.fail(n, path, "%s is negative", n.Value)
+		d.fail(n, path, "%s is negative", n.Value)
+		return
 	}
 	v.SetInt(int64(dur))
-	return nil
 }
 
-func (d *decoder) structure(n *yaml.Node, path string, v reflect.Value) error {
+func (d *decoder) structure(n *yaml.Node, path string, v reflect.Value) {
 	if n.Kind != yaml.MappingNode {
-		return d.fail(n, path, "want a section of keys, not a %s", kindName(n.Kind))
+		d.fail(n, path, "want a section of keys, not a %s", kindName(n.Kind))
+		return
 	}
-	fields := map[string]int{}
-	var names []string
-	t := v.Type()
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if name == "" || name == "-" {
-			continue
-		}
-		fields[name] = i
-		names = append(names, name)
-	}
+	fields, names := keysOf(v.Type())
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		kp := join(path, k.Value)
 		if k.Kind != yaml.ScalarNode {
-			return d.fail(k, path, "a key must be a plain name")
+			d.fail(k, path, "a key must be a plain name")
+			continue
 		}
 		idx, ok := fields[k.Value]
 		if !ok {
-			return d.fail(k, kp, "unknown key (known here: %s)", strings.Join(names, ", "))
+			d.fail(k, kp, "unknown key (known here: %s)", strings.Join(names, ", "))
+			continue
 		}
 		if seen[k.Value] {
-			return d.fail(k, kp, "key given twice")
+			d.fail(k, kp, "key given twice")
+			continue
 		}
 		seen[k.Value] = true
-		if err := d.value(val, kp, v.Field(idx)); err != nil {
-			return err
-		}
+		d.value(val, kp, v.FieldByIndex(idx))
 		d.lines[kp] = k.Line
 	}
-	return nil
 }
 
-func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value) error {
+// keysOf lists the keys of a section type, in field order, with the index
+// of each key's field; the fields of a `yaml:",inline"` struct field are
+// keys of the section itself.
+func keysOf(t reflect.Type) (map[string][]int, []string) {
+	fields := map[string][]int{}
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opt, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if opt == "inline" && f.Type.Kind() == reflect.Struct {
+			sub, subNames := keysOf(f.Type)
+			for _, n := range subNames {
+				fields[n] = append([]int{i}, sub[n]...)
+			}
+			names = append(names, subNames...)
+			continue
+		}
+		if name == "" || name == "-" {
+			continue
+		}
+		fields[name] = []int{i}
+		names = append(names, name)
+	}
+	return fields, names
+}
+
+func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value) {
 	if n.Kind != yaml.MappingNode {
-		return d.fail(n, path, "want a table of keys, not a %s", kindName(n.Kind))
+		d.fail(n, path, "want a table of keys, not a %s", kindName(n.Kind))
+		return
 	}
 	t := v.Type()
 	m := reflect.MakeMapWithSize(t, len(n.Content)/2)
@@ -233,40 +270,39 @@ func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value) error {
 		kp := join(path, k.Value)
 		key := reflect.New(t.Key()).Elem()
 		if k.Kind != yaml.ScalarNode || isNull(k) {
-			return d.fail(k, path, "a key must be a plain value")
+			d.fail(k, path, "a key must be a plain value")
+			continue
 		}
-		if err := d.value(k, kp, key); err != nil {
-			return err
+		before := len(d.errs)
+		d.value(k, kp, key)
+		if len(d.errs) > before {
+			continue
 		}
 		if m.MapIndex(key).IsValid() {
-			return d.fail(k, kp, "key given twice")
+			d.fail(k, kp, "key given twice")
+			continue
 		}
 		elem := reflect.New(t.Elem()).Elem()
-		if err := d.value(val, kp, elem); err != nil {
-			return err
-		}
+		d.value(val, kp, elem)
 		d.lines[kp] = k.Line
 		m.SetMapIndex(key, elem)
 	}
 	v.Set(m)
-	return nil
 }
 
-func (d *decoder) sequence(n *yaml.Node, path string, v reflect.Value) error {
+func (d *decoder) sequence(n *yaml.Node, path string, v reflect.Value) {
 	if n.Kind != yaml.SequenceNode {
-		return d.fail(n, path, "want a list, not a %s", kindName(n.Kind))
+		d.fail(n, path, "want a list, not a %s", kindName(n.Kind))
+		return
 	}
 	if len(n.Content) == 0 {
-		return nil // an empty list is the zero value
+		return // an empty list is the zero value
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, e := range n.Content {
-		if err := d.value(e, fmt.Sprintf("%s[%d]", path, i), s.Index(i)); err != nil {
-			return err
-		}
+		d.value(e, fmt.Sprintf("%s[%d]", path, i), s.Index(i))
 	}
 	v.Set(s)
-	return nil
 }
 
 func join(path, key string) string {

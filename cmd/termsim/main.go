@@ -208,7 +208,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if o.verbose {
 		level = zerolog.InfoLevel
 	}
-	o.cfg.Log = zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true}).Level(level).
+	o.cfg.Logger = zerolog.New(zerolog.ConsoleWriter{Out: stderr, NoColor: true}).Level(level).
 		With().Timestamp().Str("component", "termsim").Logger()
 
 	rig, err := sim.NewRig(o.cfg)

@@ -319,7 +319,7 @@ func TestModulesThroughTermsim(t *testing.T) {
 	}
 	defer ctl.Close()
 
-	fp, err := fingerprint.Open(ctx, fingerprint.Config{Port: filepath.Join(s.dir, "fingerprint")})
+	fp, err := fingerprint.Open(fingerprint.Config{Port: filepath.Join(s.dir, "fingerprint")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +344,7 @@ func TestModulesThroughTermsim(t *testing.T) {
 		t.Fatalf("unknown finger: %+v %v", f, err)
 	}
 
-	fm, err := face.Open(ctx, face.Config{Port: filepath.Join(s.dir, "face"), VerifySeconds: 1})
+	fm, err := face.Open(face.Config{Port: filepath.Join(s.dir, "face"), VerifySeconds: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

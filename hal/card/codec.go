@@ -161,14 +161,14 @@ func AppendGwiot7941(dst []byte, typ byte, uid []byte) ([]byte, error) {
 type Line struct {
 	// Hex says the digits are hexadecimal (0-9, A-F, either case);
 	// otherwise they are decimal.
-	Hex bool
+	Hex bool `yaml:"hex"`
 	// MinDigits is the shortest accepted number; zero means 6 (a
 	// Wiegand-26 number in hex), so line noise that happens to hold a
 	// digit and a line end is not taken for a card.
-	MinDigits int
+	MinDigits int `yaml:"min_digits"`
 	// MaxDigits is the longest accepted number; zero means 19 for decimal
 	// (fits 64 bits) and 32 for hex. Decimal is capped at 19.
-	MaxDigits int
+	MaxDigits int `yaml:"max_digits"`
 }
 
 func (l Line) limits() (lo, hi int) {

@@ -3,7 +3,7 @@
 // with a configurable Format, and suppresses the repeats a reader sends while
 // a card stays in the field.
 //
-// Three wire protocols are supported, selected by Config.Protocol (facts and
+// Three wire protocols are supported, selected by Config.Driver (facts and
 // checked vectors in shared/reference/hal-devices.md §1):
 //
 //   - "rdm6300": STX, 10 ASCII-hex characters (version byte + 32-bit tag),

@@ -31,23 +31,23 @@ const (
 // is Decimal, 10 digits, most significant byte first.
 type Format struct {
 	// Style selects the notation; zero means Decimal.
-	Style Style
+	Style Style `yaml:"style"`
 	// Width is the minimum number of digits, zero padded on the left; zero
 	// means the style's default (Decimal 10, Hex 2 per byte used, Text
 	// none). Ignored by Wiegand26, which is always 3+5 digits.
-	Width int
+	Width int `yaml:"width"`
 	// Bytes is how many of the identifier's low-order bytes are used (after
 	// ReverseBytes); zero means the style's default (Decimal 4, Hex all,
 	// Wiegand26 3). Decimal accepts at most 8.
-	Bytes int
+	Bytes int `yaml:"bytes"`
 	// ReverseBytes takes the identifier least significant byte first, as
 	// many printed MIFARE numbers are ("little-endian decimal").
-	ReverseBytes bool
+	ReverseBytes bool `yaml:"reverse_bytes"`
 	// Separator goes between facility code and card number (Wiegand26
 	// only); zero means none.
-	Separator string
+	Separator string `yaml:"separator"`
 	// Lower writes Hex digits in lower case.
-	Lower bool
+	Lower bool `yaml:"lower"`
 }
 
 // Validate reports a Format that cannot be applied.

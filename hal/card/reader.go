@@ -48,36 +48,42 @@ const (
 
 // Config configures a Reader. Zero values mean the documented defaults.
 type Config struct {
+	// Driver is the reader's wire protocol (rdm6300, gwiot7941 or line);
+	// zero means rdm6300.
+	Driver Protocol `yaml:"driver"`
 	// Port is the serial device path, e.g. /dev/ttyS2. Required.
-	Port string
-	// Protocol is the reader's wire protocol; zero means rdm6300.
-	Protocol Protocol
+	Port string `yaml:"port"`
 	// Baud is the line speed in bits per second; zero means 9600.
-	Baud int
-	// Line configures the line protocol (ignored by the others).
-	Line Line
+	Baud int `yaml:"baud"`
 	// Format turns identifiers into card numbers; zero means 10-digit
 	// decimal of the low 32 bits.
-	Format Format
+	Format Format `yaml:"format"`
+	// Line configures the line protocol (ignored by the others).
+	Line Line `yaml:"line"`
 	// RepeatWindow: a read of the same card arriving within this time of
 	// the previous read of it (readers repeat every ~50 ms while the card stays
 	// in the field) is a repeat and is not delivered. Zero means 1 s;
 	// negative delivers every read.
-	RepeatWindow time.Duration
+	RepeatWindow time.Duration `yaml:"repeat_window"`
 	// FrameGap is the silence after which a partial frame is dropped, so a
 	// half-received line never glues onto the next. Zero means 100 ms.
-	FrameGap time.Duration
+	FrameGap time.Duration `yaml:"-"`
 	// Backoff paces reopening a vanished port; zero means serialport's
 	// defaults (100 ms doubling to 2 s).
-	Backoff serialport.Backoff
-	// Log receives faults (warn), reconnects (info) and frames (debug).
+	Backoff serialport.Backoff `yaml:"-"`
+	// Logger receives faults (warn), reconnects (info) and frames (debug).
 	// The zero Logger discards.
-	Log zerolog.Logger
+	Logger zerolog.Logger `yaml:"-"`
 }
 
-func (c Config) withDefaults() Config {
-	if c.Protocol == "" {
-		c.Protocol = ProtoRDM6300
+// WithDefaults returns c with every zero field that has a default set to
+// it; Open applies it.
+func (c Config) WithDefaults() Config {
+	if c.Driver == "" {
+		c.Driver = ProtoRDM6300
+	}
+	if c.Baud == 0 {
+		c.Baud = serialport.DefaultBaud
 	}
 	if c.RepeatWindow == 0 {
 		c.RepeatWindow = DefaultRepeatWindow
@@ -85,11 +91,14 @@ func (c Config) withDefaults() Config {
 	if c.FrameGap == 0 {
 		c.FrameGap = DefaultFrameGap
 	}
+	if c.Format.Style == "" {
+		c.Format.Style = Decimal
+	}
 	return c
 }
 
 func (c Config) decoder() (decoder, error) {
-	switch c.Protocol {
+	switch c.Driver {
 	case ProtoRDM6300:
 		return DecodeRDM6300, nil
 	case ProtoGwiot7941:
@@ -100,7 +109,7 @@ func (c Config) decoder() (decoder, error) {
 		}
 		return c.Line.Decode, nil
 	}
-	return nil, fmt.Errorf("card reader %s: unknown protocol %q (want rdm6300, gwiot7941 or line)", c.Port, c.Protocol)
+	return nil, fmt.Errorf("card reader %s: unknown driver %q (want rdm6300, gwiot7941 or line)", c.Port, c.Driver)
 }
 
 // cardQueue bounds the cards decoded and not yet taken by ReadCard. A
@@ -142,7 +151,7 @@ var (
 // missing port is an error wrapping hal.ErrFault naming it. The caller
 // closes the Reader.
 func Open(cfg Config) (*Reader, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	dec, err := cfg.decoder()
 	if err != nil {
 		return nil, err
@@ -163,7 +172,7 @@ func Open(cfg Config) (*Reader, error) {
 		cfg:    cfg,
 		port:   port,
 		decode: dec,
-		log:    cfg.Log.With().Str(logComponent, "card").Str(logPort, cfg.Port).Logger(),
+		log:    cfg.Logger.With().Str(logComponent, "card").Str(logPort, cfg.Port).Logger(),
 		cards:  make(chan hal.Card, cardQueue),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),

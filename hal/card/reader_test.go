@@ -13,6 +13,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/card"
+	"termagent/hal/internal/porttest"
 	"termagent/hal/serialport"
 	"termagent/hal/sim"
 )
@@ -38,13 +39,13 @@ func newRig(t *testing.T, simCfg sim.CardReaderConfig, cfg card.Config) *rig {
 	}
 	t.Cleanup(func() { plug.Close() })
 	cfg.Port = plug.Path()
-	if cfg.Protocol == "" {
-		cfg.Protocol = card.Protocol(dev.Protocol())
+	if cfg.Driver == "" {
+		cfg.Driver = card.Protocol(dev.Protocol())
 	}
 	if cfg.Backoff == (serialport.Backoff{}) {
 		cfg.Backoff = serialport.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
 	}
-	cfg.Log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
 	r, err := card.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -340,17 +341,35 @@ func TestUnplugReplug(t *testing.T) {
 	}
 }
 
+// A reader missing at Open is in the state of one unplugged later (the one
+// open path): Open succeeds, Health names the port, and once the reader
+// appears its cards are read.
+func TestOpenMissingPort(t *testing.T) {
+	dev, err := sim.NewCardReader(sim.CardReaderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	porttest.MissingAtOpen(t, func(path string) (*card.Reader, error) {
+		return card.Open(card.Config{Port: path, Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
+	}, dev, func(ctx context.Context, r *card.Reader) error {
+		if err := dev.Swipe(ctx, "0006547886"); err != nil {
+			return err
+		}
+		c, err := r.ReadCard(ctx)
+		if err == nil && c.Number != "0006547886" {
+			err = fmt.Errorf("card %q, want 0006547886", c.Number)
+		}
+		return err
+	})
+}
+
 func TestOpenErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "ttyUSB9")
-	_, err := card.Open(card.Config{Port: missing})
-	if !errors.Is(err, hal.ErrFault) || !strings.Contains(err.Error(), missing) {
-		t.Fatalf("missing port: %v", err)
-	}
 	for _, cfg := range []card.Config{
-		{Port: missing, Protocol: "wiegand"},
+		{Port: missing, Driver: "wiegand"},
 		{Port: missing, Format: card.Format{Style: "roman"}},
 		{Port: missing, FrameGap: -1},
-		{Port: missing, Protocol: card.ProtoLine, Line: card.Line{MinDigits: 10, MaxDigits: 5}},
+		{Port: missing, Driver: card.ProtoLine, Line: card.Line{MinDigits: 10, MaxDigits: 5}},
 	} {
 		if _, err := card.Open(cfg); err == nil || errors.Is(err, hal.ErrFault) {
 			t.Errorf("Open(%+v): %v, want a config error", cfg, err)

@@ -30,6 +30,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/hal/serialport"
 )
 
 // Driver names, as written in configuration.
@@ -66,16 +67,39 @@ const (
 // documented defaults.
 type Config struct {
 	// Driver is gpio, lcus or none; zero means none.
-	Driver string
+	Driver string `yaml:"driver"`
 	// Pulse is the hold used when Unlock is given d <= 0; zero means 3 s.
-	Pulse time.Duration
-	// GPIO configures the gpio driver.
-	GPIO GPIOConfig
+	Pulse time.Duration `yaml:"pulse"`
+	// GPIO configures the gpio driver. (Its fields and LCUS's share one
+	// flat section in configuration files: yaml ",inline".)
+	GPIO GPIOConfig `yaml:",inline"`
 	// LCUS configures the lcus driver.
-	LCUS LCUSConfig
-	// Log receives relay faults (error) and switches (debug). The zero
+	LCUS LCUSConfig `yaml:",inline"`
+	// Logger receives relay faults (error) and switches (debug). The zero
 	// Logger discards.
-	Log zerolog.Logger
+	Logger zerolog.Logger `yaml:"-"`
+}
+
+// WithDefaults returns c with every zero field that has a default set to
+// it (driver none, pulse 3 s, lcus 9600 baud on channel 1, gpio debounce
+// 30 ms); Open applies the same defaults.
+func (c Config) WithDefaults() Config {
+	if c.Driver == "" {
+		c.Driver = DriverNone
+	}
+	if c.Pulse == 0 {
+		c.Pulse = DefaultPulse
+	}
+	if c.LCUS.Baud == 0 {
+		c.LCUS.Baud = serialport.DefaultBaud
+	}
+	if c.LCUS.Channel == 0 {
+		c.LCUS.Channel = 1
+	}
+	if c.GPIO.Debounce == 0 {
+		c.GPIO.Debounce = DefaultDebounce
+	}
+	return c
 }
 
 // Open builds the configured door. The caller closes it. The gpio door
@@ -87,12 +111,12 @@ func Open(cfg Config) (hal.Door, error) {
 	case DriverLCUS:
 		c := cfg.LCUS
 		c.Pulse = cmpOr(c.Pulse, cfg.Pulse)
-		c.Log = cfg.Log
+		c.Logger = cfg.Logger
 		return OpenLCUS(c)
 	case DriverGPIO:
 		c := cfg.GPIO
 		c.Pulse = cmpOr(c.Pulse, cfg.Pulse)
-		c.Log = cfg.Log
+		c.Logger = cfg.Logger
 		return OpenGPIO(c)
 	}
 	return nil, fmt.Errorf("door: unknown driver %q (want gpio, lcus or none)", cfg.Driver)

@@ -56,10 +56,10 @@ var _ Pin = (*gpioioctl.GPIOLine)(nil)
 type InputConfig struct {
 	// Line is the line's name (e.g. "GPIO27") or offset on the chip
 	// ("27"); zero means the input is not wired.
-	Line string
+	Line string `yaml:"line"`
 	// ActiveLow says the input is active (door open, button pressed) when
 	// the line reads low.
-	ActiveLow bool
+	ActiveLow bool `yaml:"active_low"`
 }
 
 // GPIOConfig configures the gpio driver. Zero values mean the documented
@@ -67,22 +67,22 @@ type InputConfig struct {
 type GPIOConfig struct {
 	// Chip is the GPIO chip: its name (gpiochip0), label
 	// (pinctrl-bcm2711) or path (/dev/gpiochip0); zero means the first.
-	Chip string
+	Chip string `yaml:"chip"`
 	// Relay is the relay line's name or offset on the chip. Required.
-	Relay string
+	Relay string `yaml:"line"`
 	// ActiveLow says the relay is energised by driving the line low.
-	ActiveLow bool
+	ActiveLow bool `yaml:"active_low"`
 	// Sensor is the door-position switch; optional.
-	Sensor InputConfig
+	Sensor InputConfig `yaml:"sensor"`
 	// Button is the exit (request-to-exit) button; optional.
-	Button InputConfig
+	Button InputConfig `yaml:"exit_button"`
 	// Debounce is how long an input must hold a new level before it
 	// counts; zero means 30 ms.
-	Debounce time.Duration
+	Debounce time.Duration `yaml:"debounce"`
 	// Pulse is the hold for Unlock with d <= 0; zero means 3 s.
-	Pulse time.Duration
-	// Log receives relay faults and input edges. The zero Logger discards.
-	Log zerolog.Logger
+	Pulse time.Duration `yaml:"-"`
+	// Logger receives relay faults and input edges. The zero Logger discards.
+	Logger zerolog.Logger `yaml:"-"`
 }
 
 // GPIOPins are the lines a GPIO door drives; Sensor and Button may be nil
@@ -185,7 +185,7 @@ func NewGPIO(cfg GPIOConfig, pins GPIOPins) (*GPIO, error) {
 	g := &GPIO{
 		cfg:    cfg,
 		pins:   pins,
-		log:    cfg.Log.With().Str(logComponent, "door").Str(logDriver, DriverGPIO).Logger(),
+		log:    cfg.Logger.With().Str(logComponent, "door").Str(logDriver, DriverGPIO).Logger(),
 		inputs: make(chan hal.DoorInput, inputQueue),
 		done:   make(chan struct{}),
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -37,18 +38,18 @@ func AppendLCUS(dst []byte, channel byte, on bool) []byte {
 // defaults.
 type LCUSConfig struct {
 	// Port is the board's serial device, e.g. /dev/ttyUSB0. Required.
-	Port string
+	Port string `yaml:"port"`
 	// Baud is the line speed in bits per second; zero means 9600.
-	Baud int
+	Baud int `yaml:"baud"`
 	// Channel is the relay to drive, 1..8; zero means 1.
-	Channel int
+	Channel int `yaml:"channel"`
 	// Pulse is the hold for Unlock with d <= 0; zero means 3 s.
-	Pulse time.Duration
+	Pulse time.Duration `yaml:"-"`
 	// Backoff paces reopening a vanished port; zero means serialport's
 	// defaults.
-	Backoff serialport.Backoff
-	// Log receives relay faults and switches. The zero Logger discards.
-	Log zerolog.Logger
+	Backoff serialport.Backoff `yaml:"-"`
+	// Logger receives relay faults and switches. The zero Logger discards.
+	Logger zerolog.Logger `yaml:"-"`
 }
 
 // LCUS drives a CH340 USB relay board. It implements hal.Door and
@@ -65,6 +66,9 @@ type LCUS struct {
 	life      context.Context // cancelled by Close: aborts a reopen in progress
 	stop      context.CancelFunc
 	watchDone chan struct{} // closed when watch has returned
+	// releasePending: the board was missing at open; watch releases the
+	// relay once it is reopened (unless a switch got there first).
+	releasePending atomic.Bool
 }
 
 var (
@@ -77,8 +81,11 @@ var (
 const lcusWatchEvery = 500 * time.Millisecond
 
 // OpenLCUS opens the board's port and releases the relay at once, so the
-// lock starts locked whatever state the board was left in. A missing port
-// is an error wrapping hal.ErrFault naming it. The caller closes the LCUS.
+// lock starts locked whatever state the board was left in. It fails only
+// for a bad cfg: a board missing now is in the state of one unplugged
+// later (Health reports it, naming the port; the port is reopened with
+// backoff, and the relay released as soon as it is). The caller closes
+// the LCUS.
 func OpenLCUS(cfg LCUSConfig) (*LCUS, error) {
 	if cfg.Channel == 0 {
 		cfg.Channel = 1
@@ -91,15 +98,19 @@ func OpenLCUS(cfg LCUSConfig) (*LCUS, error) {
 		return nil, fmt.Errorf("door lcus: %w", err)
 	}
 	life, stop := context.WithCancel(context.Background())
-	log := cfg.Log.With().Str(logComponent, "door").Str(logDriver, DriverLCUS).Str(logPort, cfg.Port).Logger()
+	log := cfg.Logger.With().Str(logComponent, "door").Str(logDriver, DriverLCUS).Str(logPort, cfg.Port).Logger()
 	l := &LCUS{port: port, channel: byte(cfg.Channel), log: log, life: life, stop: stop, watchDone: make(chan struct{})}
 	l.h = newHold("door lcus "+cfg.Port, cfg.Pulse, l.set, log)
-	ctx, cancel := context.WithTimeout(context.Background(), switchTimeout)
-	defer cancel()
-	if err := l.set(ctx, false); err != nil {
-		stop()
-		port.Close()
-		return nil, fmt.Errorf("door lcus %s: release relay at start: %w", cfg.Port, err)
+	if h, _ := port.Health(); h.OK {
+		ctx, cancel := context.WithTimeout(context.Background(), switchTimeout)
+		defer cancel()
+		if err := l.set(ctx, false); err != nil {
+			stop()
+			port.Close()
+			return nil, fmt.Errorf("door lcus %s: release relay at start: %w", cfg.Port, err)
+		}
+	} else {
+		l.releasePending.Store(true)
 	}
 	go l.watch()
 	return l, nil
@@ -123,7 +134,26 @@ func (l *LCUS) watch() {
 				return // closed
 			}
 			l.log.Info().Msg("relay board back")
+			l.releaseIfPending()
 		}
+	}
+}
+
+// releaseIfPending sends the start's release to a board that was missing
+// at open, unless the lock is held by then.
+func (l *LCUS) releaseIfPending() {
+	if !l.releasePending.Swap(false) {
+		return
+	}
+	l.h.mu.Lock() // serialised with Unlock, relock and Close
+	defer l.h.mu.Unlock()
+	if l.h.closed || l.h.unlocked.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(l.life, switchTimeout)
+	defer cancel()
+	if err := l.set(ctx, false); err != nil {
+		l.log.Warn().Err(err).Msg("release relay after the board appeared")
 	}
 }
 

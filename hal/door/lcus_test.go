@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/door"
+	"termagent/hal/internal/porttest"
 	"termagent/hal/serialport"
 	"termagent/hal/sim"
 )
@@ -61,7 +63,7 @@ func newLCUSRig(t *testing.T, cfg door.LCUSConfig, extraLog io.Writer) *lcusRig 
 	if extraLog != nil {
 		out = io.MultiWriter(out, extraLog)
 	}
-	cfg.Log = zerolog.New(out)
+	cfg.Logger = zerolog.New(out)
 	d, err := door.OpenLCUS(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -228,12 +230,27 @@ func TestLCUSRelockRetriedAcrossUnplug(t *testing.T) {
 	eventually(t, "State to show locked", func() bool { return !g.door.State().Unlocked })
 }
 
+// A board missing at open is in the state of one unplugged later (the one
+// open path): OpenLCUS succeeds, Health names the port, and once the board
+// appears the relay is released (the start's release) and switched on by
+// an Unlock.
 func TestOpenLCUSMissingPort(t *testing.T) {
-	name := filepath.Join(t.TempDir(), "ttyUSB7")
-	_, err := door.OpenLCUS(door.LCUSConfig{Port: name})
-	if !errors.Is(err, hal.ErrFault) || !strings.Contains(err.Error(), name) {
-		t.Fatalf("missing port: %v", err)
+	relay, err := sim.NewRelay(sim.RelayConfig{Channels: 1})
+	if err != nil {
+		t.Fatal(err)
 	}
+	porttest.MissingAtOpen(t, func(path string) (*door.LCUS, error) {
+		return door.OpenLCUS(door.LCUSConfig{Port: path, Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
+	}, relay, func(ctx context.Context, d *door.LCUS) error {
+		if _, err := relay.Wait(ctx, func(s sim.RelayState) bool { return s.Switches >= 1 && !s.On }); err != nil {
+			return fmt.Errorf("the start's release: %w", err)
+		}
+		if err := d.Unlock(ctx, time.Hour); err != nil {
+			return err
+		}
+		_, err := relay.Wait(ctx, isOn)
+		return err
+	})
 }
 
 // syncBuffer is a bytes.Buffer safe for the logger's goroutines.

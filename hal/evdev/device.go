@@ -64,10 +64,10 @@ type Config struct {
 	// Backoff paces reopening a vanished device; zero fields mean 100 ms
 	// doubling to 2 s.
 	Backoff serialport.Backoff
-	// Log receives faults (warn), reopens (info), dropped input (warn,
+	// Logger receives faults (warn), reopens (info), dropped input (warn,
 	// with counts) and cards (debug). Keys are never logged. The zero
 	// Logger discards.
-	Log zerolog.Logger
+	Logger zerolog.Logger
 }
 
 func (c Config) validate() (Config, error) {
@@ -141,7 +141,7 @@ type device struct {
 func openDevice(cfg Config, kind string, h handler) (*device, error) {
 	d := &device{
 		cfg:   cfg,
-		log:   cfg.Log.With().Str(logComponent, kind).Str(logDevice, cfg.Device).Logger(),
+		log:   cfg.Logger.With().Str(logComponent, kind).Str(logDevice, cfg.Device).Logger(),
 		h:     h,
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),

@@ -35,7 +35,7 @@ func config(t *testing.T, dev *sim.InputDevice, size int) evdev.Config {
 		Device:    dev.Path(),
 		EventSize: size,
 		Backoff:   serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
-		Log:       zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel),
+		Logger:    zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel),
 	}
 }
 

@@ -60,9 +60,9 @@ type DoorConfig struct {
 	// Backoff paces reopening a vanished device; zero fields mean 100 ms
 	// doubling to 2 s.
 	Backoff serialport.Backoff
-	// Log receives input changes (info), faults (warn) and reopens
+	// Logger receives input changes (info), faults (warn) and reopens
 	// (info). The zero Logger discards.
-	Log zerolog.Logger
+	Logger zerolog.Logger
 }
 
 // DoorInputs reads a door's sensor and exit button from an input device:
@@ -91,7 +91,7 @@ var (
 // watching. A missing device is an error wrapping hal.ErrFault. The caller
 // closes the DoorInputs.
 func OpenDoorInputs(cfg DoorConfig) (*DoorInputs, error) {
-	dc, err := Config{Device: cfg.Device, EventSize: cfg.EventSize, Backoff: cfg.Backoff, Log: cfg.Log}.validate()
+	dc, err := Config{Device: cfg.Device, EventSize: cfg.EventSize, Backoff: cfg.Backoff, Logger: cfg.Logger}.validate()
 	if err != nil {
 		return nil, err
 	}

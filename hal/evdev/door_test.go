@@ -13,7 +13,7 @@ import (
 func TestDoorInputsOnStream(t *testing.T) {
 	dev := newInput(t, 0)
 	c := config(t, dev, 0)
-	in, err := evdev.OpenDoorInputs(evdev.DoorConfig{Device: c.Device, Backoff: c.Backoff, Log: c.Log})
+	in, err := evdev.OpenDoorInputs(evdev.DoorConfig{Device: c.Device, Backoff: c.Backoff, Logger: c.Logger})
 	if err != nil {
 		t.Fatal(err)
 	}

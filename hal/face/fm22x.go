@@ -73,37 +73,39 @@ const (
 // defaults.
 type Config struct {
 	// Port is the serial device path. Required by Open.
-	Port string
+	Port string `yaml:"port"`
 	// Baud is the line speed in bits per second; zero means 115200.
-	Baud int
+	Baud int `yaml:"baud"`
 	// VerifySeconds is the module-side timeout of one VERIFY, 1..255 s.
 	// Recognize repeats VERIFY, and other commands wait for the current
 	// one to end, so it bounds their latency; zero means 3.
-	VerifySeconds int
+	VerifySeconds int `yaml:"verify_seconds"`
 	// CommandTimeout bounds the wait for an ordinary reply; zero means 3 s.
-	CommandTimeout time.Duration
+	CommandTimeout time.Duration `yaml:"-"`
 	// DeleteTimeout bounds DELUSER and DELALL; zero means 10 s.
-	DeleteTimeout time.Duration
+	DeleteTimeout time.Duration `yaml:"-"`
 	// EnrollTimeout bounds the reply to a photo's last chunk (the module
 	// computes the face features); zero means 10 s.
-	EnrollTimeout time.Duration
+	EnrollTimeout time.Duration `yaml:"-"`
 	// PhotoEnrollMsgID is the firmware's enrol-from-photo message id
 	// (0xF7 on the builds seen); zero means the module has none and
 	// Enroll returns an error wrapping hal.ErrUnsupported.
-	PhotoEnrollMsgID byte
+	PhotoEnrollMsgID byte `yaml:"photo_enroll_msg_id"`
 	// PhotoChunk is the JPEG bytes per enrolment packet, 1..4094; zero
 	// means 246.
-	PhotoChunk int
+	PhotoChunk int `yaml:"photo_chunk"`
 	// MaxPhoto bounds the photo Enroll accepts, in bytes; zero means 512 KiB.
-	MaxPhoto int
+	MaxPhoto int `yaml:"max_photo"`
 	// ByteGap is how long a started frame may stall before the driver
 	// takes its header for noise and resynchronises; zero means 200 ms.
-	ByteGap time.Duration
+	ByteGap time.Duration `yaml:"-"`
 	// Logger receives the driver's events; the zero Logger means none.
-	Logger zerolog.Logger
+	Logger zerolog.Logger `yaml:"-"`
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field that has a default set to
+// it; Open and New apply it.
+func (c Config) WithDefaults() Config {
 	if c.Baud == 0 {
 		c.Baud = DefaultBaud
 	}
@@ -171,15 +173,19 @@ var (
 	_ hal.HealthReporter = (*FM22x)(nil)
 )
 
-// Open opens cfg.Port, checks the module answers GET_STATUS and returns
-// the driver. A missing port is an error wrapping hal.ErrFault that names
-// it. The caller closes the driver.
-func Open(ctx context.Context, cfg Config) (*FM22x, error) {
-	cfg = cfg.withDefaults()
+// Open validates cfg, opens cfg.Port and returns the driver; it fails only
+// for a bad cfg. A port missing now is the state of a port lost later:
+// Health reports it (hal.ErrFault naming the port), the driver reopens it
+// with backoff, and every command fails with hal.ErrFault or
+// hal.ErrTimeout until the module answers. The module is checked
+// (GET_STATUS) before the first command, and again after a loss; Probe
+// does it at once. The caller closes the driver.
+func Open(cfg Config) (*FM22x, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return modlink.Open(ctx, "face", serialport.Config{Name: cfg.Port, Baud: cfg.Baud}, func(p io.ReadWriteCloser) (*FM22x, error) {
+	return modlink.Open("face", serialport.Config{Name: cfg.Port, Baud: cfg.Baud}, func(p io.ReadWriteCloser) (*FM22x, error) {
 		return New(p, cfg)
 	})
 }
@@ -189,7 +195,7 @@ func Open(ctx context.Context, cfg Config) (*FM22x, error) {
 // for silence; after other errors the driver calls port's Reopen(ctx)
 // error method if it has one, or else treats the module as gone.
 func New(port io.ReadWriteCloser, cfg Config) (*FM22x, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/face"
+	"termagent/hal/internal/porttest"
 	"termagent/hal/sim"
 )
 
@@ -51,11 +53,14 @@ func setup(t *testing.T, sc sim.FaceConfig, cfg face.Config) rig {
 	if cfg.PhotoEnrollMsgID == 0 {
 		cfg.PhotoEnrollMsgID = face.MsgEnrollWithPhoto
 	}
-	m, err := face.Open(testCtx(t), cfg)
+	m, err := face.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	if err := m.Probe(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
 	return rig{dev, plug, m}
 }
 
@@ -450,12 +455,26 @@ func TestCloseUnblocksRecognize(t *testing.T) {
 	}
 }
 
+// A module missing at Open is in the state of one lost later (the one open
+// path): Open succeeds, Health names the port, and once the module appears
+// the driver checks it and works.
 func TestOpenMissingPort(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "no-such-tty")
-	_, err := face.Open(testCtx(t), face.Config{Port: path})
-	if !errors.Is(err, hal.ErrFault) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("missing port: %v, want hal.ErrFault naming %s", err, path)
+	dev, err := sim.NewFace(sim.FaceConfig{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	if _, err := dev.AddUser("alice"); err != nil {
+		t.Fatal(err)
+	}
+	porttest.MissingAtOpen(t, func(path string) (*face.FM22x, error) {
+		return face.Open(face.Config{Port: path, VerifySeconds: 1})
+	}, dev, func(ctx context.Context, m *face.FM22x) error {
+		users, err := m.Users(ctx)
+		if err == nil && len(users) != 1 {
+			err = fmt.Errorf("users %v, want alice's one id", users)
+		}
+		return err
+	})
 }
 
 // A Recognize cancelled while the module is busy with VERIFY (which it

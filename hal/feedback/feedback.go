@@ -118,8 +118,8 @@ type Config struct {
 	Line string
 	// ActiveLow says the output is on when the line is driven low.
 	ActiveLow bool
-	// Log receives line failures (error). The zero Logger discards.
-	Log zerolog.Logger
+	// Logger receives line failures (error). The zero Logger discards.
+	Logger zerolog.Logger
 }
 
 // Output is one feedback output on a GPIO line. All methods are safe for
@@ -166,7 +166,7 @@ func New(cfg Config, pin Pin) (*Output, error) {
 	if pin == nil {
 		return nil, fmt.Errorf("feedback %s: no pin", cfg.name())
 	}
-	o := &Output{cfg: cfg, pin: pin, log: cfg.Log.With().Str("component", "feedback").Str("output", cfg.name()).Logger()}
+	o := &Output{cfg: cfg, pin: pin, log: cfg.Logger.With().Str("component", "feedback").Str("output", cfg.name()).Logger()}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if err := o.driveLocked(false); err != nil {

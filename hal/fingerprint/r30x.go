@@ -58,40 +58,42 @@ const (
 // defaults.
 type Config struct {
 	// Port is the serial device path, e.g. /dev/ttyS2. Required by Open.
-	Port string
+	Port string `yaml:"port"`
 	// Baud is the line speed in bits per second; zero means 57600.
-	Baud int
+	Baud int `yaml:"baud"`
 	// Address is the module address; zero means 0xFFFFFFFF (the factory
 	// value; a module set to address 0 cannot be driven).
-	Address uint32
+	Address uint32 `yaml:"address"`
 	// Password is the module password VfyPwd presents; zero is the
 	// factory value.
-	Password uint32
+	Password uint32 `yaml:"password"`
 	// PollInterval is the pause between GenImg polls while Identify waits
 	// for a finger; zero means 150 ms.
-	PollInterval time.Duration
+	PollInterval time.Duration `yaml:"poll_interval"`
 	// CommandTimeout bounds the wait for the ACK of an ordinary command;
 	// zero means 2 s.
-	CommandTimeout time.Duration
+	CommandTimeout time.Duration `yaml:"-"`
 	// SlowTimeout bounds the wait for the ACK of Store, Empty and Search
 	// (flash writes, searches over the whole library); zero means 5 s.
-	SlowTimeout time.Duration
+	SlowTimeout time.Duration `yaml:"-"`
 	// ByteGap is how long a started packet may stall before the driver
 	// takes its header for noise and resynchronises; zero means 200 ms.
-	ByteGap time.Duration
+	ByteGap time.Duration `yaml:"-"`
 	// DataPacing is a pause between two data packets of a Store, for
 	// modules that drop bytes at full speed; zero means none.
-	DataPacing time.Duration
+	DataPacing time.Duration `yaml:"-"`
 	// Capacity (slots) and PacketSize (bytes per data packet) are used
 	// only when the module does not answer ReadSysPara (the R308); zero
 	// means 200 and 128.
-	Capacity   int
-	PacketSize int
+	Capacity   int `yaml:"capacity"`
+	PacketSize int `yaml:"-"`
 	// Logger receives the driver's events; the zero Logger means none.
-	Logger zerolog.Logger
+	Logger zerolog.Logger `yaml:"-"`
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field that has a default set to
+// it; Open and New apply it.
+func (c Config) WithDefaults() Config {
 	if c.Baud == 0 {
 		c.Baud = DefaultBaud
 	}
@@ -166,16 +168,19 @@ var (
 	_ hal.HealthReporter    = (*R30x)(nil)
 )
 
-// Open opens cfg.Port, probes the module (VfyPwd, ReadSysPara) and
-// returns the driver. A missing port is an error wrapping hal.ErrFault that
-// names it; a silent module one wrapping hal.ErrTimeout. The caller closes
-// the driver.
-func Open(ctx context.Context, cfg Config) (*R30x, error) {
-	cfg = cfg.withDefaults()
+// Open validates cfg, opens cfg.Port and returns the driver; it fails
+// only for a bad cfg. A port missing now is the state of a port lost later:
+// Health reports it (hal.ErrFault naming the port), the driver reopens it
+// with backoff, and every command fails with hal.ErrFault or
+// hal.ErrTimeout until the module answers. The module is probed (VfyPwd,
+// ReadSysPara) before the first command, and again after a loss; Probe
+// does it at once. The caller closes the driver.
+func Open(cfg Config) (*R30x, error) {
+	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return modlink.Open(ctx, "fingerprint", serialport.Config{Name: cfg.Port, Baud: cfg.Baud}, func(p io.ReadWriteCloser) (*R30x, error) {
+	return modlink.Open("fingerprint", serialport.Config{Name: cfg.Port, Baud: cfg.Baud}, func(p io.ReadWriteCloser) (*R30x, error) {
 		return New(p, cfg)
 	})
 }
@@ -186,7 +191,7 @@ func Open(ctx context.Context, cfg Config) (*R30x, error) {
 // port's Reopen(ctx) error method if it has one (serialport.Port does), or
 // else treats the module as gone.
 func New(port io.ReadWriteCloser, cfg Config) (*R30x, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

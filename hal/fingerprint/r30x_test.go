@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"termagent/hal"
 	"termagent/hal/fingerprint"
 	"termagent/hal/internal/modlinktest"
+	"termagent/hal/internal/porttest"
 	"termagent/hal/sim"
 )
 
@@ -50,11 +52,14 @@ func setup(t *testing.T, sc sim.FingerprintConfig, cfg fingerprint.Config) rig {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	defer cancel()
-	m, err := fingerprint.Open(ctx, cfg)
+	m, err := fingerprint.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	if err := m.Probe(ctx); err != nil {
+		t.Fatal(err)
+	}
 	return rig{dev, plug, m}
 }
 
@@ -437,12 +442,25 @@ func TestContextCancelsIdentify(t *testing.T) {
 	}
 }
 
+// A module missing at Open is in the state of one lost later (the one open
+// path): Open succeeds, Health names the port, and once the module appears
+// the driver probes it and works.
 func TestOpenMissingPort(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "no-such-tty")
-	_, err := fingerprint.Open(testCtx(t), fingerprint.Config{Port: path})
-	if !errors.Is(err, hal.ErrFault) || !strings.Contains(err.Error(), path) {
-		t.Fatalf("missing port: %v, want hal.ErrFault naming %s", err, path)
+	dev, err := sim.NewFingerprint(sim.FingerprintConfig{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	porttest.MissingAtOpen(t, func(path string) (*fingerprint.R30x, error) {
+		return fingerprint.Open(fingerprint.Config{Port: path})
+	}, dev, func(ctx context.Context, m *fingerprint.R30x) error {
+		if err := m.Store(ctx, 3, dev.Template(1)); err != nil {
+			return err
+		}
+		if got := dev.Slots(); !slices.Equal(got, []int{3}) {
+			return fmt.Errorf("module slots %v, want [3]", got)
+		}
+		return nil
+	})
 }
 
 func TestPasswordAndAddress(t *testing.T) {
@@ -457,18 +475,29 @@ func TestPasswordAndAddress(t *testing.T) {
 	defer plug.Close()
 	ctx := testCtx(t)
 	cfg := fingerprint.Config{Port: plug.Path(), Address: 0xA1B2C3D4, CommandTimeout: 500 * time.Millisecond}
-	_, err = fingerprint.Open(ctx, cfg)
+	probe := func(cfg fingerprint.Config) (*fingerprint.R30x, error) {
+		m, err := fingerprint.Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Probe(ctx); err != nil {
+			m.Close()
+			return nil, err
+		}
+		return m, nil
+	}
+	_, err = probe(cfg)
 	var ce *fingerprint.CodeError
 	if !errors.As(err, &ce) || ce.Code != fingerprint.CodeWrongPassword {
 		t.Fatalf("wrong password: %v, want the module's 0x13", err)
 	}
 	wrongAddr := cfg
 	wrongAddr.Address, wrongAddr.Password = 0xFFFFFFFF, 0x1234
-	if _, err := fingerprint.Open(ctx, wrongAddr); !errors.Is(err, hal.ErrTimeout) {
+	if _, err := probe(wrongAddr); !errors.Is(err, hal.ErrTimeout) {
 		t.Fatalf("wrong address: %v, want silence (hal.ErrTimeout)", err)
 	}
 	cfg.Password = 0x1234
-	m, err := fingerprint.Open(ctx, cfg)
+	m, err := probe(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

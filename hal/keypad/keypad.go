@@ -75,9 +75,9 @@ type Config struct {
 	// Backoff paces reopening a vanished port; zero means serialport's
 	// defaults (100 ms doubling to 2 s).
 	Backoff serialport.Backoff
-	// Log receives faults (warn), reconnects (info) and noise counts
+	// Logger receives faults (warn), reconnects (info) and noise counts
 	// (debug). Keys are never logged. The zero Logger discards.
-	Log zerolog.Logger
+	Logger zerolog.Logger
 }
 
 // Bounds.
@@ -129,8 +129,11 @@ var (
 	_ hal.HealthReporter = (*Serial)(nil)
 )
 
-// Open opens the keypad's port and starts reading it. A missing port is an
-// error wrapping hal.ErrFault naming it. The caller closes the Serial.
+// Open opens the keypad's port and starts reading it. Like every serial
+// device (hal/serialport), a port missing at Open is in the state of a port
+// lost later: Health reports it lost and the reader reopens it with its
+// backoff. Open fails only for an invalid configuration. The caller closes
+// the Serial.
 func Open(cfg Config) (*Serial, error) {
 	port, err := serialport.Open(serialport.Config{Name: cfg.Port, Baud: cfg.Baud, ReadTimeout: readTimeout, Backoff: cfg.Backoff})
 	if err != nil {
@@ -139,7 +142,7 @@ func Open(cfg Config) (*Serial, error) {
 	s := &Serial{
 		cfg:  cfg,
 		port: port,
-		log:  cfg.Log.With().Str(logComponent, "keypad").Str(logPort, cfg.Port).Logger(),
+		log:  cfg.Logger.With().Str(logComponent, "keypad").Str(logPort, cfg.Port).Logger(),
 		keys: make(chan hal.Key, queueLen),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),

@@ -75,7 +75,7 @@ func newRig(t *testing.T) *rig {
 	kp, err := keypad.Open(keypad.Config{
 		Port:    plug.Path(),
 		Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond},
-		Log:     zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel),
+		Logger:  zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,9 @@
 //   - a read that times out returns an error wrapping hal.ErrTimeout instead
 //     of (0, nil), so io.ReadFull and friends never spin;
 //   - a missing or vanished port (unplugged USB adapter, simulator unplugged)
-//     is an error wrapping hal.ErrFault whose message names the port;
+//     is an error wrapping hal.ErrFault whose message names the port; a
+//     port missing when Open is called is in the same state as one that
+//     vanished later: Open succeeds, Health says lost, Reopen brings it;
 //   - Close is idempotent, wakes a goroutine blocked in Read, and every call
 //     after it returns an error wrapping hal.ErrClosed;
 //   - Reopen reopens a vanished port by name with jittered exponential
@@ -139,9 +141,14 @@ type Port struct {
 
 var _ hal.HealthReporter = (*Port)(nil)
 
-// Open opens cfg.Name at once. A missing port is an error wrapping
-// hal.ErrFault (and the underlying os error) that names the port.
-// The caller closes the Port.
+// Open opens cfg.Name at once. It fails only for an invalid cfg: a port
+// that cannot be opened now (missing, unplugged, not yet created by a
+// simulator) gives a Port in the lost state, exactly as if it had vanished
+// after opening: Health reports it (an error wrapping hal.ErrFault and the
+// underlying os error, naming the port), Read and Write fail with
+// hal.ErrFault, and Reopen opens it with backoff once it is there. So a
+// driver has one path for "missing at start" and "lost later". The caller
+// closes the Port.
 func Open(cfg Config) (*Port, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -154,11 +161,12 @@ func Open(cfg Config) (*Port, error) {
 		reopening:  make(chan struct{}, 1),
 		hwake:      make(chan struct{}),
 	}
-	sp, err := p.open(true)
+	sp, err := p.open()
 	if err != nil {
-		return nil, err
+		p.health = hal.Health{Err: err, Since: time.Now()}
+		return p, nil
 	}
-	p.sp = sp
+	p.sp, p.gen = sp, 1
 	p.health = hal.Health{OK: true, Since: time.Now()}
 	return p, nil
 }
@@ -169,9 +177,10 @@ func (p *Port) Name() string { return p.cfg.Name }
 // Baud returns the configured line speed in bits per second.
 func (p *Port) Baud() int { return p.cfg.Baud }
 
-// open opens the device; flush drops what queued up before (at the first
-// open only: after a replug, whatever is queued was sent after it).
-func (p *Port) open(flush bool) (serial.Port, error) {
+// open opens the device. At the first successful open (gen 0) it drops
+// what queued up before; after a replug, whatever is queued was sent after
+// it and is kept.
+func (p *Port) open() (serial.Port, error) {
 	sp, err := serial.Open(p.cfg.Name, &serial.Mode{BaudRate: p.cfg.Baud, DataBits: 8})
 	if err != nil {
 		return nil, fmt.Errorf("open serial port %s: %w: %w", p.cfg.Name, hal.ErrFault, err)
@@ -180,7 +189,10 @@ func (p *Port) open(flush bool) (serial.Port, error) {
 		sp.Close()
 		return nil, fmt.Errorf("open serial port %s: set read timeout: %w: %w", p.cfg.Name, hal.ErrFault, err)
 	}
-	if flush {
+	p.mu.Lock()
+	first := p.gen == 0
+	p.mu.Unlock()
+	if first {
 		// Drop whatever queued up before the driver started: stale frames
 		// must not be taken for fresh ones.
 		_ = sp.ResetInputBuffer()
@@ -316,7 +328,7 @@ func (p *Port) Reopen(ctx context.Context) error {
 		old.Close()
 	}
 	for attempt := 0; ; attempt++ {
-		sp, err := p.open(false)
+		sp, err := p.open()
 		if err == nil {
 			p.mu.Lock()
 			if p.closed {

@@ -102,14 +102,51 @@ func TestReadTimeoutIsAnError(t *testing.T) {
 	}
 }
 
-func TestMissingPortIsFaultNamingPort(t *testing.T) {
+// A port missing at Open is the state of a port lost later: Open
+// succeeds, Health says lost (hal.ErrFault wrapping the os error, naming
+// the port), I/O fails with hal.ErrFault, and Reopen opens the port once
+// it appears, waking a Health watcher; bytes then pass both ways.
+func TestMissingAtOpenIsLost(t *testing.T) {
 	name := filepath.Join(t.TempDir(), "nothing-here")
-	_, err := serialport.Open(serialport.Config{Name: name})
-	if !errors.Is(err, hal.ErrFault) || !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("got %v, want ErrFault wrapping ErrNotExist", err)
+	p := open(t, name)
+	h, changed := p.Health()
+	if h.OK || !errors.Is(h.Err, hal.ErrFault) || !errors.Is(h.Err, fs.ErrNotExist) {
+		t.Fatalf("health of a missing port: %+v, want lost with ErrFault wrapping ErrNotExist", h)
 	}
-	if !strings.Contains(err.Error(), name) {
-		t.Errorf("error %q does not name the port", err)
+	if !strings.Contains(h.Err.Error(), name) {
+		t.Errorf("error %q does not name the port", h.Err)
+	}
+	if _, err := p.Read(make([]byte, 8)); !errors.Is(err, hal.ErrFault) {
+		t.Fatalf("read on a missing port: %v, want ErrFault", err)
+	}
+	if _, err := p.Write([]byte{1}); !errors.Is(err, hal.ErrFault) {
+		t.Fatalf("write on a missing port: %v, want ErrFault", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
+	defer cancel()
+	reopened := make(chan error, 1)
+	go func() { reopened <- p.Reopen(ctx) }()
+	pl, err := sim.Attach(echo{}, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pl.Close() })
+	if err := <-reopened; err != nil {
+		t.Fatalf("reopen after the port appeared: %v", err)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Health watcher not woken by the reopen")
+	}
+	if h, _ := p.Health(); !h.OK {
+		t.Fatalf("health after reopen: %+v", h)
+	}
+	if _, err := p.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readN(t, p, 2); string(got) != "hi" {
+		t.Fatalf("echo after reopen: %q", got)
 	}
 }
 

@@ -68,9 +68,9 @@ type RigConfig struct {
 	Wedge       InputConfig
 	// DoorIO configures the door inputs' input device (its EventSize).
 	DoorIO InputConfig
-	// Log receives one event per command and per control connection. The
+	// Logger receives one event per command and per control connection. The
 	// zero Logger discards.
-	Log zerolog.Logger
+	Logger zerolog.Logger
 }
 
 // Rig is a set of simulated devices in one directory, each on its own
@@ -119,7 +119,7 @@ func NewRig(cfg RigConfig) (*Rig, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sim: rig: %w", err)
 	}
-	r := &Rig{dir: cfg.Dir, log: cfg.Log, plugs: make(map[string]plugger)}
+	r := &Rig{dir: cfg.Dir, log: cfg.Logger, plugs: make(map[string]plugger)}
 	for _, name := range devices {
 		if _, dup := r.plugs[name]; dup {
 			r.Close()

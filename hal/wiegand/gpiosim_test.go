@@ -84,7 +84,7 @@ func TestReaderOnGPIOSim(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A generous gap: a loaded machine may pause between two pulses.
-	r, err := New(Config{D0: "0", D1: "1", Gap: 250 * time.Millisecond, Log: zerolog.New(zerolog.NewTestWriter(t))}, lines)
+	r, err := New(Config{D0: "0", D1: "1", Gap: 250 * time.Millisecond, Logger: zerolog.New(zerolog.NewTestWriter(t))}, lines)
 	if err != nil {
 		lines.Close()
 		t.Fatal(err)

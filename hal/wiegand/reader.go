@@ -63,10 +63,10 @@ type Config struct {
 	// Format turns a card's payload into the server's card_number; zero
 	// means the 10-digit decimal of the low 32 bits.
 	Format card.Format
-	// Log receives read errors (warn, with their bit count), line
+	// Logger receives read errors (warn, with their bit count), line
 	// failures (error) and cards (debug). Keys are never logged. The zero
 	// Logger discards.
-	Log zerolog.Logger
+	Logger zerolog.Logger
 }
 
 // Stats counts what a Reader decoded since it started.
@@ -128,7 +128,7 @@ func New(cfg Config, lines Lines) (*Reader, error) {
 	r := &Reader{
 		cfg:    cfg,
 		lines:  lines,
-		log:    cfg.Log.With().Str(logComponent, "wiegand").Logger(),
+		log:    cfg.Logger.With().Str(logComponent, "wiegand").Logger(),
 		cards:  make(chan hal.Card, queueLen),
 		keys:   make(chan hal.Key, queueLen),
 		stop:   make(chan struct{}),

@@ -104,7 +104,7 @@ func newReader(t *testing.T, cfg Config) (*Reader, *replayLines) {
 	t.Helper()
 	lines := newReplayLines()
 	cfg.D0, cfg.D1 = "17", "27"
-	cfg.Log = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
 	r, err := New(cfg, lines)
 	if err != nil {
 		t.Fatal(err)

@@ -124,19 +124,14 @@ func New(port io.ReadWriteCloser, cfg Config) *Link {
 	return l
 }
 
-// Driver is what Open builds: a module driver that checks its module and
-// closes.
-type Driver interface {
-	Probe(ctx context.Context) error
-	Close() error
-}
-
-// Open opens the serial port pc names, builds the driver over it with
-// newDriver (which owns the port from then on) and probes the module. A
-// missing port is an error wrapping hal.ErrFault that names it; a failed
-// probe closes the driver and returns the probe's error. kind names the
-// module family in errors. The caller closes the driver.
-func Open[D Driver](ctx context.Context, kind string, pc serialport.Config, newDriver func(io.ReadWriteCloser) (D, error)) (D, error) {
+// Open opens the serial port pc names and builds the driver over it with
+// newDriver, which owns the port from then on. It fails only for a bad
+// configuration: a port missing now is the state of a port lost later
+// (serialport.Open): the link's reader reopens it with backoff, Health
+// reports it meanwhile, and the driver probes the module before its first
+// command as it does after a loss. kind names the module family in
+// errors. The caller closes the driver.
+func Open[D any](kind string, pc serialport.Config, newDriver func(io.ReadWriteCloser) (D, error)) (D, error) {
 	var none D
 	if pc.Name == "" {
 		return none, fmt.Errorf("%s: open: empty port name", kind)
@@ -148,10 +143,6 @@ func Open[D Driver](ctx context.Context, kind string, pc serialport.Config, newD
 	d, err := newDriver(p)
 	if err != nil {
 		p.Close()
-		return none, err
-	}
-	if err := d.Probe(ctx); err != nil {
-		d.Close()
 		return none, err
 	}
 	return d, nil

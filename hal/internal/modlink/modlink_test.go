@@ -341,23 +341,26 @@ func TestOwedReplySettled(t *testing.T) {
 	}
 }
 
-// TestOpenErrors: Open names a missing or empty port.
+// TestOpenErrors: Open refuses an empty port name; a missing port is not
+// an error but a link whose Health says lost, naming the port, until the
+// port appears.
 func TestOpenErrors(t *testing.T) {
 	newDriver := func(p io.ReadWriteCloser) (*driver, error) {
 		return &driver{modlink.New(p, modlink.Config{Kind: "test", ByteGap: time.Millisecond})}, nil
 	}
-	if _, err := modlink.Open(testCtx(t), "test", serialport.Config{}, newDriver); err == nil || err.Error() != "test: open: empty port name" {
+	if _, err := modlink.Open("test", serialport.Config{}, newDriver); err == nil || err.Error() != "test: open: empty port name" {
 		t.Fatalf("empty port: %v", err)
 	}
 	missing := filepath.Join(t.TempDir(), "none")
-	_, err := modlink.Open(testCtx(t), "test", serialport.Config{Name: missing}, newDriver)
-	if !errors.Is(err, hal.ErrFault) || !bytes.Contains([]byte(err.Error()), []byte(missing)) {
-		t.Fatalf("missing port: %v, want hal.ErrFault naming it", err)
+	d, err := modlink.Open("test", serialport.Config{Name: missing}, newDriver)
+	if err != nil {
+		t.Fatalf("missing port: %v, want a driver in the lost state", err)
+	}
+	defer d.l.Close()
+	if h, _ := d.l.Health(); h.OK || !errors.Is(h.Err, hal.ErrFault) || !bytes.Contains([]byte(h.Err.Error()), []byte(missing)) {
+		t.Fatalf("health of a missing port: %+v, want lost with hal.ErrFault naming it", h)
 	}
 }
 
-// driver is the least modlink.Driver: its probe always passes.
+// driver is the least driver over a Link.
 type driver struct{ l *modlink.Link }
-
-func (d *driver) Probe(ctx context.Context) error { return nil }
-func (d *driver) Close() error                    { return d.l.Close() }
