@@ -213,7 +213,7 @@ type AccessConfig struct {
 }
 
 // OpenDoorTypes are the open_door_type values of access records. Zero
-// fields take the defaults of PROTOCOL.md.
+// fields take the defaults of protocol/PROTOCOL.md §5 upload_access_info.
 type OpenDoorTypes struct {
 	Card        int // default 1
 	Face        int // default 2

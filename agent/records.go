@@ -10,7 +10,7 @@ import (
 	"termagent/store"
 )
 
-// A record is evidence that the door opened (protocol/PROTOCOL.md): it is
+// A record is evidence that the door opened (protocol/PROTOCOL.md §5 "upload_access_info"): it is
 // on disk before the relay clicks, and there is none for a door that did
 // not open. openWithRecord (access.go) does, for every granted access:
 //

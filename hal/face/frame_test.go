@@ -19,8 +19,8 @@ func unhex(t testing.TB, s string) []byte {
 	return b
 }
 
-// Golden frames from reference/hal-devices.md §2.1 (computed there with the
-// XOR rule; NOTE ready matches the L015 document).
+// Golden frames computed with the EF AA XOR rule (the XOR of every byte
+// after the sync word); the NOTE ready frame matches the L015 document.
 var golden = []struct {
 	name  string
 	frame Frame

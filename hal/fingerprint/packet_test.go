@@ -19,8 +19,8 @@ func unhex(t testing.TB, s string) []byte {
 	return b
 }
 
-// Golden vectors from reference/fingerprint-r30x.md §2 (checked there by
-// computation and against the datasheet's printed checksums).
+// Golden vectors, checked by computation and against the checksums
+// printed in the ZFM-20 and R503 user manuals.
 var golden = []struct {
 	name string
 	pkt  Packet

@@ -25,8 +25,8 @@ func readFrame(t *testing.T, c net.Conn) []byte {
 	return append(h, rest...)
 }
 
-// Golden frames: the reference's (hal-devices.md §2.1) and replies
-// computed with the same XOR rule.
+// Golden frames: hal/face's golden frames and replies computed with the
+// same XOR rule.
 func TestFaceGolden(t *testing.T) {
 	dev, err := NewFace(FaceConfig{})
 	if err != nil {

@@ -12,8 +12,8 @@ import (
 )
 
 // The fingerprint simulator speaks the module side of the Synochip /
-// ZhianTec 0xEF01 protocol (R30x, AS608, ZFM, R503); see
-// reference/fingerprint-r30x.md. Its codec is written here afresh rather
+// ZhianTec 0xEF01 protocol (R30x, AS608, ZFM, R503), after the ZFM-20 and R503 user
+// manuals. Its codec is written here afresh rather
 // than borrowed from hal/fingerprint, so a bug on one side cannot hide the
 // same bug on the other; the golden vectors pin both.
 

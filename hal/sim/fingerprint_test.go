@@ -57,8 +57,9 @@ func roundTrip(t *testing.T, c net.Conn, req, want string) {
 	}
 }
 
-// The simulator answers with the checked vectors of the reference
-// (fingerprint-r30x.md §2), including the real ReadSysPara capture.
+// The simulator answers with the checked vectors of the user manuals (see
+// hal/fingerprint's packet_test.go), including a real module's ReadSysPara
+// capture.
 func TestFingerprintGolden(t *testing.T) {
 	dev, err := NewFingerprint(FingerprintConfig{Capacity: 80, BaudN: 12})
 	if err != nil {
