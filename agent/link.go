@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"termagent/hal/backoff"
 	"termagent/protocol"
 	"termagent/store"
 )
@@ -30,7 +31,7 @@ type linkManager struct {
 	moved chan struct{}
 	// backoff paces the redials; wait sleeps its delays on the real clock,
 	// which tests control with testing/synctest.
-	backoff Backoff
+	backoff backoff.Policy
 }
 
 func newLinkManager(a *Agent) *linkManager {
@@ -38,7 +39,7 @@ func newLinkManager(a *Agent) *linkManager {
 		a:       a,
 		log:     a.cfg.Logger.With().Str(logComponent, "link").Logger(),
 		moved:   make(chan struct{}, 1),
-		backoff: Backoff{Min: a.cfg.Link.BackoffMin, Max: a.cfg.Link.BackoffMax},
+		backoff: backoff.Policy{Min: a.cfg.Link.BackoffMin, Max: a.cfg.Link.BackoffMax},
 	}
 }
 

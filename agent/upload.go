@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"termagent/hal/backoff"
 	"termagent/protocol"
 	"termagent/store"
 )
@@ -40,7 +41,7 @@ func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
 	log := a.cfg.Logger.With().Str(logComponent, "uploader").Logger()
 	ob := a.parts.Store
 	window := a.cfg.Upload.Window
-	retry := Backoff{Min: a.cfg.Upload.RetryMin, Max: a.cfg.Upload.RetryMax}
+	retry := backoff.Policy{Min: a.cfg.Upload.RetryMin, Max: a.cfg.Upload.RetryMax}
 	inflight := make(map[int64]bool, window) // calls in progress
 	acking := make(map[int64]bool, window)   // acknowledged, ack not yet committed
 	results := make(chan uploadResult, window)
