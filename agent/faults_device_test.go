@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/haltest"
 	"termagent/hal/sim"
 	"termagent/protocol"
 	"termagent/store"
@@ -31,7 +32,7 @@ func cycles() int {
 func waitModule(t *testing.T, a *runningAgent, name string, want agent.ModuleState) time.Duration {
 	t.Helper()
 	start := time.Now()
-	until(t, "module "+name+" to be "+string(want), func() bool {
+	haltest.Eventually(t, "module "+name+" to be "+string(want), func() bool {
 		return a.Status(context.Background()).Modules[name].State == want
 	})
 	return time.Since(start)
@@ -63,7 +64,7 @@ func uploads(srv *testServer, n int) (people []string, sessions map[string]int) 
 // noMoreUploads reports an upload that arrived beyond those expected.
 func noMoreUploads(t *testing.T, a *runningAgent, srv *testServer, want int64) int {
 	t.Helper()
-	until(t, "every record acknowledged", func() bool {
+	haltest.Eventually(t, "every record acknowledged", func() bool {
 		st := a.Status(context.Background())
 		return st.Uploaded == want && st.OutboxDepth == 0 && st.RecordsPending == 0
 	})
@@ -110,7 +111,7 @@ func TestFaultCardReaderUnplugged(t *testing.T) {
 		start := time.Now()
 		h.exec(t, "swipe 4001") // at once: the driver may not have reopened yet
 		swipes++
-		until(t, "the card reader back", func() bool { return a.Status(context.Background()).Modules["card"].State == agent.ModuleOK })
+		haltest.Eventually(t, "the card reader back", func() bool { return a.Status(context.Background()).Modules["card"].State == agent.ModuleOK })
 		recover = maxDur(recover, time.Since(start))
 		eventFor(t, srv, 3, "card")
 		delivered()
@@ -336,7 +337,7 @@ func TestFaultNoisyModuleLines(t *testing.T) {
 			t.Fatalf("finger record %+v", ai)
 		}
 		// The face module answers between the noise (were it resynchronised, wait for it).
-		until(t, "the face module ready", func() bool {
+		haltest.Eventually(t, "the face module ready", func() bool {
 			return a.Status(context.Background()).Modules["face"].State == agent.ModuleOK
 		})
 		p, _ = db.Person(context.Background(), "p1")

@@ -9,6 +9,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/door"
+	"termagent/hal/haltest"
 )
 
 // A door that cannot be opened at first fails with hal.ErrFault (the agent
@@ -80,7 +81,7 @@ func TestRetryOpenCloseDuringOpen(t *testing.T) {
 	ctx := context.Background()
 	done := make(chan error, 1)
 	go func() { done <- d.open(ctx) }()
-	waitFor(t, "the open attempt to start", func() bool {
+	haltest.Eventually(t, "the open attempt to start", func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return d.opening

@@ -276,18 +276,6 @@ func (d *daemonProc) exited() bool {
 	}
 }
 
-// waitFor polls cond until it holds or 30 s have passed (a hang catcher).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // testServer is a management server on loopback: it accepts terminals,
 // records every upload_access_info and answers it with ackCode.
 type testServer struct {

@@ -15,6 +15,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/fingerprint"
+	"termagent/hal/haltest"
 	"termagent/hal/internal/modlinktest"
 	"termagent/hal/sim"
 )
@@ -73,18 +74,6 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// waitFor polls cond until it holds or the hang deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(hang)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 type result struct {
 	f   hal.Finger
 	err error
@@ -100,7 +89,7 @@ func identify(t *testing.T, r rig, ctx context.Context) <-chan result {
 		f, err := r.m.Identify(ctx)
 		ch <- result{f, err}
 	}()
-	waitFor(t, "the driver to poll", func() bool { return r.dev.Polls() > polls })
+	haltest.Eventually(t, "the driver to poll", func() bool { return r.dev.Polls() > polls })
 	return ch
 }
 
@@ -370,7 +359,7 @@ func TestUnplugReplug(t *testing.T) {
 		t.Fatal(err)
 	}
 	var slots []int
-	waitFor(t, "the driver to reach the replugged module", func() bool {
+	haltest.Eventually(t, "the driver to reach the replugged module", func() bool {
 		var err error
 		slots, err = r.m.Slots(ctx)
 		return err == nil
