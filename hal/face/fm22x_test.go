@@ -3,7 +3,6 @@ package face_test
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"path/filepath"
@@ -58,15 +57,6 @@ func setup(t *testing.T, sc sim.FaceConfig, cfg face.Config) rig {
 	}
 	t.Cleanup(func() { m.Close() })
 	return rig{dev, plug, m}
-}
-
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func testCtx(t *testing.T) context.Context {

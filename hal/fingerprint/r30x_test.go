@@ -3,7 +3,6 @@ package fingerprint_test
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -57,15 +56,6 @@ func setup(t *testing.T, sc sim.FingerprintConfig, cfg fingerprint.Config) rig {
 	}
 	t.Cleanup(func() { m.Close() })
 	return rig{dev, plug, m}
-}
-
-func unhexT(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func testCtx(t *testing.T) context.Context {

@@ -1,7 +1,8 @@
 // Package haltest holds the test helpers that tests across the module
-// share: today Eventually, the one way a test waits for a condition it
-// cannot be told about (a relay that switched, a file a process wrote).
-// Only _test.go files import it.
+// share: Eventually, the one way a test waits for a condition it cannot be
+// told about (a relay that switched, a file a process wrote), and Unhex,
+// which reads the golden byte vectors of the wire codecs. Only _test.go
+// files import it.
 //
 // It lives under hal because hal is the one tree every test may import:
 // hal's own packages may import nothing outside hal, and agent, cmd and
@@ -12,6 +13,8 @@
 package haltest
 
 import (
+	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,4 +38,15 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(pollEvery)
 	}
+}
+
+// Unhex decodes hex written with spaces between bytes ("EF 01 FF"), and
+// fails the test if s is not hex.
+func Unhex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
+	if err != nil {
+		t.Fatalf("bad hex %q: %v", s, err)
+	}
+	return b
 }

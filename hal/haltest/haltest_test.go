@@ -1,6 +1,7 @@
 package haltest_test
 
 import (
+	"bytes"
 	"sync/atomic"
 	"testing"
 
@@ -12,5 +13,11 @@ func TestEventuallyWaitsForTheCondition(t *testing.T) {
 	haltest.Eventually(t, "the third call", func() bool { return calls.Add(1) == 3 })
 	if n := calls.Load(); n != 3 {
 		t.Fatalf("cond called %d times, want 3", n)
+	}
+}
+
+func TestUnhex(t *testing.T) {
+	if got := haltest.Unhex(t, "EF 01 ff 00"); !bytes.Equal(got, []byte{0xEF, 0x01, 0xFF, 0x00}) {
+		t.Fatalf("Unhex = % X", got)
 	}
 }
