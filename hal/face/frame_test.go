@@ -157,45 +157,5 @@ func BenchmarkParse(b *testing.B) {
 			frames++
 		}
 	}
-	var baseNs float64
-	b.Run("baseline_sync_scan", func(b *testing.B) {
-		b.SetBytes(int64(len(wire)))
-		for b.Loop() {
-			n := 0
-			for rest := wire; ; {
-				i := bytes.Index(rest, syncWord)
-				if i < 0 {
-					break
-				}
-				n++
-				rest = rest[i+2:]
-			}
-			if n < frames {
-				b.Fatalf("baseline found %d sync words, want >= %d", n, frames)
-			}
-		}
-		baseNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-	})
-	b.Run("parse", func(b *testing.B) {
-		b.SetBytes(int64(len(wire)))
-		for b.Loop() {
-			n := 0
-			for rest := wire; len(rest) > 0; {
-				_, used, err := Parse(rest)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n++
-				rest = rest[used:]
-			}
-			if n != frames {
-				b.Fatalf("parsed %d frames, want %d", n, frames)
-			}
-		}
-		ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-		b.ReportMetric(float64(frames)/(ns/1e9), "frames/s")
-		if baseNs > 0 {
-			b.ReportMetric(ns/baseNs, "x_vs_baseline")
-		}
-	})
+	haltest.BenchParse(b, wire, syncWord, frames, Parse)
 }
