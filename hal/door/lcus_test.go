@@ -7,7 +7,6 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -189,7 +188,7 @@ func TestLCUSUnplugReplug(t *testing.T) {
 }
 
 func TestLCUSRelockRetriedAcrossUnplug(t *testing.T) {
-	var logs syncBuffer
+	var logs haltest.Buffer
 	g := newLCUSRig(t, door.LCUSConfig{}, &logs)
 	if err := g.door.Unlock(context.Background(), time.Second); err != nil {
 		t.Fatal(err)
@@ -222,24 +221,6 @@ func TestOpenLCUSMissingPort(t *testing.T) {
 	if !errors.Is(err, hal.ErrFault) || !strings.Contains(err.Error(), name) {
 		t.Fatalf("missing port: %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestLCUSUnpluggedNeverHangs(t *testing.T) {

@@ -1,8 +1,9 @@
 // Package haltest holds the test helpers that tests across the module
 // share: Eventually, the one way a test waits for a condition it cannot be
-// told about (a relay that switched, a file a process wrote), and Unhex,
-// which reads the golden byte vectors of the wire codecs. Only _test.go
-// files import it.
+// told about (a relay that switched, a file a process wrote); Unhex, which
+// reads the golden byte vectors of the wire codecs; Buffer, where logs are
+// written concurrently and read by the test; BenchParse, the benchmark of a
+// frame codec. Only _test.go files import it.
 //
 // It lives under hal because hal is the one tree every test may import:
 // hal's own packages may import nothing outside hal, and agent, cmd and
@@ -13,8 +14,10 @@
 package haltest
 
 import (
+	"bytes"
 	"encoding/hex"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -49,4 +52,25 @@ func Unhex(t testing.TB, s string) []byte {
 		t.Fatalf("bad hex %q: %v", s, err)
 	}
 	return b
+}
+
+// Buffer is a bytes.Buffer safe for concurrent use: a logger's or a child
+// process's goroutines write while the test reads. The zero value is ready.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p; it never fails.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -2,6 +2,7 @@ package haltest_test
 
 import (
 	"bytes"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -19,5 +20,22 @@ func TestEventuallyWaitsForTheCondition(t *testing.T) {
 func TestUnhex(t *testing.T) {
 	if got := haltest.Unhex(t, "EF 01 ff 00"); !bytes.Equal(got, []byte{0xEF, 0x01, 0xFF, 0x00}) {
 		t.Fatalf("Unhex = % X", got)
+	}
+}
+
+func TestBufferConcurrent(t *testing.T) {
+	var b haltest.Buffer
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 100 {
+				b.Write([]byte("x"))
+				_ = b.String()
+			}
+		})
+	}
+	wg.Wait()
+	if n := len(b.String()); n != 400 {
+		t.Fatalf("%d bytes, want 400", n)
 	}
 }
