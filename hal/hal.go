@@ -2,7 +2,7 @@
 // interfaces the agent consumes, the events devices deliver, and the errors
 // they return. Each device family lives in its own sub-package with a real
 // driver that speaks the device's wire protocol (hal/card, hal/fingerprint,
-// hal/face, hal/door); hal/sim speaks the module side of the same protocols
+// hal/face, hal/door, hal/keypad, hal/evdev, hal/wiegand, hal/feedback); hal/sim speaks the module side of the same protocols
 // on pseudo-terminals so the real drivers run in tests.
 //
 // Import rule: hal and its sub-packages never import agent, store or
@@ -67,6 +67,34 @@ type CardReader interface {
 	// is closed (ErrClosed). Safe for one caller at a time.
 	ReadCard(ctx context.Context) (Card, error)
 	// Close stops the reader; idempotent; unblocks ReadCard.
+	Close() error
+}
+
+// Key is one key press on a keypad.
+type Key struct {
+	// Char is the key: '0'–'9', '*', '#', 'A'–'D' (the function keys of
+	// 16-key pads), KeyEnter, KeyEscape or KeyBackspace. What a key means
+	// (ends a PIN, clears it) is the caller's decision.
+	Char byte
+	// At is when the key press reached the driver (the kernel's timestamp
+	// where the device gives one).
+	At time.Time
+}
+
+// Special keys (Key.Char values other than digits, '*', '#' and 'A'–'D').
+const (
+	KeyEnter     byte = '\n' // Enter / OK / ENT
+	KeyEscape    byte = 0x1B // Esc / Cancel
+	KeyBackspace byte = 0x08 // Backspace / Del
+)
+
+// Keypad delivers key presses, one at a time, in the order they were made.
+// Drivers never log which keys were pressed (they are PINs), only counts.
+type Keypad interface {
+	// ReadKey blocks until a key is pressed, ctx is done or the keypad is
+	// closed (ErrClosed). Safe for one caller at a time.
+	ReadKey(ctx context.Context) (Key, error)
+	// Close stops the keypad; idempotent; unblocks ReadKey.
 	Close() error
 }
 

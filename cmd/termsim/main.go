@@ -1,6 +1,7 @@
 // Command termsim is the terminal's hardware simulator: it makes a card
-// reader, a door relay board, a fingerprint module and a face module, each
-// on its own pseudo-terminal speaking the real wire protocol, so termagent
+// reader, a door relay board, a fingerprint module, a face module and a
+// keypad, each on its own pseudo-terminal speaking the real wire protocol,
+// and a USB keyboard-wedge card reader (input_event records on a FIFO), so termagent
 // (or any driver) runs against them unchanged. Events (a card swiped, a
 // finger placed, a face shown, a cable pulled) come from the console, a
 // scenario file, a control socket or `termsim send`. Run `termsim help` for
@@ -54,6 +55,11 @@ It creates one pseudo-terminal per device and links it in a directory
   DIR/relay         LCUS USB relay board driving the door lock
   DIR/fingerprint   R30x/AS608 fingerprint module (0xEF01 packets)
   DIR/face          HLK-FM22x face module (EF AA frames)
+  DIR/keypad        serial keypad (one ASCII byte per key)
+  DIR/wedge         USB keyboard-wedge card reader: a FIFO of input_event
+                    records, opened as /dev/input/eventN would be
+  DIR/doorio        door sensor and exit button as gpio-keys (input_event
+                    FIFO: EV_SW SW_MACHINE_COVER, EV_KEY KEY_OPEN)
   DIR/control.sock  control socket (-control)
 
 Point termagent's configuration at those paths, e.g.
@@ -73,9 +79,12 @@ Example session:
   swipe 0006547886        a card: termagent reads card number 0006547886
   await relay on 5s       wait for termagent to unlock the door
   door open               the simulated door-position sensor says open
-                          (shown by relay?; the LCUS board has no inputs, so
-                          only a GPIO door reads a real sensor)
+                          (shown by relay?, and sent on DIR/doorio; the LCUS
+                          board has no inputs)
+  button                  the exit button is pressed and released (doorio)
   finger 3                a finger matching the template stored at slot 3
+  pin 1234#               a PIN typed on the keypad, ended by #
+  wedge 0006547886        the USB reader types a card number and Enter
   unplug card             the reader vanishes; termagent should reconnect
   replug card             ... once it is back
 
@@ -115,6 +124,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (options, int, bool) {
 	fs.IntVar(&o.cfg.Card.Repeats, "card-repeats", 3, "frames one swipe sends, as a reader repeats while the card stays in the field")
 	fs.IntVar(&o.cfg.Relay.Channels, "relay-channels", 1, "relays on the board (LCUS-1/2/4/8)")
 	fs.IntVar(&o.cfg.Fingerprint.Capacity, "finger-capacity", 200, "fingerprint template slots")
+	fs.IntVar(&o.cfg.Wedge.EventSize, "wedge-event-size", 0, "input_event record `size` the wedge reader writes: 24 (64-bit) or 16 (32-bit); 0 means this machine's")
 	fs.BoolVar(&o.cfg.Face.NoPhotoEnroll, "face-no-photo-enroll", false, "simulate a face module without enrolment from a photo")
 	fs.StringVar(&o.scenario, "scenario", "", "run the commands in `file` after start")
 	fs.BoolVar(&o.exitAfter, "exit", false, "exit when the scenario ends (status 1 if a command failed)")
@@ -224,7 +234,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 
 	for _, d := range rig.Devices() {
-		target, _ := os.Readlink(rig.Path(d))
+		target, err := os.Readlink(rig.Path(d))
+		if err != nil { // the wedge reader's FIFO is no link
+			target = "(FIFO of input_event records)"
+		}
 		fmt.Fprintf(stdout, "%-12s %s -> %s\n", d, rig.Path(d), target)
 	}
 	if o.control != "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,8 +15,10 @@ import (
 	"termagent/hal"
 	"termagent/hal/card"
 	"termagent/hal/door"
+	"termagent/hal/evdev"
 	"termagent/hal/face"
 	"termagent/hal/fingerprint"
+	"termagent/hal/keypad"
 	"termagent/hal/sim"
 )
 
@@ -100,7 +103,7 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	for _, want := range []string{"pseudo-terminal", "DIR/card", "control.sock", "swipe NUMBER", "finger unknown",
-		"face stranger", "unplug DEVICE", "noise DEVICE N", "door open|closed", "relay?", "-scenario", "-dir"} {
+		"face stranger", "pin KEYS", "wedge NUMBER", "DIR/keypad", "DIR/wedge", "DIR/doorio", "button", "unplug DEVICE", "noise DEVICE N", "door open|closed", "relay?", "-scenario", "-dir"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}
@@ -351,5 +354,88 @@ func TestModulesThroughTermsim(t *testing.T) {
 	}
 	if f, err := fm.Recognize(ctx); err != nil || f.Recognised {
 		t.Fatalf("stranger: %+v %v", f, err)
+	}
+}
+
+// TestKeypadAndWedgeThroughTermsim drives the real serial keypad and evdev
+// card reader drivers against termsim's keypad and wedge devices.
+func TestKeypadAndWedgeThroughTermsim(t *testing.T) {
+	s := start(t, strings.NewReader(""), "-devices", "keypad,wedge")
+	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
+	defer cancel()
+	ctl, err := sim.Dial(ctx, filepath.Join(s.dir, "control.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+
+	kp, err := keypad.Open(keypad.Config{Port: filepath.Join(s.dir, "keypad")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kp.Close()
+	if err := ctl.Pin(ctx, "1234#"); err != nil {
+		t.Fatal(err)
+	}
+	var pin []byte
+	for range 5 {
+		k, err := kp.ReadKey(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pin = append(pin, k.Char)
+	}
+	if string(pin) != "1234#" {
+		t.Fatalf("keys %q", pin)
+	}
+
+	wedge, err := evdev.OpenCardReader(evdev.Config{Device: filepath.Join(s.dir, "wedge")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wedge.Close()
+	if err := ctl.Wedge(ctx, "0006547886"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := wedge.ReadCard(ctx); err != nil || c.Number != "0006547886" {
+		t.Fatalf("wedge card %+v %v", c, err)
+	}
+}
+
+// TestDoorIOThroughTermsim: "door open", "button" and "door closed" reach
+// the evdev door inputs driver through termsim's doorio device.
+func TestDoorIOThroughTermsim(t *testing.T) {
+	s := start(t, strings.NewReader(""), "-devices", "doorio")
+	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
+	defer cancel()
+	ctl, err := sim.Dial(ctx, filepath.Join(s.dir, "control.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	in, err := evdev.OpenDoorInputs(evdev.DoorConfig{Device: filepath.Join(s.dir, "doorio")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if err := ctl.Door(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Button(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Door(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 4 {
+		ev, err := in.NextInput(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s=%v", ev.Kind, ev.Active))
+	}
+	if want := "door_sensor=true exit_button=true exit_button=false door_sensor=false"; strings.Join(got, " ") != want {
+		t.Fatalf("inputs %q, want %q", got, want)
 	}
 }

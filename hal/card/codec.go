@@ -185,6 +185,14 @@ func (l Line) limits() (lo, hi int) {
 	return lo, hi
 }
 
+// Validate reports digit limits that accept no number.
+func (l Line) Validate() error {
+	if lo, hi := l.limits(); l.MinDigits < 0 || lo > hi {
+		return fmt.Errorf("card line: digits %d..%d accept no number", l.MinDigits, l.MaxDigits)
+	}
+	return nil
+}
+
 // Decode decodes one line at the start of buf (see decoder for the
 // results). Empty lines (the LF of a CR LF) are dropped silently; a byte
 // that cannot be part of a number (neither a digit of the alphabet, a space

@@ -43,11 +43,24 @@
 // Plug.Replug makes a new PTY, re-points the link and serves again, so the
 // driver's next reopen succeeds at the same path.
 //
+// # Devices that are no serial line
+//
+// A USB keyboard-wedge reader or USB keypad is an input device, not a
+// serial line: InputDevice writes input_event records (either layout) into
+// a FIFO that hal/evdev opens as it would /dev/input/eventN; unplugging
+// removes the FIFO and closes it, so the driver reads end of input. The
+// door's sensor and exit button, as a board's gpio-keys device reports
+// them, are another InputDevice (SetDoor, PressExit). Wiegand readers and
+// keypads pulse GPIO lines, which a container does not have: WiegandCard,
+// WiegandKey and WiegandTimeline make the pulse timelines that tests
+// replay at hal/wiegand's GPIO seam.
+//
 // # Rig and control
 //
-// A Rig holds the four devices in one directory of links (card, relay,
-// fingerprint, face) and runs the command language documented in Help:
-// "swipe 0006547886", "finger 3", "face stranger", "unplug card",
+// A Rig holds the devices in one directory of links (card, relay,
+// fingerprint, face, keypad; and the FIFOs wedge and doorio) and runs the
+// command language documented in Help: "swipe 0006547886", "finger 3", "face
+// stranger", "pin 1234#", "wedge 0006547886", "unplug card",
 // "await relay on 5s", … one line in, one reply line ("ok …" or "err …")
 // out. Rig.ServeControl serves it on a unix socket; Dial returns a Control,
 // the Go client tests and the demo use.

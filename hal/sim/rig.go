@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,10 +25,13 @@ const (
 	DevRelay       = "relay"
 	DevFingerprint = "fingerprint"
 	DevFace        = "face"
+	DevKeypad      = "keypad" // serial keypad (pseudo-terminal)
+	DevWedge       = "wedge"  // USB keyboard-wedge card reader (input_event FIFO)
+	DevDoorIO      = "doorio" // door sensor and exit button as gpio-keys (input_event FIFO)
 )
 
 // AllDevices lists every device a Rig can hold, in display order.
-var AllDevices = []string{DevCard, DevRelay, DevFingerprint, DevFace}
+var AllDevices = []string{DevCard, DevRelay, DevFingerprint, DevFace, DevKeypad, DevWedge, DevDoorIO}
 
 // Limits of the control protocol.
 const (
@@ -54,29 +58,53 @@ type RigConfig struct {
 	Dir string
 	// Devices lists the devices to create; zero means all of AllDevices.
 	Devices []string
-	// Card, Relay, Fingerprint and Face configure the devices.
+	// Card, Relay, Fingerprint, Face, Keypad and Wedge configure the
+	// devices.
 	Card        CardReaderConfig
 	Relay       RelayConfig
 	Fingerprint FingerprintConfig
 	Face        FaceConfig
+	Keypad      KeypadConfig
+	Wedge       InputConfig
+	// DoorIO configures the door inputs' input device (its EventSize).
+	DoorIO InputConfig
 	// Log receives one event per command and per control connection. The
 	// zero Logger discards.
 	Log zerolog.Logger
 }
 
-// Rig is a set of simulated devices, each on its own pseudo-terminal behind
-// a link in one directory, driven by text commands (see Help). It is what
-// cmd/termsim runs; tests can run one in-process. Safe for concurrent use.
+// Rig is a set of simulated devices in one directory, each on its own
+// pseudo-terminal behind a link (the wedge reader: a FIFO of input_event
+// records), driven by text commands (see Help). It is what cmd/termsim
+// runs; tests can run one in-process. Safe for concurrent use.
 type Rig struct {
 	dir   string
 	log   zerolog.Logger
-	plugs map[string]*Plug
+	plugs map[string]plugger
 
 	card   *CardReader
 	relay  *Relay
 	finger *Fingerprint
 	face   *Face
+	keypad *Keypad
+	wedge  *InputDevice
+	doorio *InputDevice
 }
+
+// plugger is a device's cable: a Plug (pseudo-terminal devices) or an
+// InputDevice (its FIFO).
+type plugger interface {
+	Path() string
+	Plugged() bool
+	Unplug() error
+	Replug() error
+	Close() error
+}
+
+var (
+	_ plugger = (*Plug)(nil)
+	_ plugger = (*InputDevice)(nil)
+)
 
 // NewRig creates the devices and plugs them in. The caller closes the Rig,
 // which unplugs every device and removes the links.
@@ -91,7 +119,7 @@ func NewRig(cfg RigConfig) (*Rig, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sim: rig: %w", err)
 	}
-	r := &Rig{dir: cfg.Dir, log: cfg.Log, plugs: make(map[string]*Plug)}
+	r := &Rig{dir: cfg.Dir, log: cfg.Log, plugs: make(map[string]plugger)}
 	for _, name := range devices {
 		if _, dup := r.plugs[name]; dup {
 			r.Close()
@@ -112,6 +140,20 @@ func NewRig(cfg RigConfig) (*Rig, error) {
 		case DevFace:
 			r.face, err = NewFace(cfg.Face)
 			dev = r.face
+		case DevKeypad:
+			r.keypad, err = NewKeypad(cfg.Keypad)
+			dev = r.keypad
+		case DevWedge, DevDoorIO:
+			in, icfg := &r.wedge, cfg.Wedge
+			if name == DevDoorIO {
+				in, icfg = &r.doorio, cfg.DoorIO
+			}
+			if *in, err = NewInputDevice(filepath.Join(cfg.Dir, name), icfg); err != nil {
+				r.Close()
+				return nil, err
+			}
+			r.plugs[name] = *in
+			continue
 		default:
 			err = fmt.Errorf("sim: rig: unknown device %q (want %s)", name, strings.Join(AllDevices, ", "))
 		}
@@ -162,6 +204,15 @@ func (r *Rig) Fingerprint() *Fingerprint { return r.finger }
 // Face returns the face module, or nil.
 func (r *Rig) Face() *Face { return r.face }
 
+// Keypad returns the serial keypad, or nil.
+func (r *Rig) Keypad() *Keypad { return r.keypad }
+
+// Wedge returns the keyboard-wedge card reader, or nil.
+func (r *Rig) Wedge() *InputDevice { return r.wedge }
+
+// DoorIO returns the door inputs' input device, or nil.
+func (r *Rig) DoorIO() *InputDevice { return r.doorio }
+
 // Close unplugs every device and removes its link; idempotent.
 func (r *Rig) Close() error {
 	var errs []error
@@ -180,10 +231,18 @@ const Help = `Commands (one per line; the reply is one line, "ok ..." or "err ..
   finger unknown          place a finger that matches no stored template
   face ID                 show the face of enrolled user ID
   face stranger           show a face that belongs to nobody
-  unplug DEVICE           pull DEVICE's cable (card, relay, fingerprint, face)
+  pin KEYS                press KEYS on the serial keypad, a person's pace
+                          apart: 0-9 * # A-D (e.g. pin 1234#), or one of
+                          the words enter, esc, bs
+  wedge NUMBER            the USB keyboard-wedge reader types NUMBER (0-9,
+                          A-F) and Enter
+  unplug DEVICE           pull DEVICE's cable (card, relay, fingerprint,
+                          face, keypad, wedge, doorio)
   replug DEVICE           plug it back in at the same path
   noise DEVICE N          DEVICE sends N random bytes (1..4096)
-  door open|closed        set the door-position sensor
+  door open|closed        set the door-position sensor (the relay board's
+                          model of the door, and the doorio switch)
+  button                  press and release the exit button (doorio)
   relay?                  report the relay: "ok relay on|off door open|closed switches N"
   await relay on|off [D]  wait up to D (default 10s) until the relay is on/off
   status?                 report every device: plugged or not, and its path
@@ -261,6 +320,25 @@ func (r *Rig) exec(ctx context.Context, line string) (string, error) {
 			return "", fmt.Errorf("face: %q is neither a user id nor stranger", args[0])
 		}
 		return "", r.face.ShowFace(id)
+	case "pin":
+		if err := argc(1, 1); err != nil {
+			return "", err
+		}
+		if r.keypad == nil {
+			return "", errors.New("pin: no keypad")
+		}
+		return "", r.keypad.Press(ctx, args[0])
+	case "wedge":
+		if err := argc(1, 1); err != nil {
+			return "", err
+		}
+		if r.wedge == nil {
+			return "", errors.New("wedge: no keyboard-wedge reader")
+		}
+		if len(args[0]) > 32 || strings.Trim(strings.ToUpper(args[0]), "0123456789ABCDEF") != "" {
+			return "", fmt.Errorf("wedge: %q is not 1..32 decimal or hex digits", args[0])
+		}
+		return "", r.wedge.Type(ctx, args[0]+"\n", 0)
 	case "unplug", "replug":
 		if err := argc(1, 1); err != nil {
 			return "", err
@@ -294,26 +372,50 @@ func (r *Rig) exec(ctx context.Context, line string) (string, error) {
 			if r.face != nil {
 				return "", r.face.Noise(n)
 			}
+		case DevKeypad:
+			if r.keypad != nil {
+				b := make([]byte, n)
+				for i := range b {
+					b[i] = byte(rand.Uint32())
+				}
+				return "", r.keypad.WriteRaw(b)
+			}
 		case DevRelay:
 			return "", errors.New("noise: the relay board only listens")
+		case DevWedge, DevDoorIO:
+			return "", errors.New("noise: the input device delivers whole records")
 		}
 		return "", fmt.Errorf("noise: no device %q (have %s)", args[0], strings.Join(r.Devices(), ", "))
 	case "door":
 		if err := argc(1, 1); err != nil {
 			return "", err
 		}
-		if r.relay == nil {
-			return "", errors.New("door: no relay")
+		if r.relay == nil && r.doorio == nil {
+			return "", errors.New("door: no relay and no doorio")
 		}
+		var open bool
 		switch strings.ToLower(args[0]) {
 		case "open":
-			r.relay.SetDoorOpen(true)
+			open = true
 		case "closed", "close", "shut":
-			r.relay.SetDoorOpen(false)
 		default:
 			return "", fmt.Errorf("door: %q is neither open nor closed", args[0])
 		}
+		if r.relay != nil {
+			r.relay.SetDoorOpen(open)
+		}
+		if r.doorio != nil {
+			return "", r.doorio.SetDoor(open)
+		}
 		return "", nil
+	case "button":
+		if err := argc(0, 0); err != nil {
+			return "", err
+		}
+		if r.doorio == nil {
+			return "", errors.New("button: no doorio")
+		}
+		return "", r.doorio.PressExit()
 	case "relay?", "relay":
 		if err := argc(0, 0); err != nil {
 			return "", err
@@ -589,6 +691,24 @@ func (c *Control) Face(ctx context.Context, id int) error {
 		arg = strconv.Itoa(id)
 	}
 	_, err := c.Do(ctx, "face "+arg)
+	return err
+}
+
+// Pin presses keys on the serial keypad (see Help: "1234#", "enter").
+func (c *Control) Pin(ctx context.Context, keys string) error {
+	_, err := c.Do(ctx, "pin "+keys)
+	return err
+}
+
+// Wedge makes the keyboard-wedge reader type number and Enter.
+func (c *Control) Wedge(ctx context.Context, number string) error {
+	_, err := c.Do(ctx, "wedge "+number)
+	return err
+}
+
+// Button presses and releases the exit button (doorio).
+func (c *Control) Button(ctx context.Context) error {
+	_, err := c.Do(ctx, "button")
 	return err
 }
 

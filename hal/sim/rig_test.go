@@ -3,7 +3,9 @@ package sim
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func newTestRig(t *testing.T) *Rig {
@@ -25,10 +28,18 @@ func newTestRig(t *testing.T) *Rig {
 
 func TestRigLinksEveryDevice(t *testing.T) {
 	r := newTestRig(t)
-	if got := r.Devices(); strings.Join(got, ",") != "card,relay,fingerprint,face" {
+	if got := r.Devices(); strings.Join(got, ",") != "card,relay,fingerprint,face,keypad,wedge,doorio" {
 		t.Fatalf("devices %v", got)
 	}
+	for _, d := range []string{DevWedge, DevDoorIO} {
+		if fi, err := os.Stat(r.Path(d)); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+			t.Fatalf("%s: %v %v, want a FIFO", d, fi, err)
+		}
+	}
 	for _, d := range AllDevices {
+		if d == DevWedge || d == DevDoorIO {
+			continue
+		}
 		target, err := os.Readlink(r.Path(d))
 		if err != nil || !strings.HasPrefix(target, "/dev/pts/") {
 			t.Fatalf("%s: link %q → %q (%v)", d, r.Path(d), target, err)
@@ -65,8 +76,8 @@ func TestRigCommands(t *testing.T) {
 		{"face seven", "err face: \"seven\" is neither a user id nor stranger"},
 		{"noise card 0", "err noise: \"0\" is not a byte count 1..4096"},
 		{"noise relay 5", "err noise: the relay board only listens"},
-		{"noise toaster 5", "err noise: no device \"toaster\" (have card, relay, fingerprint, face)"},
-		{"unplug toaster", "err unplug: no device \"toaster\" (have card, relay, fingerprint, face)"},
+		{"noise toaster 5", "err noise: no device \"toaster\" (have card, relay, fingerprint, face, keypad, wedge, doorio)"},
+		{"unplug toaster", "err unplug: no device \"toaster\" (have card, relay, fingerprint, face, keypad, wedge, doorio)"},
 		{"swipe", "err swipe: wrong number of arguments (try help)"},
 		{"swipe 12x", "err sim: card \"12x\": not a decimal number"},
 		{"wait 1ms", "ok"},
@@ -75,6 +86,10 @@ func TestRigCommands(t *testing.T) {
 		{"await relay off 1s", "ok relay off door open switches 0"},
 		{"await relay sideways", "err await: \"sideways\" is neither on nor off"},
 		{"dance", "err unknown command \"dance\" (try help)"},
+		{"pin 12x", "err sim: keypad: no key 'X' (keys are 0-9 * # A-D, or enter, esc, bs)"},
+		{"pin", "err pin: wrong number of arguments (try help)"},
+		{"wedge 12-4", "err wedge: \"12-4\" is not 1..32 decimal or hex digits"},
+		{"noise wedge 5", "err noise: the input device delivers whole records"},
 	} {
 		if got := r.Exec(ctx, tc.cmd); got != tc.want {
 			t.Errorf("%q: got %q, want %q", tc.cmd, got, tc.want)
@@ -230,5 +245,96 @@ func TestControlSocket(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("ServeControl did not stop with its context")
+	}
+}
+
+func TestRigKeypadAndWedge(t *testing.T) {
+	r := newTestRig(t)
+	ctx := context.Background()
+	host, err := openHost(r.Path(DevKeypad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	for _, cmd := range []string{"pin 1234#", "pin enter"} {
+		if got := r.Exec(ctx, cmd); got != "ok" {
+			t.Fatalf("%s: %q", cmd, got)
+		}
+	}
+	got := make([]byte, 6)
+	if _, err := io.ReadFull(host, got); err != nil || string(got) != "1234#\r" {
+		t.Fatalf("keypad line %q %v", got, err)
+	}
+	// The wedge reader's FIFO gets whole input_event records: per key
+	// MSC_SCAN, press, SYN, release, SYN.
+	fifo, err := os.OpenFile(r.Path(DevWedge), os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fifo.Close()
+	if got := r.Exec(ctx, "wedge 3D12D6"); got != "ok" {
+		t.Fatalf("wedge: %q", got)
+	}
+	size := 8 + 2*int(unsafe.Sizeof(uintptr(0)))
+	rec := make([]byte, 7*5*size)
+	if _, err := io.ReadFull(fifo, rec); err != nil {
+		t.Fatal(err)
+	}
+	var keys []uint16
+	for i := 0; i < len(rec); i += size {
+		typ, code, value := binary.NativeEndian.Uint16(rec[i+size-8:]), binary.NativeEndian.Uint16(rec[i+size-6:]), int32(binary.NativeEndian.Uint32(rec[i+size-4:]))
+		if typ == evKey && value == 1 {
+			keys = append(keys, code)
+		}
+	}
+	if want := []uint16{4, 32, 2, 3, 32, 7, 28}; fmt.Sprint(keys) != fmt.Sprint(want) { // 3 D 1 2 D 6 Enter
+		t.Fatalf("key codes %v, want %v", keys, want)
+	}
+	if got := r.Exec(ctx, "unplug wedge"); got != "ok" {
+		t.Fatal(got)
+	}
+	if _, err := os.Stat(r.Path(DevWedge)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("FIFO still there: %v", err)
+	}
+	if got := r.Exec(ctx, "wedge 1"); !strings.Contains(got, "unplugged") {
+		t.Fatalf("wedge while unplugged: %q", got)
+	}
+	if got := r.Exec(ctx, "replug wedge"); got != "ok" {
+		t.Fatal(got)
+	}
+}
+
+// The door inputs' FIFO gets gpio-keys events: the door switch (EV_SW
+// SW_MACHINE_COVER, set while shut) and the exit button (KEY_OPEN).
+func TestRigDoorIO(t *testing.T) {
+	r := newTestRig(t)
+	ctx := context.Background()
+	fifo, err := os.OpenFile(r.Path(DevDoorIO), os.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fifo.Close()
+	for _, cmd := range []string{"door open", "button", "door closed"} {
+		if got := r.Exec(ctx, cmd); got != "ok" {
+			t.Fatalf("%s: %q", cmd, got)
+		}
+	}
+	if got := r.Exec(ctx, "relay?"); got != "ok relay off door closed switches 0" {
+		t.Fatalf("relay?: %q", got)
+	}
+	size := 8 + 2*int(unsafe.Sizeof(uintptr(0)))
+	rec := make([]byte, 4*2*size) // four events, each with its SYN_REPORT
+	if _, err := io.ReadFull(fifo, rec); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := 0; i < len(rec); i += size {
+		typ, code, value := binary.NativeEndian.Uint16(rec[i+size-8:]), binary.NativeEndian.Uint16(rec[i+size-6:]), int32(binary.NativeEndian.Uint32(rec[i+size-4:]))
+		if typ != evSyn {
+			got = append(got, fmt.Sprintf("%d/%d=%d", typ, code, value))
+		}
+	}
+	if want := "5/16=0 1/134=1 1/134=0 5/16=1"; strings.Join(got, " ") != want {
+		t.Fatalf("events %q, want %q", got, want)
 	}
 }
