@@ -15,22 +15,41 @@ import (
 	"time"
 )
 
+// Defaults for the zero fields of a Policy: a device that comes back is
+// found within about 2 s.
+const (
+	DefaultMin = 100 * time.Millisecond
+	DefaultMax = 2 * time.Second
+)
+
 // Policy is an exponential backoff with full jitter: the wait before retry
 // number attempt (0-based) is uniform in (0, min(Max, Min·2^attempt)], so
 // that many clients do not retry in lockstep. It is a value; the caller
 // keeps the attempt count and resets it to 0 after a success. A Policy is
-// comparable and safe for concurrent use.
+// comparable and safe for concurrent use; the zero Policy is ready to use.
 type Policy struct {
-	// Min is the first ceiling (attempt 0). Zero or less means no wait at
-	// all: callers fill in their own default.
+	// Min is the first ceiling (attempt 0); zero means DefaultMin, and a
+	// negative Min means no wait at all.
 	Min time.Duration
-	// Max caps every ceiling.
+	// Max caps every ceiling; zero means DefaultMax, or Min if larger.
 	Max time.Duration
+}
+
+// WithDefaults returns p with its zero fields set to the defaults.
+func (p Policy) WithDefaults() Policy {
+	if p.Min == 0 {
+		p.Min = DefaultMin
+	}
+	if p.Max == 0 {
+		p.Max = max(DefaultMax, p.Min)
+	}
+	return p
 }
 
 // Ceiling is the upper bound of the wait before retry number attempt.
 func (p Policy) Ceiling(attempt int) time.Duration {
-	if p.Min <= 0 {
+	p = p.WithDefaults()
+	if p.Min < 0 {
 		return 0
 	}
 	c := p.Min

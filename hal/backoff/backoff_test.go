@@ -20,8 +20,18 @@ func TestPolicy(t *testing.T) {
 	if got := b.Ceiling(1000); got != 60*time.Second {
 		t.Errorf("Ceiling(1000) = %v (overflow?)", got)
 	}
-	if got := (backoff.Policy{}).Delay(3); got != 0 {
-		t.Errorf("zero Policy Delay = %v, want 0", got)
+	var zero backoff.Policy
+	if c0, c9 := zero.Ceiling(0), zero.Ceiling(9); c0 != backoff.DefaultMin || c9 != backoff.DefaultMax {
+		t.Errorf("zero Policy ceilings %v..%v, want the defaults %v..%v", c0, c9, backoff.DefaultMin, backoff.DefaultMax)
+	}
+	if d := zero.Delay(9); d <= 0 || d > backoff.DefaultMax {
+		t.Errorf("zero Policy Delay(9) = %v, want in (0, %v]", d, backoff.DefaultMax)
+	}
+	if c := (backoff.Policy{Min: 5 * time.Second}).Ceiling(0); c != 5*time.Second {
+		t.Errorf("Min 5s, Max zero: Ceiling(0) = %v, want 5s (Max defaults to Min when larger)", c)
+	}
+	if d := (backoff.Policy{Min: -1}).Delay(3); d != 0 {
+		t.Errorf("negative Min: Delay = %v, want 0", d)
 	}
 	// Real randomness stays inside (0, ceiling] and is spread out.
 	seen := map[time.Duration]bool{}

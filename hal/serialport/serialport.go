@@ -40,8 +40,8 @@ import (
 const (
 	DefaultBaud        = 9600
 	DefaultReadTimeout = 100 * time.Millisecond
-	DefaultBackoffMin  = 100 * time.Millisecond
-	DefaultBackoffMax  = 2 * time.Second
+	DefaultBackoffMin  = backoff.DefaultMin
+	DefaultBackoffMax  = backoff.DefaultMax
 )
 
 // Config says which port to open and how. Zero values mean the documented
@@ -67,7 +67,7 @@ func (c Config) withDefaults() Config {
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = DefaultReadTimeout
 	}
-	c.Backoff = backoffDefaults(c.Backoff)
+	c.Backoff = c.Backoff.WithDefaults()
 	return c
 }
 
@@ -87,23 +87,12 @@ func (c Config) validate() error {
 
 // Backoff is the delay schedule between reopen attempts (backoff.Policy:
 // the ceiling doubles from Min up to Max, each delay is drawn below it so
-// that several drivers do not retry in lockstep). In a Config, a zero Min
-// means 100 ms and a zero Max means 2 s.
+// that several drivers do not retry in lockstep); a zero Min means 100 ms
+// and a zero Max means 2 s.
 //
 // It is an alias so that the drivers' Config structs keep saying
 // serialport.Backoff; it is the same type as backoff.Policy.
 type Backoff = backoff.Policy
-
-// backoffDefaults fills the zero fields of b with the documented defaults.
-func backoffDefaults(b Backoff) Backoff {
-	if b.Min == 0 {
-		b.Min = DefaultBackoffMin
-	}
-	if b.Max == 0 {
-		b.Max = max(DefaultBackoffMax, b.Min)
-	}
-	return b
-}
 
 // Port is an open serial port. Read and Write may be called from different
 // goroutines, but each by one goroutine at a time; Close and Reopen may be
