@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"termagent/hal"
+	"termagent/hal/backoff"
 	"termagent/protocol"
 	"termagent/store"
 )
@@ -225,7 +226,7 @@ func (a *Agent) remoteOpen(ctx context.Context) error {
 // error mark the module faulty and retry with backoff until it answers,
 // or at once when watchHealth sees the device's port come back.
 func (a *Agent) readerLoop(ctx context.Context, module string, next func(context.Context) error) {
-	b := Backoff{Min: a.cfg.Modules.RetryMin, Max: a.cfg.Modules.RetryMax}
+	b := backoff.Policy{Min: a.cfg.Modules.RetryMin, Max: a.cfg.Modules.RetryMax}
 	attempt := 0
 	for ctx.Err() == nil {
 		err := next(ctx)
@@ -269,18 +270,6 @@ func (a *Agent) runCard(ctx context.Context) {
 		a.grant(ctx, acc)
 		return nil
 	})
-}
-
-// sleepCtx waits d; false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // runDoorInputs logs the door's inputs (sensor, exit button). The exit

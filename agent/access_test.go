@@ -9,6 +9,7 @@ import (
 
 	"termagent/agent"
 	"termagent/hal/card"
+	"termagent/hal/haltest"
 	"termagent/hal/serialport"
 	"termagent/hal/sim"
 	"termagent/protocol"
@@ -102,7 +103,7 @@ func TestSwipeDoorRecordAck(t *testing.T) {
 	if up.SessionID == "" {
 		t.Error("upload without session_id")
 	}
-	until(t, "the acknowledged record to leave the outbox", func() bool {
+	haltest.Eventually(t, "the acknowledged record to leave the outbox", func() bool {
 		st := a.Status(context.Background())
 		return st.OutboxDepth == 0 && st.Uploaded == 1
 	})
@@ -141,12 +142,12 @@ func TestSwipesWhileServerAway(t *testing.T) {
 		agent.Parts{Store: db, Card: c.reader})
 	srv.peer()
 	srv.stop()
-	until(t, "the link to go down", func() bool { return a.Status(context.Background()).Link != agent.LinkUp })
+	haltest.Eventually(t, "the link to go down", func() bool { return a.Status(context.Background()).Link != agent.LinkUp })
 
 	for i := range n {
 		c.swipe(t, 1000+i)
 	}
-	until(t, "every swipe to be queued", func() bool { return a.Status(context.Background()).OutboxDepth == n })
+	haltest.Eventually(t, "every swipe to be queued", func() bool { return a.Status(context.Background()).OutboxDepth == n })
 
 	back := listenTestServer(t, addr)
 	back.peer()
@@ -162,7 +163,7 @@ func TestSwipesWhileServerAway(t *testing.T) {
 		}
 		seen[up.SessionID] = want
 	}
-	until(t, "the outbox to drain", func() bool { return a.Status(context.Background()).OutboxDepth == 0 })
+	haltest.Eventually(t, "the outbox to drain", func() bool { return a.Status(context.Background()).OutboxDepth == 0 })
 }
 
 func TestUploadRefusedThenQuarantined(t *testing.T) {
@@ -181,7 +182,7 @@ func TestUploadRefusedThenQuarantined(t *testing.T) {
 			t.Fatalf("retry with session_id %s, first was %s", again.SessionID, first.SessionID)
 		}
 	}
-	until(t, "the record to be quarantined", func() bool {
+	haltest.Eventually(t, "the record to be quarantined", func() bool {
 		st := a.Status(context.Background())
 		return st.OutboxQuarantined == 1 && st.OutboxDepth == 0
 	})
@@ -220,7 +221,7 @@ func TestUploadResentWithSameSessionAfterLinkLoss(t *testing.T) {
 	if second.SessionID != first.SessionID || second.AccessInfo.PersonID != "p1" {
 		t.Fatalf("resent %s/%s, first %s", second.SessionID, second.AccessInfo.PersonID, first.SessionID)
 	}
-	until(t, "the outbox to drain", func() bool {
+	haltest.Eventually(t, "the outbox to drain", func() bool {
 		st := a.Status(context.Background())
 		return st.OutboxDepth == 0 && st.OutboxQuarantined == 0
 	})

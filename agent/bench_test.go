@@ -1,7 +1,7 @@
 package agent_test
 
-// Benchmarks of the agent (make bench). Sizes are the unless
-// -short or an environment variable makes them smaller:
+// Benchmarks of the agent (make bench). Sizes are the defaults below
+// unless -short or an environment variable makes them smaller:
 //
 //	AGENT_BENCH_RECORDS          backlog drained without added delay (default 100000; -short 5000)
 //	AGENT_BENCH_DELAYED_RECORDS  backlog drained through the 20 ms proxy (default 1000; -short 200):

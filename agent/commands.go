@@ -13,7 +13,7 @@ import (
 )
 
 // handler returns the protocol handler of one session: every request of
-// PROTOCOL.md; an unknown mod is answered -1 by the Mux.
+// protocol/PROTOCOL.md §5 "Messages"; an unknown mod is answered -1 by the Mux.
 func (s *session) handler() protocol.Handler {
 	m := protocol.NewMux()
 	m.HandleFunc(protocol.ModGetDeviceInfo, s.getDeviceInfo)

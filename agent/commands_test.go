@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/haltest"
 	"termagent/protocol"
 	"termagent/store"
 )
@@ -135,7 +136,7 @@ func TestSetDeviceInfoMovesServerAndFallsBack(t *testing.T) {
 	if resp.DeviceInfo.ServerPort != srvB.port() {
 		t.Fatalf("after the move the device reports server port %d, want %d", resp.DeviceInfo.ServerPort, srvB.port())
 	}
-	until(t, "the move to be confirmed", func() bool {
+	haltest.Eventually(t, "the move to be confirmed", func() bool {
 		s, _ := db.DeviceInfo(context.Background())
 		return s.PrevServerPort == 0 && s.ServerPort == srvB.port()
 	})

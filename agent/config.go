@@ -226,7 +226,7 @@ type AccessConfig struct {
 }
 
 // OpenDoorTypes are the open_door_type values of access records. Zero
-// fields take the defaults of PROTOCOL.md.
+// fields take the defaults of protocol/PROTOCOL.md §5 upload_access_info.
 type OpenDoorTypes struct {
 	Card        int `yaml:"card"`        // default 1
 	Face        int `yaml:"face"`        // default 2

@@ -80,36 +80,3 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("listen config: %v", err)
 	}
 }
-
-func TestBackoff(t *testing.T) {
-	b := Backoff{Min: time.Second, Max: 60 * time.Second}
-	wantCeil := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60, 60}
-	for i, w := range wantCeil {
-		if got := b.Ceiling(i); got != w*time.Second {
-			t.Errorf("Ceiling(%d) = %v, want %v", i, got, w*time.Second)
-		}
-	}
-	if got := b.Ceiling(1000); got != 60*time.Second {
-		t.Errorf("Ceiling(1000) = %v (overflow?)", got)
-	}
-	lo := Backoff{Min: time.Second, Max: time.Minute, Rand: func() float64 { return 0.999999 }}
-	if d := lo.Delay(3); d <= 0 || d > time.Millisecond*10 {
-		t.Errorf("Delay with r≈1 = %v, want just above 0", d)
-	}
-	hi := Backoff{Min: time.Second, Max: time.Minute, Rand: func() float64 { return 0 }}
-	if d := hi.Delay(3); d != 8*time.Second {
-		t.Errorf("Delay with r=0 = %v, want the ceiling 8s", d)
-	}
-	// Real randomness stays inside (0, ceiling] and is spread out.
-	seen := map[time.Duration]bool{}
-	for range 200 {
-		d := b.Delay(2)
-		if d <= 0 || d > 4*time.Second {
-			t.Fatalf("Delay(2) = %v outside (0, 4s]", d)
-		}
-		seen[d/(500*time.Millisecond)] = true
-	}
-	if len(seen) < 5 {
-		t.Errorf("Delay(2) not jittered across (0, 4s]: buckets %v", seen)
-	}
-}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/haltest"
 	"termagent/hal/sim"
 	"termagent/protocol"
 	"termagent/store"
@@ -84,7 +85,7 @@ func TestGrantWithRelayUnpluggedMakesNoRecord(t *testing.T) {
 	if ai := srv.upload().AccessInfo; ai.PersonID != "p2" {
 		t.Fatalf("first record is %q's, want p2's: the grant whose door failed was recorded", ai.PersonID)
 	}
-	until(t, "the ack", func() bool { return a.Status(context.Background()).Uploaded == 1 })
+	haltest.Eventually(t, "the ack", func() bool { return a.Status(context.Background()).Uploaded == 1 })
 	if st := a.Status(context.Background()); st.OutboxDepth != 0 || st.RecordsPending != 0 {
 		t.Errorf("outbox %d, pending %d after the one good swipe: want nothing left", st.OutboxDepth, st.RecordsPending)
 	}
@@ -220,7 +221,7 @@ func TestFaultStoreStuckDoorOpensRecordKept(t *testing.T) {
 	}
 	opened := time.Since(start)
 	pending := 0
-	until(t, "status to show the database fault and the record held in memory", func() bool {
+	haltest.Eventually(t, "status to show the database fault and the record held in memory", func() bool {
 		st := a.Status(context.Background())
 		pending = st.RecordsPending
 		return st.Modules["database"].State == agent.ModuleFault && st.RecordsPending == 1
@@ -233,7 +234,7 @@ func TestFaultStoreStuckDoorOpensRecordKept(t *testing.T) {
 	if up.AccessInfo.PersonID != "p1" {
 		t.Fatalf("record %+v", up.AccessInfo)
 	}
-	until(t, "the record acknowledged and the fault cleared", func() bool {
+	haltest.Eventually(t, "the record acknowledged and the fault cleared", func() bool {
 		st := a.Status(context.Background())
 		return st.Uploaded == 1 && st.RecordsPending == 0 && st.OutboxDepth == 0 && st.Modules["database"].State == agent.ModuleOK
 	})

@@ -1,6 +1,6 @@
 // Package agent is the terminal's behaviour: it composes the protocol link to
 // the management server, the SQLite store and the hardware devices into an
-// attendance / access-control terminal, as shared/spec/PROTOCOL.md
+// attendance / access-control terminal, as protocol/PROTOCOL.md
 // (the project's binding reading of protocol V1.0) describes.
 //
 // Import rule: agent imports protocol, store and hal; none of them imports
@@ -18,7 +18,7 @@
 //     ordered by set_device_info does not succeed in time. It knows nothing
 //     of what runs on the connection.
 //   - The command handlers (commands.go, person.go) answer every server
-//     request of PROTOCOL.md with codes 0/-1/-2/-3.
+//     request of protocol/PROTOCOL.md with codes 0/-1/-2/-3 (§4 "Codes").
 //   - The access path (access.go) turns card, face and fingerprint events
 //     into a decision, a durable outbox record and a door pulse, in that
 //     order (records.go): the record is committed, held, before the relay

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/haltest"
 	"termagent/hal/sim"
 	"termagent/protocol"
 	"termagent/store"
@@ -31,7 +32,7 @@ func cycles() int {
 func waitModule(t *testing.T, a *runningAgent, name string, want agent.ModuleState) time.Duration {
 	t.Helper()
 	start := time.Now()
-	until(t, "module "+name+" to be "+string(want), func() bool {
+	haltest.Eventually(t, "module "+name+" to be "+string(want), func() bool {
 		return a.Status(context.Background()).Modules[name].State == want
 	})
 	return time.Since(start)
@@ -63,7 +64,7 @@ func uploads(srv *testServer, n int) (people []string, sessions map[string]int) 
 // noMoreUploads reports an upload that arrived beyond those expected.
 func noMoreUploads(t *testing.T, a *runningAgent, srv *testServer, want int64) int {
 	t.Helper()
-	until(t, "every record acknowledged", func() bool {
+	haltest.Eventually(t, "every record acknowledged", func() bool {
 		st := a.Status(context.Background())
 		return st.Uploaded == want && st.OutboxDepth == 0 && st.RecordsPending == 0
 	})
@@ -110,7 +111,7 @@ func TestFaultCardReaderUnplugged(t *testing.T) {
 		start := time.Now()
 		h.exec(t, "swipe 4001") // at once: the driver may not have reopened yet
 		swipes++
-		until(t, "the card reader back", func() bool { return a.Status(context.Background()).Modules["card"].State == agent.ModuleOK })
+		haltest.Eventually(t, "the card reader back", func() bool { return a.Status(context.Background()).Modules["card"].State == agent.ModuleOK })
 		recover = maxDur(recover, time.Since(start))
 		eventFor(t, srv, 3, "card")
 		delivered()
@@ -186,84 +187,69 @@ func TestFaultRelayUnpluggedDuringGrant(t *testing.T) {
 }
 
 func TestFaultFaceModuleUnplugged(t *testing.T) {
-	srv := newTestServer(t)
-	db := openStore(t, store.Config{})
-	h := newHWRig(t, sim.RigConfig{Devices: []string{sim.DevFace, sim.DevRelay}})
-	a := startAgent(t, agent.Config{Link: agent.LinkConfig{ServerAddress: srv.addr},
-		Access: agent.AccessConfig{DoorPulse: 20 * time.Millisecond}}, h.parts(db))
-	peer := srv.peer()
-	m := req(protocol.ModDownloadPerson)
-	m.PersonInfo = &protocol.PersonInfo{PersonID: "p1", Face: blob(photo(3000, 1))}
-	if _, code, msg := call(t, peer, m); code != 0 {
-		t.Fatalf("download: %d %q", code, msg)
-	}
-	var detect, recover time.Duration
-	shown := 0
-	for range cycles() {
-		h.exec(t, "unplug face")
-		detect = maxDur(detect, waitModule(t, a, "face", agent.ModuleFault))
-		eventFor(t, srv, 2, "face")
-		h.exec(t, "replug face")
-		recover = maxDur(recover, waitModule(t, a, "face", agent.ModuleOK))
-		eventFor(t, srv, 3, "face")
-		p, err := db.Person(context.Background(), "p1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := h.rig.Face().ShowFace(p.FaceUser); err != nil {
-			t.Fatal(err)
-		}
-		shown++
-		if ai := srv.upload().AccessInfo; ai.PersonID != "p1" || ai.OpenDoorType != 2 {
-			t.Fatalf("face record after replug %+v", ai)
-		}
-	}
-	extra := noMoreUploads(t, a, srv, int64(shown))
+	detect, recover, extra := unplugModuleCycles(t, sim.DevFace,
+		func(*hwRig) *protocol.PersonInfo {
+			return &protocol.PersonInfo{PersonID: "p1", Face: blob(photo(3000, 1))}
+		},
+		func(h *hwRig, p store.Person) error { return h.rig.Face().ShowFace(p.FaceUser) }, 2)
 	t.Logf("FAULTROW\t%s\t%s\t%s", "face module unplugged and replugged",
 		"status face: fault and a module-fault event at once, even when idle; after replug the module is resynchronised, status ok and a recovered event; faces are recognised again",
 		fmt.Sprintf("cycles %d, faces shown %d, records %d, duplicates %d, detect ≤%v, recover ≤%v (resync included)",
-			cycles(), shown, shown, extra, detect.Round(time.Millisecond), recover.Round(time.Millisecond)))
+			cycles(), cycles(), cycles(), extra, detect.Round(time.Millisecond), recover.Round(time.Millisecond)))
 }
 
 func TestFaultFingerprintModuleUnplugged(t *testing.T) {
+	detect, recover, extra := unplugModuleCycles(t, sim.DevFingerprint,
+		func(h *hwRig) *protocol.PersonInfo {
+			return &protocol.PersonInfo{PersonID: "p1", LeftCode: blob(h.rig.Fingerprint().Template(1))}
+		},
+		func(h *hwRig, p store.Person) error { return h.rig.Fingerprint().PlaceFinger(p.LeftSlot) }, 3)
+	t.Logf("FAULTROW\t%s\t%s\t%s", "fingerprint module unplugged and replugged",
+		"status fingerprint: fault and a module-fault event at once, even when idle; after replug the module is resynchronised, status ok and a recovered event; fingers match again",
+		fmt.Sprintf("cycles %d, fingers placed %d, records %d, duplicates %d, detect ≤%v, recover ≤%v (resync included)",
+			cycles(), cycles(), cycles(), extra, detect.Round(time.Millisecond), recover.Round(time.Millisecond)))
+}
+
+// unplugModuleCycles runs an agent with the biometric module dev (and a
+// relay), downloads person p1 with the biometric person returns, then
+// unplugs and replugs the module cycles() times: each time the status and
+// a module-fault event show the loss, the status and a recovered event the
+// return, and p1's biometric presented afterwards (present) makes a record
+// of open_door_type openType. It returns the longest detection and
+// recovery and the duplicate records.
+func unplugModuleCycles(t *testing.T, dev string, person func(*hwRig) *protocol.PersonInfo,
+	present func(*hwRig, store.Person) error, openType int) (detect, recover time.Duration, extra int) {
+	t.Helper()
 	srv := newTestServer(t)
 	db := openStore(t, store.Config{})
-	h := newHWRig(t, sim.RigConfig{Devices: []string{sim.DevFingerprint, sim.DevRelay}})
+	h := newHWRig(t, sim.RigConfig{Devices: []string{dev, sim.DevRelay}})
 	a := startAgent(t, agent.Config{Link: agent.LinkConfig{ServerAddress: srv.addr},
 		Access: agent.AccessConfig{DoorPulse: 20 * time.Millisecond}}, h.parts(db))
 	peer := srv.peer()
-	fsim := h.rig.Fingerprint()
 	m := req(protocol.ModDownloadPerson)
-	m.PersonInfo = &protocol.PersonInfo{PersonID: "p1", LeftCode: blob(fsim.Template(1))}
+	m.PersonInfo = person(h)
 	if _, code, msg := call(t, peer, m); code != 0 {
 		t.Fatalf("download: %d %q", code, msg)
 	}
-	var detect, recover time.Duration
-	placed := 0
 	for range cycles() {
-		h.exec(t, "unplug fingerprint")
-		detect = maxDur(detect, waitModule(t, a, "fingerprint", agent.ModuleFault))
-		eventFor(t, srv, 2, "fingerprint")
-		h.exec(t, "replug fingerprint")
-		recover = maxDur(recover, waitModule(t, a, "fingerprint", agent.ModuleOK))
-		eventFor(t, srv, 3, "fingerprint")
+		h.exec(t, "unplug "+dev)
+		detect = maxDur(detect, waitModule(t, a, dev, agent.ModuleFault))
+		eventFor(t, srv, 2, dev)
+		h.exec(t, "replug "+dev)
+		recover = maxDur(recover, waitModule(t, a, dev, agent.ModuleOK))
+		eventFor(t, srv, 3, dev)
 		p, err := db.Person(context.Background(), "p1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := fsim.PlaceFinger(p.LeftSlot); err != nil {
+		if err := present(h, p); err != nil {
 			t.Fatal(err)
 		}
-		placed++
-		if ai := srv.upload().AccessInfo; ai.PersonID != "p1" || ai.OpenDoorType != 3 {
-			t.Fatalf("finger record after replug %+v", ai)
+		if ai := srv.upload().AccessInfo; ai.PersonID != "p1" || ai.OpenDoorType != openType {
+			t.Fatalf("%s record after replug %+v", dev, ai)
 		}
 	}
-	extra := noMoreUploads(t, a, srv, int64(placed))
-	t.Logf("FAULTROW\t%s\t%s\t%s", "fingerprint module unplugged and replugged",
-		"status fingerprint: fault and a module-fault event at once, even when idle; after replug the module is resynchronised, status ok and a recovered event; fingers match again",
-		fmt.Sprintf("cycles %d, fingers placed %d, records %d, duplicates %d, detect ≤%v, recover ≤%v (resync included)",
-			cycles(), placed, placed, extra, detect.Round(time.Millisecond), recover.Round(time.Millisecond)))
+	return detect, recover, noMoreUploads(t, a, srv, int64(cycles()))
 }
 
 func TestFaultNoisyCardLine(t *testing.T) {
@@ -336,7 +322,7 @@ func TestFaultNoisyModuleLines(t *testing.T) {
 			t.Fatalf("finger record %+v", ai)
 		}
 		// The face module answers between the noise (were it resynchronised, wait for it).
-		until(t, "the face module ready", func() bool {
+		haltest.Eventually(t, "the face module ready", func() bool {
 			return a.Status(context.Background()).Modules["face"].State == agent.ModuleOK
 		})
 		p, _ = db.Person(context.Background(), "p1")

@@ -15,6 +15,7 @@ import (
 	"termagent/hal/door"
 	"termagent/hal/face"
 	"termagent/hal/fingerprint"
+	"termagent/hal/haltest"
 	"termagent/hal/serialport"
 	"termagent/hal/sim"
 	"termagent/protocol"
@@ -140,7 +141,7 @@ func TestSwipeOpensDoorThenRecordAcked(t *testing.T) {
 	if ai := srv.upload().AccessInfo; ai.PersonID != "p1" || ai.OpenDoorType != 1 {
 		t.Fatalf("record %+v", ai)
 	}
-	until(t, "the ack", func() bool { return a.Status(context.Background()).Uploaded == 1 })
+	haltest.Eventually(t, "the ack", func() bool { return a.Status(context.Background()).Uploaded == 1 })
 	// An unknown card leaves the relay alone.
 	before := h.rig.Relay().State().Switches
 	h.exec(t, "swipe 1")
@@ -331,7 +332,7 @@ func TestResyncAtStartHealsModules(t *testing.T) {
 
 	startAgent(t, agent.Config{Link: agent.LinkConfig{ServerAddress: srv.addr}}, h.parts(db))
 	srv.peer()
-	until(t, "the fingerprint module to be resynchronised", func() bool {
+	haltest.Eventually(t, "the fingerprint module to be resynchronised", func() bool {
 		return slices.Equal(fsim.Slots(), []int{min(p1.LeftSlot, p2.LeftSlot), max(p1.LeftSlot, p2.LeftSlot)})
 	})
 	for _, p := range []struct {
@@ -342,7 +343,7 @@ func TestResyncAtStartHealsModules(t *testing.T) {
 			t.Errorf("slot %d holds the wrong template", p.slot)
 		}
 	}
-	until(t, "the face module to be resynchronised", func() bool {
+	haltest.Eventually(t, "the face module to be resynchronised", func() bool {
 		q1, _ := db.Person(ctx, "p1")
 		q2, _ := db.Person(ctx, "p2")
 		users := facesim.Users()
@@ -382,7 +383,7 @@ func TestModuleUnpluggedAndBack(t *testing.T) {
 	if ev := srv.event(3); ev.CommandValue != "fingerprint" {
 		t.Errorf("recovery event value %q", ev.CommandValue)
 	}
-	until(t, "the module state to be ok", func() bool {
+	haltest.Eventually(t, "the module state to be ok", func() bool {
 		return a.Status(context.Background()).Modules["fingerprint"].State == agent.ModuleOK
 	})
 	p, _ := db.Person(context.Background(), "p1")

@@ -279,19 +279,6 @@ func call(t *testing.T, p *protocol.Peer, req *protocol.Message) (*protocol.Mess
 	}
 }
 
-// until polls cond (a database or status condition that has no event to
-// wait on) until it holds or the deadline passes.
-func until(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 type netListenerFactory struct{}
 
 // closedPort returns a loopback port nothing listens on (it was free a

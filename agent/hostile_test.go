@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/haltest"
 	"termagent/protocol"
 	"termagent/store"
 )
@@ -85,7 +86,7 @@ func (r *hostileRig) serveGood() {
 // none lost, none left.
 func (r *hostileRig) drained() {
 	r.t.Helper()
-	until(r.t, "every record to be delivered", func() bool {
+	haltest.Eventually(r.t, "every record to be delivered", func() bool {
 		st, err := r.db.OutboxStats(context.Background())
 		r.mu.Lock()
 		n := len(r.delivered)
@@ -248,8 +249,8 @@ func TestHostileStrayResponses(t *testing.T) {
 		fmt.Fprintf(&unknown, `{"mod":"get_device_info","session_id":"nobody-%d","ret":-1,"msg":"x"}`+"\n", i)
 	}
 	side.send(unknown.Bytes())
-	until(t, "uploads held", func() bool { mu.Lock(); defer mu.Unlock(); return len(held) == 3 })
-	until(t, "the held records to be resent", func() bool {
+	haltest.Eventually(t, "uploads held", func() bool { mu.Lock(); defer mu.Unlock(); return len(held) == 3 })
+	haltest.Eventually(t, "the held records to be resent", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		mu.Lock()

@@ -13,14 +13,15 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"termagent/hal/backoff"
 	"termagent/protocol"
 	"termagent/store"
 )
 
 // linkManager keeps the terminal connected: it dials (or accepts), runs a
 // session on each connection until it ends, backs off with full jitter and
-// starts again, forever (STYLE.md rule 7: the manager knows nothing of what
-// the session does; the connection knows nothing of retries).
+// starts again, forever. The manager knows nothing of what the session
+// does; the connection knows nothing of retries.
 type linkManager struct {
 	a   *Agent
 	log zerolog.Logger
@@ -28,9 +29,9 @@ type linkManager struct {
 	// or the device port, after the response was written: the current
 	// connection is dropped and the new settings are used.
 	moved chan struct{}
-	// sleep waits d or until ctx is done or a move is signalled; a seam for
-	// tests that control time with testing/synctest.
-	backoff Backoff
+	// backoff paces the redials; wait sleeps its delays on the real clock,
+	// which tests control with testing/synctest.
+	backoff backoff.Policy
 }
 
 func newLinkManager(a *Agent) *linkManager {
@@ -38,7 +39,7 @@ func newLinkManager(a *Agent) *linkManager {
 		a:       a,
 		log:     a.cfg.Logger.With().Str(logComponent, "link").Logger(),
 		moved:   make(chan struct{}, 1),
-		backoff: Backoff{Min: a.cfg.Link.BackoffMin, Max: a.cfg.Link.BackoffMax},
+		backoff: backoff.Policy{Min: a.cfg.Link.BackoffMin, Max: a.cfg.Link.BackoffMax},
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/haltest"
 	"termagent/protocol"
 	"termagent/store"
 )
@@ -28,7 +29,7 @@ func TestListenModeAcceptsOnlyAllowedPeers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	var conn protocol.Conn
-	until(t, "the agent to listen", func() bool {
+	haltest.Eventually(t, "the agent to listen", func() bool {
 		conn, err = protocol.Dial(ctx, protocol.DialConfig{Address: addr})
 		return err == nil
 	})
@@ -53,7 +54,7 @@ func TestListenModeRefusesOtherPeers(t *testing.T) {
 	}, agent.Parts{Store: db})
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	var c net.Conn
-	until(t, "the agent to listen", func() bool {
+	haltest.Eventually(t, "the agent to listen", func() bool {
 		c, err = net.Dial("tcp", addr)
 		return err == nil
 	})
@@ -159,11 +160,11 @@ func TestOutboxNearlyFullEvent(t *testing.T) {
 	a := startAgent(t, agent.Config{Link: agent.LinkConfig{ServerAddress: addr}}, agent.Parts{Store: db, Card: c.reader})
 	srv.peer()
 	srv.stop()
-	until(t, "the link to go down", func() bool { return a.Status(context.Background()).Link != agent.LinkUp })
+	haltest.Eventually(t, "the link to go down", func() bool { return a.Status(context.Background()).Link != agent.LinkUp })
 	for range 8 {
 		c.swipe(t, 1)
 	}
-	until(t, "8 queued records", func() bool { return a.Status(context.Background()).OutboxDepth == 8 })
+	haltest.Eventually(t, "8 queued records", func() bool { return a.Status(context.Background()).OutboxDepth == 8 })
 	back := listenTestServer(t, addr)
 	back.peer()
 	if ev := back.event(4); ev.CommandValue == "" {

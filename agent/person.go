@@ -29,7 +29,7 @@ func toBiometric(b *protocol.Biometric) *store.Biometric {
 }
 
 // downloadPerson answers download_person: validate, store, enrol into the
-// modules this terminal has, all or nothing (PROTOCOL.md): -1 for an
+// modules this terminal has, all or nothing (protocol/PROTOCOL.md §5 download_person): -1 for an
 // invalid request, -2 when a module fails, -3 when the database fails; on
 // any failure the database and the modules are as before.
 func (a *Agent) downloadPerson(ctx context.Context, req *protocol.Message) (*protocol.Message, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/haltest"
 	"termagent/protocol"
 	"termagent/store"
 )
@@ -32,7 +33,7 @@ func TestFaultQuarantineHasAWayOut(t *testing.T) {
 	if !strings.Contains(ev.CommandValue, first.SessionID) || !strings.Contains(ev.CommandValue, "1 quarantined") {
 		t.Errorf("quarantine event %q", ev.CommandValue)
 	}
-	until(t, "status to show the quarantined record", func() bool {
+	haltest.Eventually(t, "status to show the quarantined record", func() bool {
 		st := a.Status(context.Background())
 		return st.OutboxQuarantined == 1 && st.OutboxDepth == 0
 	})
@@ -48,7 +49,7 @@ func TestFaultQuarantineHasAWayOut(t *testing.T) {
 	if again.SessionID != first.SessionID {
 		t.Fatalf("after reconnecting got %s, want the quarantined %s", again.SessionID, first.SessionID)
 	}
-	until(t, "the quarantined record to be delivered", func() bool {
+	haltest.Eventually(t, "the quarantined record to be delivered", func() bool {
 		st := a.Status(context.Background())
 		return st.OutboxQuarantined == 0 && st.OutboxDepth == 0
 	})
@@ -59,7 +60,7 @@ func TestFaultQuarantineHasAWayOut(t *testing.T) {
 	c.swipe(t, 78)
 	second := srv.upload()
 	srv.event(7) // RecordsQuarantined again
-	until(t, "the second record to be quarantined", func() bool { return a.Status(context.Background()).OutboxQuarantined == 1 })
+	haltest.Eventually(t, "the second record to be quarantined", func() bool { return a.Status(context.Background()).OutboxQuarantined == 1 })
 	srv.setCode(nil)
 	for len(srv.uploads) > 0 {
 		<-srv.uploads
@@ -72,7 +73,7 @@ func TestFaultQuarantineHasAWayOut(t *testing.T) {
 	if up := srv.upload(); up.SessionID != second.SessionID {
 		t.Fatalf("after release got %s, want %s", up.SessionID, second.SessionID)
 	}
-	until(t, "the released record to be delivered", func() bool {
+	haltest.Eventually(t, "the released record to be delivered", func() bool {
 		st := a.Status(context.Background())
 		return st.OutboxQuarantined == 0 && st.OutboxDepth == 0
 	})

@@ -7,10 +7,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"termagent/hal/backoff"
 	"termagent/store"
 )
 
-// A record is evidence that the door opened (protocol/PROTOCOL.md): it is
+// A record is evidence that the door opened (protocol/PROTOCOL.md §5 "upload_access_info"): it is
 // on disk before the relay clicks, and there is none for a door that did
 // not open. openWithRecord (access.go) does, for every granted access:
 //
@@ -211,7 +212,7 @@ func (a *Agent) pushRecord(r pendingRecord) {
 // runRecords writes pending records to the outbox, oldest first, until ctx
 // is done (records still pending are left to flushRecords).
 func (a *Agent) runRecords(ctx context.Context) {
-	b := Backoff{Min: a.cfg.Modules.RetryMin, Max: a.cfg.Modules.RetryMax}
+	b := backoff.Policy{Min: a.cfg.Modules.RetryMin, Max: a.cfg.Modules.RetryMax}
 	attempt := 0
 	for ctx.Err() == nil {
 		ok, err := a.storeNext(context.WithoutCancel(ctx), enqueueTimeout)
@@ -219,7 +220,7 @@ func (a *Agent) runRecords(ctx context.Context) {
 		case err != nil:
 			a.log.Warn().Err(err).Int(logAttempt, attempt).Int("records_pending", a.records.len()).
 				Msg("access record not stored yet; kept in memory and retried")
-			if !sleepCtx(ctx, b.Delay(attempt)) {
+			if !backoff.Sleep(ctx, b.Delay(attempt)) {
 				return
 			}
 			attempt++
@@ -276,7 +277,7 @@ func (a *Agent) flushRecords(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.flushTimeout)
 	defer cancel()
-	b := Backoff{Min: a.cfg.Modules.RetryMin, Max: a.cfg.Modules.RetryMax}
+	b := backoff.Policy{Min: a.cfg.Modules.RetryMin, Max: a.cfg.Modules.RetryMax}
 	attempt := 0
 	for ctx.Err() == nil {
 		ok, err := a.storeNext(ctx, a.flushTimeout)
@@ -288,7 +289,7 @@ func (a *Agent) flushRecords(ctx context.Context) {
 			attempt = 0
 			continue
 		}
-		if !sleepCtx(ctx, b.Delay(attempt)) {
+		if !backoff.Sleep(ctx, b.Delay(attempt)) {
 			break
 		}
 		attempt++

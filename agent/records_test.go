@@ -12,6 +12,7 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 
 	"termagent/agent"
+	"termagent/hal/haltest"
 	"termagent/hal/sim"
 	"termagent/protocol"
 	"termagent/store"
@@ -97,7 +98,7 @@ func TestRecordSurvivesBusyDatabase(t *testing.T) {
 	if ev := srv.event(2); !strings.HasPrefix(ev.CommandValue, "database: ") {
 		t.Errorf("module fault event %q, want the database's", ev.CommandValue)
 	}
-	until(t, "both records to wait in memory", func() bool {
+	haltest.Eventually(t, "both records to wait in memory", func() bool {
 		st := status()
 		return st.RecordsPending == 2 && st.Modules["database"].State == agent.ModuleFault
 	})
@@ -113,7 +114,7 @@ func TestRecordSurvivesBusyDatabase(t *testing.T) {
 	// stamped when it is finally stored would show a later time than any
 	// access.
 	t1 := time.Now()
-	until(t, "the clock to pass into the next second", func() bool {
+	haltest.Eventually(t, "the clock to pass into the next second", func() bool {
 		return time.Now().Truncate(time.Second).After(t1)
 	})
 	release()
@@ -134,7 +135,7 @@ func TestRecordSurvivesBusyDatabase(t *testing.T) {
 	if ev := srv.event(3); ev.CommandValue != "database" {
 		t.Errorf("module recovered event %q, want database", ev.CommandValue)
 	}
-	until(t, "both records acknowledged and the database ok", func() bool {
+	haltest.Eventually(t, "both records acknowledged and the database ok", func() bool {
 		st := status()
 		return st.Uploaded == 2 && st.OutboxDepth == 0 && st.RecordsPending == 0 &&
 			st.Modules["database"].State == agent.ModuleOK

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/haltest"
 	"termagent/protocol"
 	"termagent/store"
 )
@@ -55,7 +56,7 @@ func TestDrainSurvivesRestart(t *testing.T) {
 	for len(sessions) < n {
 		record(srv.upload())
 	}
-	until(t, "the outbox to drain", func() bool {
+	haltest.Eventually(t, "the outbox to drain", func() bool {
 		st, err := db.OutboxStats(ctx)
 		return err == nil && st.Depth == 0
 	})

@@ -44,7 +44,7 @@ type Status struct {
 	// ones not included); OutboxOldest is when the oldest of them was
 	// recorded (zero if none).
 	OutboxDepth  int       `json:"outbox_depth"`
-	OutboxOldest time.Time `json:"outbox_oldest,omitempty"`
+	OutboxOldest time.Time `json:"outbox_oldest"`
 	// OutboxQuarantined counts records the server refused too often
 	// (store.Config.MaxAttempts times). They are kept, get one more try
 	// after every (re)connection and every Upload.QuarantineRetry, and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"termagent/hal/backoff"
 	"termagent/store"
 )
 
@@ -33,9 +34,9 @@ func (a *Agent) runStore(ctx context.Context) {
 	} else {
 		return
 	}
-	b := Backoff{Min: a.cfg.Modules.RetryMin, Max: a.cfg.Modules.RetryMax}
+	b := backoff.Policy{Min: a.cfg.Modules.RetryMin, Max: a.cfg.Modules.RetryMax}
 	for attempt := 0; ; attempt++ {
-		if !sleepCtx(ctx, b.Delay(attempt)) {
+		if !backoff.Sleep(ctx, b.Delay(attempt)) {
 			return
 		}
 		err := d.MakeWritable(ctx)

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"termagent/hal/backoff"
 	"termagent/protocol"
 	"termagent/store"
 )
@@ -37,216 +40,290 @@ type uploadResult struct {
 // every Upload.QuarantineRetry; a record that becomes quarantined sends a
 // RecordsQuarantined event.
 func (a *Agent) runUploader(ctx context.Context, peer *protocol.Peer) {
-	log := a.cfg.Logger.With().Str(logComponent, "uploader").Logger()
-	ob := a.parts.Store
+	u := newUploader(a, peer)
+	u.retryQuarantined(ctx)
+	go u.runAcker(ctx)
+	defer u.stop(ctx)
+	u.run(ctx)
+}
+
+// uploader is the state of one session's drain (runUploader). Its fields
+// belong to the goroutine of run, except those the acker goroutine shares:
+// toAck, acked and ackerDone, which are set once in newUploader.
+type uploader struct {
+	a        *Agent
+	peer     *protocol.Peer
+	ob       Store
+	log      zerolog.Logger
+	window   int            // calls in flight at most
+	prefetch int            // records one Peek fetches beyond those in flight or being acked
+	retry    backoff.Policy // pauses after failures and the next try of refused records
+
+	inflight map[int64]bool    // calls in progress
+	acking   map[int64]bool    // acknowledged, ack not yet committed
+	results  chan uploadResult // outcomes of the calls; buffered to the window
+	queue    []store.Record    // peeked but not yet sent, oldest first
+
+	pause        int       // consecutive failures (transport, peek, ack)
+	pauseUntil   time.Time // nothing is sent before it
+	quarantineAt time.Time // next retry of the quarantined records; zero: none
+
+	// The acker: ids in, committed batches out. pending holds the ids
+	// acknowledged while the acker is busy, so run never blocks on toAck.
+	toAck     chan []int64
+	acked     chan ackResult
+	ackerDone chan struct{}
+	pending   []int64
+	ackBusy   bool
+}
+
+func newUploader(a *Agent, peer *protocol.Peer) *uploader {
 	window := a.cfg.Upload.Window
-	retry := Backoff{Min: a.cfg.Upload.RetryMin, Max: a.cfg.Upload.RetryMax}
-	inflight := make(map[int64]bool, window) // calls in progress
-	acking := make(map[int64]bool, window)   // acknowledged, ack not yet committed
-	results := make(chan uploadResult, window)
-	pause := 0 // consecutive transport errors
-	var pauseUntil time.Time
-	// queue holds records peeked but not yet sent, oldest first.
-	prefetch := max(4*window, 64)
-	var queue []store.Record
-	var quarantineAt time.Time // next retry of the quarantined records
-	retryQuarantined := func() {
-		quarantineAt = time.Time{}
-		qr, ok := ob.(quarantineRetrier)
-		if !ok || !a.writable() {
-			return
-		}
-		if n, err := qr.RetryQuarantined(context.WithoutCancel(ctx)); err != nil {
-			log.Error().Err(err).Msg("retry quarantined records")
-		} else if n > 0 {
-			log.Info().Int("records", n).Msg("quarantined records get one more try")
-		}
-		if d := a.cfg.Upload.QuarantineRetry; d > 0 {
-			quarantineAt = a.cfg.Now().Add(d)
-		}
+	return &uploader{
+		a:         a,
+		peer:      peer,
+		ob:        a.parts.Store,
+		log:       a.cfg.Logger.With().Str(logComponent, "uploader").Logger(),
+		window:    window,
+		prefetch:  max(4*window, 64),
+		retry:     backoff.Policy{Min: a.cfg.Upload.RetryMin, Max: a.cfg.Upload.RetryMax},
+		inflight:  make(map[int64]bool, window),
+		acking:    make(map[int64]bool, window),
+		results:   make(chan uploadResult, window),
+		toAck:     make(chan []int64),
+		acked:     make(chan ackResult, 1),
+		ackerDone: make(chan struct{}),
 	}
-	retryQuarantined()
+}
 
-	// The acker: ids in, committed batches out. toAck is unbounded on the
-	// sender side (pending) so the loop never blocks on it.
-	toAck := make(chan []int64)
-	acked := make(chan ackResult, 1)
-	var pending []int64
-	ackerDone := make(chan struct{})
-	go func() {
-		defer close(ackerDone)
-		for ids := range toAck {
-			err := ob.Ack(context.WithoutCancel(ctx), ids...)
-			if err != nil {
-				// Not acked: the records stay and are sent again with the
-				// same session_id; the server drops duplicates.
-				log.Error().Err(err).Int("records", len(ids)).Msg("ack")
-			} else {
-				a.uploaded.Add(int64(len(ids)))
-			}
-			acked <- ackResult{ids, err}
-		}
-	}()
-	ackBusy := false
-
-	finish := func(r uploadResult) {
-		delete(inflight, r.rec.ID)
-		var re *protocol.RemoteError
-		switch {
-		case r.err == nil:
-			acking[r.rec.ID] = true
-			pending = append(pending, r.rec.ID)
-			pause = 0
-		case errors.As(r.err, &re):
-			pause = 0
-			next := a.cfg.Now().Add(retry.Delay(r.rec.Attempts))
-			q, err := ob.Nack(context.WithoutCancel(ctx), r.rec.ID, next, re.Error())
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				log.Error().Err(err).Int64(logRecord, r.rec.ID).Msg("nack")
-			}
-			log.Warn().Int64(logRecord, r.rec.ID).Str(logSession, r.rec.SessionID).Int("code", re.Code).
-				Str("message", re.Message).Bool("quarantined", q).Msg("server refused a record")
-			if q {
-				n := 0
-				if st, err := ob.OutboxStats(context.WithoutCancel(ctx)); err == nil {
-					n = st.Quarantined
-				}
-				a.sendEvent(a.cfg.Events.RecordsQuarantined, fmt.Sprintf(
-					"record %s quarantined after %d refusals (code %d: %s); %d quarantined",
-					r.rec.SessionID, r.rec.Attempts+1, re.Code, re.Message, n))
-			}
-		default:
-			if ctx.Err() == nil {
-				d := retry.Delay(pause)
-				pause++
-				pauseUntil = a.cfg.Now().Add(d)
-				log.Warn().Err(r.err).Int64(logRecord, r.rec.ID).Dur(logDelay, d).Msg("upload failed; pausing")
-			}
-		}
-	}
-	// startAck hands the pending ids to the acker when it is idle.
-	startAck := func() {
-		if ackBusy || len(pending) == 0 {
-			return
-		}
-		ackBusy = true
-		toAck <- pending
-		pending = nil
-	}
-	ackedBatch := func(r ackResult) {
-		ackBusy = false
-		for _, id := range r.ids {
-			delete(acking, id)
-		}
-		if r.err != nil && ctx.Err() == nil {
-			d := retry.Delay(pause)
-			pause++
-			pauseUntil = a.cfg.Now().Add(d)
-			queue = nil // peek again after the pause
-			log.Warn().Dur(logDelay, d).Msg("acks not stored; pausing the upload")
-		}
-	}
-	defer func() {
-		for len(inflight) > 0 {
-			finish(<-results)
-		}
-		for ackBusy || len(pending) > 0 {
-			startAck()
-			ackedBatch(<-acked)
-		}
-		close(toAck)
-		<-ackerDone
-	}()
-
+// run launches calls and handles their outcomes until ctx is done.
+func (u *uploader) run(ctx context.Context) {
+	now := u.a.cfg.Now
 	for {
-		startAck()
-		// Launch what the window allows, from a prefetched batch: one
-		// Peek serves many launches (a Peek re-reads the records still in
-		// flight or being acked, so it is not cheap).
-		var nextDue time.Time
-		if !quarantineAt.IsZero() && !a.cfg.Now().Before(quarantineAt) {
-			retryQuarantined()
+		u.startAck()
+		if !u.quarantineAt.IsZero() && !now().Before(u.quarantineAt) {
+			u.retryQuarantined(ctx)
 		}
-		if !a.writable() && !a.cfg.Now().Before(pauseUntil) {
+		if !u.a.writable() && !now().Before(u.pauseUntil) {
 			// Nothing sent could be acknowledged: look again soon (the
 			// store signals Wake when it becomes writable).
-			pauseUntil = a.cfg.Now().Add(a.cfg.Modules.RetryMin)
-			queue = nil
+			u.pauseUntil = now().Add(u.a.cfg.Modules.RetryMin)
+			u.queue = nil
 		}
-		if !a.cfg.Now().Before(pauseUntil) && len(inflight) < window {
-			if len(queue) == 0 {
-				recs, err := ob.Peek(ctx, prefetch+len(inflight)+len(acking))
-				if err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					log.Error().Err(err).Msg("peek outbox")
-					pauseUntil = a.cfg.Now().Add(retry.Delay(pause))
-					pause++
-				}
-				for _, rec := range recs {
-					if !inflight[rec.ID] && !acking[rec.ID] {
-						queue = append(queue, rec)
-					}
-				}
+		var nextDue time.Time
+		if !now().Before(u.pauseUntil) && len(u.inflight) < u.window {
+			// Launch what the window allows, from a prefetched batch: one
+			// Peek serves many launches (a Peek re-reads the records still
+			// in flight or being acked, so it is not cheap).
+			if len(u.queue) == 0 && !u.fill(ctx) {
+				return
 			}
-			for len(queue) > 0 && len(inflight) < window {
-				rec := queue[0]
-				queue = queue[1:]
-				inflight[rec.ID] = true
-				go a.upload(ctx, peer, rec, results)
+			for len(u.queue) > 0 && len(u.inflight) < u.window {
+				rec := u.queue[0]
+				u.queue = u.queue[1:]
+				u.inflight[rec.ID] = true
+				go u.a.upload(ctx, u.peer, rec, u.results)
 			}
-			if len(inflight) == 0 && len(acking) == 0 {
-				if st, err := ob.OutboxStats(ctx); err == nil {
+			if len(u.inflight) == 0 && len(u.acking) == 0 {
+				if st, err := u.ob.OutboxStats(ctx); err == nil {
 					nextDue = st.NextDue
 				}
 			}
 		}
-		// Wait for something to do.
-		var (
-			timer <-chan time.Time
-			t     *time.Timer
-		)
-		wakeAt := nextDue
-		if a.cfg.Now().Before(pauseUntil) {
-			wakeAt = pauseUntil
-		}
-		if !quarantineAt.IsZero() && (wakeAt.IsZero() || quarantineAt.Before(wakeAt)) {
-			wakeAt = quarantineAt
-		}
-		if !wakeAt.IsZero() {
-			t = time.NewTimer(max(wakeAt.Sub(a.cfg.Now()), time.Millisecond))
-			timer = t.C
-		}
-		wake := ob.Wake()
-		if len(inflight) >= window || len(queue) > 0 || a.cfg.Now().Before(pauseUntil) {
-			wake = nil // nothing new can start before a result or the pause ends
-		}
-		select {
-		case <-ctx.Done():
-			if t != nil {
-				t.Stop()
-			}
+		if !u.wait(ctx, nextDue) {
 			return
-		case r := <-results:
-			finish(r)
-			for more := true; more; {
-				select {
-				case r := <-results:
-					finish(r)
-				default:
-					more = false
-				}
-			}
-		case r := <-acked:
-			ackedBatch(r)
-		case <-wake:
-		case <-timer:
-		}
-		if t != nil {
-			t.Stop()
 		}
 	}
+}
+
+// fill peeks the oldest records that are neither in flight nor being
+// acked into the queue. A failed Peek pauses the drain; fill reports false
+// only when ctx is done.
+func (u *uploader) fill(ctx context.Context) bool {
+	recs, err := u.ob.Peek(ctx, u.prefetch+len(u.inflight)+len(u.acking))
+	if err != nil {
+		if ctx.Err() != nil {
+			return false
+		}
+		u.log.Error().Err(err).Msg("peek outbox")
+		u.pauseAfterFailure()
+	}
+	for _, rec := range recs {
+		if !u.inflight[rec.ID] && !u.acking[rec.ID] {
+			u.queue = append(u.queue, rec)
+		}
+	}
+	return true
+}
+
+// wait sleeps until there is something to do: a call's outcome, a
+// committed ack batch, a new record (Wake), the end of a pause, nextDue
+// (the next refused record's retry time) or the next quarantine retry. It
+// handles the outcome it woke for and reports false when ctx is done.
+func (u *uploader) wait(ctx context.Context, nextDue time.Time) bool {
+	now := u.a.cfg.Now()
+	paused := now.Before(u.pauseUntil)
+	wakeAt := nextDue
+	if paused {
+		wakeAt = u.pauseUntil
+	}
+	if !u.quarantineAt.IsZero() && (wakeAt.IsZero() || u.quarantineAt.Before(wakeAt)) {
+		wakeAt = u.quarantineAt
+	}
+	var timer <-chan time.Time
+	if !wakeAt.IsZero() {
+		t := time.NewTimer(max(wakeAt.Sub(now), time.Millisecond))
+		defer t.Stop()
+		timer = t.C
+	}
+	wake := u.ob.Wake()
+	if len(u.inflight) >= u.window || len(u.queue) > 0 || paused {
+		wake = nil // nothing new can start before a result or the pause ends
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case r := <-u.results:
+		u.finish(ctx, r)
+		for more := true; more; {
+			select {
+			case r := <-u.results:
+				u.finish(ctx, r)
+			default:
+				more = false
+			}
+		}
+	case r := <-u.acked:
+		u.ackedBatch(ctx, r)
+	case <-wake:
+	case <-timer:
+	}
+	return true
+}
+
+// finish handles the outcome of one call: an ack to commit, a refusal to
+// Nack, or a transport failure that pauses the drain.
+func (u *uploader) finish(ctx context.Context, r uploadResult) {
+	delete(u.inflight, r.rec.ID)
+	var re *protocol.RemoteError
+	switch {
+	case r.err == nil:
+		u.acking[r.rec.ID] = true
+		u.pending = append(u.pending, r.rec.ID)
+		u.pause = 0
+	case errors.As(r.err, &re):
+		u.pause = 0
+		u.refused(ctx, r.rec, re)
+	default:
+		if ctx.Err() == nil {
+			d := u.pauseAfterFailure()
+			u.log.Warn().Err(r.err).Int64(logRecord, r.rec.ID).Dur(logDelay, d).Msg("upload failed; pausing")
+		}
+	}
+}
+
+// refused Nacks a record the server refused, and reports it when the store
+// quarantines it.
+func (u *uploader) refused(ctx context.Context, rec store.Record, re *protocol.RemoteError) {
+	next := u.a.cfg.Now().Add(u.retry.Delay(rec.Attempts))
+	q, err := u.ob.Nack(context.WithoutCancel(ctx), rec.ID, next, re.Error())
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		u.log.Error().Err(err).Int64(logRecord, rec.ID).Msg("nack")
+	}
+	u.log.Warn().Int64(logRecord, rec.ID).Str(logSession, rec.SessionID).Int("code", re.Code).
+		Str("message", re.Message).Bool("quarantined", q).Msg("server refused a record")
+	if !q {
+		return
+	}
+	n := 0
+	if st, err := u.ob.OutboxStats(context.WithoutCancel(ctx)); err == nil {
+		n = st.Quarantined
+	}
+	u.a.sendEvent(u.a.cfg.Events.RecordsQuarantined, fmt.Sprintf(
+		"record %s quarantined after %d refusals (code %d: %s); %d quarantined",
+		rec.SessionID, rec.Attempts+1, re.Code, re.Message, n))
+}
+
+// pauseAfterFailure pauses the drain for the next backoff delay and
+// returns it.
+func (u *uploader) pauseAfterFailure() time.Duration {
+	d := u.retry.Delay(u.pause)
+	u.pause++
+	u.pauseUntil = u.a.cfg.Now().Add(d)
+	return d
+}
+
+// retryQuarantined gives the quarantined records one more try (when the
+// store is writable) and schedules the next time.
+func (u *uploader) retryQuarantined(ctx context.Context) {
+	u.quarantineAt = time.Time{}
+	qr, ok := u.ob.(quarantineRetrier)
+	if !ok || !u.a.writable() {
+		return
+	}
+	if n, err := qr.RetryQuarantined(context.WithoutCancel(ctx)); err != nil {
+		u.log.Error().Err(err).Msg("retry quarantined records")
+	} else if n > 0 {
+		u.log.Info().Int("records", n).Msg("quarantined records get one more try")
+	}
+	if d := u.a.cfg.Upload.QuarantineRetry; d > 0 {
+		u.quarantineAt = u.a.cfg.Now().Add(d)
+	}
+}
+
+// runAcker commits the batches of ids sent on toAck, one transaction each,
+// and reports each on acked, until toAck is closed.
+func (u *uploader) runAcker(ctx context.Context) {
+	defer close(u.ackerDone)
+	for ids := range u.toAck {
+		err := u.ob.Ack(context.WithoutCancel(ctx), ids...)
+		if err != nil {
+			// Not acked: the records stay and are sent again with the
+			// same session_id; the server drops duplicates.
+			u.log.Error().Err(err).Int("records", len(ids)).Msg("ack")
+		} else {
+			u.a.uploaded.Add(int64(len(ids)))
+		}
+		u.acked <- ackResult{ids, err}
+	}
+}
+
+// startAck hands the pending ids to the acker when it is idle.
+func (u *uploader) startAck() {
+	if u.ackBusy || len(u.pending) == 0 {
+		return
+	}
+	u.ackBusy = true
+	u.toAck <- u.pending
+	u.pending = nil
+}
+
+// ackedBatch handles a batch the acker finished: its records leave acking;
+// a failed commit pauses the drain.
+func (u *uploader) ackedBatch(ctx context.Context, r ackResult) {
+	u.ackBusy = false
+	for _, id := range r.ids {
+		delete(u.acking, id)
+	}
+	if r.err != nil && ctx.Err() == nil {
+		d := u.pauseAfterFailure()
+		u.queue = nil // peek again after the pause
+		u.log.Warn().Dur(logDelay, d).Msg("acks not stored; pausing the upload")
+	}
+}
+
+// stop waits for the calls in flight, commits their acks and ends the
+// acker.
+func (u *uploader) stop(ctx context.Context) {
+	for len(u.inflight) > 0 {
+		u.finish(ctx, <-u.results)
+	}
+	for u.ackBusy || len(u.pending) > 0 {
+		u.startAck()
+		u.ackedBatch(ctx, <-u.acked)
+	}
+	close(u.toAck)
+	<-u.ackerDone
 }
 
 // ackResult is the outcome of one Ack of the acker.

@@ -8,6 +8,11 @@
 // Import rule: hal and its sub-packages never import agent, store or
 // protocol. Drivers return errors; they do not log unless handed a logger.
 //
+// Three helper packages serve the rest: hal/serialport, the one serial
+// transport; hal/backoff, the one retry schedule (the agent's too); and
+// hal/haltest, the helpers tests share across the module (imported only by
+// _test.go files).
+//
 // Every device's Close is idempotent, returns the hardware to an inert state
 // (relay released, reader idle) and wakes any goroutine blocked in a call.
 // Methods that wait on a device take a context first and return ctx.Err()

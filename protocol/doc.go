@@ -3,8 +3,8 @@
 // the transports (raw TCP, TLS, WebSocket) and the duplex request/response
 // Peer that both the terminal agent and the reference server stand on.
 //
-// The binding reading of the protocol is the project's
-// shared/spec/PROTOCOL.md; the original is shared/spec/protocol-v1.0.zh.md.
+// The binding reading of the protocol is protocol/PROTOCOL.md, next to
+// this file; it reads the original V1.0 document (in Chinese).
 //
 // Import rule: protocol imports neither agent, store nor hal. It knows
 // nothing of reconnecting or of what a request means: a reconnect manager
@@ -16,7 +16,7 @@
 // # Layers
 //
 //   - Message, Decode, Marshal: one flat struct for every mod, decoded
-//     leniently where PROTOCOL.md allows (numbers as numeric strings,
+//     leniently where PROTOCOL.md §3 allows (numbers as numeric strings,
 //     integers for strings, ret/msg for code/message, unknown fields
 //     ignored) and strictly elsewhere (a key twice, invalid UTF-8, a lone
 //     surrogate, NUL, a value of the wrong kind: an error naming the

@@ -9,9 +9,9 @@ import (
 	"reflect"
 )
 
-// Mod names of V1.0 and of the project's extensions (PROTOCOL.md,
-// "Messages" and "Extensions"). A heartbeat's mod is configurable and has no
-// constant here.
+// Mod names of V1.0 and of the project's extensions (PROTOCOL.md
+// §5 "Messages" and §7 "Extensions"). A heartbeat's mod is configurable
+// and has no constant here.
 const (
 	ModGetDeviceInfo     = "get_device_info"     // server → device
 	ModSetDeviceInfo     = "set_device_info"     // server → device; without device_info it is a get
@@ -30,7 +30,7 @@ const (
 	TypeResponse = 2
 )
 
-// Response codes (PROTOCOL.md, "Error codes").
+// Response codes (PROTOCOL.md §4 "Codes").
 const (
 	CodeOK       = 0  // success
 	CodeError    = -1 // malformed request, invalid field, unsupported mod or command_type
@@ -42,7 +42,7 @@ const (
 // envelope plus every body field V1.0 and the extensions define. Only the
 // fields the mod uses are set; the rest stay zero and are not written.
 //
-// Decode and UnmarshalJSON are lenient as PROTOCOL.md requires: numbers may
+// Decode and UnmarshalJSON are lenient as PROTOCOL.md §3 requires: numbers may
 // be JSON numbers or numeric strings (and string fields accept integers),
 // unknown fields are ignored, and ret/msg are read as code/message; and
 // strict where it refuses (see Decode).
@@ -118,8 +118,8 @@ const (
 	AllDeviceFields DeviceField = 1<<iota - 1
 )
 
-// DeviceInfo is the device_info object (PROTOCOL.md, get_device_info and
-// set_device_info).
+// DeviceInfo is the device_info object (PROTOCOL.md §5 get_device_info
+// and set_device_info).
 type DeviceInfo struct {
 	UUID            string
 	DeviceIP        string
@@ -222,7 +222,7 @@ func (m *Message) Reply(code int, text string) *Message {
 }
 
 // IsResponse reports whether m carries a code, which makes it a response
-// when its session id matches no pending request (PROTOCOL.md, "Envelope").
+// when its session id matches no pending request (PROTOCOL.md §3 "The envelope").
 func (m *Message) IsResponse() bool { return m.HasCode }
 
 // WantsDeviceInfo reports whether m asks for the device info:
@@ -291,7 +291,7 @@ func (m *Message) Validate() error {
 }
 
 // Decode parses one JSON object into a Message, leniently where
-// PROTOCOL.md allows it (see Message) and strictly elsewhere: a key twice
+// PROTOCOL.md §3 allows it (see Message) and strictly elsewhere: a key twice
 // in one object, invalid UTF-8, a lone surrogate escape, a NUL character,
 // a value of the wrong kind (a fraction, a boolean, an object or a list
 // where a string is expected, a string where a list is expected) are

@@ -5,8 +5,8 @@ import (
 )
 
 // Mux is a Handler that routes requests by mod. A request whose mod has no
-// handler is answered CodeError `unsupported mod "x"` (PROTOCOL.md,
-// "Anything else"). Register every mod before the Peer starts; a Mux is
+// handler is answered CodeError `unsupported mod "x"` (PROTOCOL.md
+// §5 "Anything else"). Register every mod before the Peer starts; a Mux is
 // then safe for concurrent use.
 type Mux struct {
 	handlers map[string]Handler

@@ -94,8 +94,8 @@ type PeerConfig struct {
 
 // Peer is one side of a connection: it sends requests and matches their
 // responses by session_id (Call), and answers the other side's requests
-// with its Handler, both directions at once (PROTOCOL.md, "Transport" and
-// "Envelope"). The same type serves the device and the server.
+// with its Handler, both directions at once (PROTOCOL.md §1 "The link"
+// and §3 "The envelope"). The same type serves the device and the server.
 //
 // Run's goroutine reads; one writer goroutine writes everything queued at
 // once (serialised, few system calls); responses are delivered without

@@ -22,7 +22,7 @@ const MaxDepth = 128
 // once that message has been consumed.
 const keepBufSize = 64 << 10
 
-// Reader splits a byte stream into JSON objects (PROTOCOL.md, "Framing on
+// Reader splits a byte stream into JSON objects (PROTOCOL.md §2 "Framing on
 // raw TCP"): objects separated by newlines, other whitespace or nothing,
 // pretty-printed over many lines, split over any number of reads or several
 // in one read. It only finds each object's end (tracking strings and

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"termagent/hal/haltest"
 )
 
 // hostTools are the commands install.sh may run on a live system. With
@@ -245,19 +247,6 @@ func TestScriptsParse(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or a generous deadline passes (the
-// deadline catches hangs; it is not a speed assertion).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // startLines returns the pids the stand-in binary logged at each start.
 func startLines(log string) []int {
 	b, _ := os.ReadFile(log)
@@ -388,7 +377,7 @@ while :; do sleep 1 & wait $!; done
 	if out, err := s.run("start"); err != nil {
 		t.Fatalf("start: %v\n%s", err, out)
 	}
-	waitFor(t, "the first start", func() bool { return len(startLines(s.log)) >= 1 })
+	haltest.Eventually(t, "the first start", func() bool { return len(startLines(s.log)) >= 1 })
 	first := startLines(s.log)[0]
 	if got := readFile(t, s.log); !strings.Contains(got, "run -config "+filepath.Join(s.dir, "termagent.yaml")+" GOMEMLIMIT=40MiB\n") {
 		t.Errorf("stand-in started with the wrong arguments or environment: %s", got)
@@ -406,7 +395,7 @@ while :; do sleep 1 & wait $!; done
 	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the respawn", func() bool { return len(startLines(s.log)) >= 2 })
+	haltest.Eventually(t, "the respawn", func() bool { return len(startLines(s.log)) >= 2 })
 	second := startLines(s.log)[1]
 	if second == first {
 		t.Fatalf("respawned process has the crashed one's pid %d", first)
@@ -419,8 +408,8 @@ while :; do sleep 1 & wait $!; done
 	if got := readFile(t, s.log); !strings.Contains(got, "term "+strconv.Itoa(second)) {
 		t.Errorf("stop did not pass SIGTERM to termagent; log:\n%s", got)
 	}
-	waitFor(t, "the stand-in to be gone", func() bool { return !alive(second) })
-	waitFor(t, "the supervisor to be gone", func() bool { return !alive(sup) })
+	haltest.Eventually(t, "the stand-in to be gone", func() bool { return !alive(second) })
+	haltest.Eventually(t, "the supervisor to be gone", func() bool { return !alive(sup) })
 	if _, err := os.Stat(s.pidfile); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("pid file left after stop (%v)", err)
 	}
@@ -449,15 +438,15 @@ while :; do sleep 1; done
 	if out, err := s.run("start"); err != nil {
 		t.Fatalf("start: %v\n%s", err, out)
 	}
-	waitFor(t, "the start", func() bool { return len(startLines(s.log)) >= 1 })
+	haltest.Eventually(t, "the start", func() bool { return len(startLines(s.log)) >= 1 })
 	agent, sup := startLines(s.log)[0], s.supervisor(t)
 
 	out, err := s.run("stop")
 	if err == nil || !strings.Contains(out, "killing termagent") {
 		t.Errorf("stop of a hung agent: %v, want an error saying it was killed\n%s", err, out)
 	}
-	waitFor(t, "the hung agent to be gone", func() bool { return !alive(agent) })
-	waitFor(t, "the supervisor to be gone", func() bool { return !alive(sup) })
+	haltest.Eventually(t, "the hung agent to be gone", func() bool { return !alive(agent) })
+	haltest.Eventually(t, "the supervisor to be gone", func() bool { return !alive(sup) })
 }
 
 // TestMakeCrossCompiler checks how the Makefile picks the C cross-compiler:

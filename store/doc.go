@@ -3,7 +3,7 @@
 // their bindings to the fingerprint and face modules), and the durable
 // outbox of access records waiting for the server's acknowledgement.
 //
-// The protocol it serves is described in PROTOCOL.md (device_info,
+// The protocol it serves is described in protocol/PROTOCOL.md (device_info,
 // download_person, upload_access_info); the store itself knows nothing of
 // the protocol: an outbox record's body is opaque bytes.
 //

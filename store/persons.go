@@ -47,7 +47,7 @@ func (s Kinds) Len() int { return bits.OnesCount8(uint8(s)) }
 // their description. Width and Height are pixels (0 for templates).
 type Biometric struct {
 	Data   []byte // the decoded bytes (base64 undone), at most Config.MaxBiometricBytes
-	Format string // as the server sent it ("jpg"); at most 64 bytes
+	Format string // the protocol's integer format in decimal ("" for 0); at most 64 bytes
 	Width  int    // pixels, 0..65536
 	Height int    // pixels, 0..65536
 }
@@ -675,8 +675,8 @@ func (tx *PersonTx) Commit(ctx context.Context) error {
 	return nil
 }
 
-// cardFree refuses a card number that another person holds (PROTOCOL.md,
-// download_person: the server moves a card by changing or removing its
+// cardFree refuses a card number that another person holds (protocol/PROTOCOL.md
+// §5 download_person: the server moves a card by changing or removing its
 // old holder first), naming both persons.
 func cardFree(ctx context.Context, stx *sql.Tx, p *Person) error {
 	if p.CardNumber == "" {

@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Settings is the device info of PROTOCOL.md (get_device_info,
+// Settings is the device info of protocol/PROTOCOL.md (get_device_info,
 // set_device_info) plus the previous server address kept for fallback.
 // Ports are 0 when unset, else 1..65535; the store checks only lengths,
 // UTF-8 and port ranges (address syntax is the caller's business).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/haltest"
 	"termagent/hal/sim"
 	"termagent/protocol"
 )
@@ -169,7 +170,7 @@ func (r *rig) status() (agent.Status, error) {
 func (r *rig) waitStatus(what string, cond func(agent.Status) bool) agent.Status {
 	r.t.Helper()
 	var st agent.Status
-	waitFor(r.t, what, func() bool {
+	haltest.Eventually(r.t, what, func() bool {
 		var err error
 		st, err = r.status()
 		return err == nil && cond(st)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/haltest"
 	"termagent/hal/sim"
 	"termagent/protocol"
 	"termagent/store/faultfs"
@@ -393,7 +394,7 @@ func TestFaultReadOnlyStoreMidRun(t *testing.T) {
 	})
 	detect := time.Since(start)
 	var fault bool
-	waitFor(t, "the database fault event", func() bool {
+	haltest.Eventually(t, "the database fault event", func() bool {
 		for len(srv.events) > 0 {
 			ev := <-srv.events
 			fault = fault || ev.CommandType == 2 && strings.HasPrefix(ev.CommandValue, "database")

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"termagent/hal/haltest"
 	"termagent/protocol"
 )
 
@@ -180,29 +181,11 @@ func TestCheckConfigCLI(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a process writing and a test reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemonProc is a running `termagent run`.
 type daemonProc struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *haltest.Buffer
 	done   chan struct{}
 	err    error // Wait's result, after done
 	killed bool
@@ -212,7 +195,7 @@ type daemonProc struct {
 func startDaemon(t *testing.T, cfg string, env ...string) *daemonProc {
 	t.Helper()
 	bin := buildBinary(t)
-	d := &daemonProc{t: t, log: &syncBuffer{}, done: make(chan struct{})}
+	d := &daemonProc{t: t, log: &haltest.Buffer{}, done: make(chan struct{})}
 	d.cmd = exec.Command(bin, "run", "-config", cfg)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stderr = d.log
@@ -273,18 +256,6 @@ func (d *daemonProc) exited() bool {
 		return true
 	default:
 		return false
-	}
-}
-
-// waitFor polls cond until it holds or 30 s have passed (a hang catcher).
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

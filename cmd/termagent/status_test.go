@@ -79,7 +79,7 @@ func squeeze(s string) string {
 	return strings.Join(lines, "\n")
 }
 
-// TestStatusJSON: the report had "outbox_oldest":"0001-01-01T00:00:00Z"
+// TestStatusJSON: a status report once had "outbox_oldest":"0001-01-01T00:00:00Z"
 // for an empty outbox and "uptime":11935361184 (nanoseconds).
 func TestStatusJSON(t *testing.T) {
 	since := time.Date(2026, 11, 30, 14, 10, 58, 0, time.UTC)

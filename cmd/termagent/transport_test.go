@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/haltest"
 	"termagent/protocol"
 )
 
@@ -151,7 +152,7 @@ func TestDaemonListenMode(t *testing.T) {
 			r.start()
 			addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
 			var conn protocol.Conn
-			waitFor(t, "the terminal to listen", func() bool {
+			haltest.Eventually(t, "the terminal to listen", func() bool {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
 				conn, err = protocol.Dial(ctx, protocol.DialConfig{Address: addr})

@@ -3,8 +3,9 @@
 // with a configurable Format, and suppresses the repeats a reader sends while
 // a card stays in the field.
 //
-// Three wire protocols are supported, selected by Config.Driver (facts and
-// checked vectors in shared/reference/hal-devices.md §1):
+// Three wire protocols are supported, selected by Config.Driver (after the
+// Seeed RDM6300 datasheet, the Gwiot 7941 module documents, and the
+// manuals of Wiegand-to-serial converters):
 //
 //   - "rdm6300": STX, 10 ASCII-hex characters (version byte + 32-bit tag),
 //     2 ASCII-hex characters of XOR checksum, ETX; 14 bytes, 9600 8N1.

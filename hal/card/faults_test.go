@@ -60,7 +60,7 @@ func TestUnplugSeenWhileIdleAndSwipeRightAfterReplugKept(t *testing.T) {
 	if err := g.plug.Replug(); err != nil {
 		t.Fatal(err)
 	}
-	g.swipe(t, "0000000042") // at once: the driver's next reopen is 200-400 ms away
+	g.swipe(t, "0000000042") // at once: the driver's next reopen is up to 400 ms away
 	if c := g.read(t); c.Number != "0000000042" {
 		t.Fatalf("card after replug %q", c.Number)
 	}

@@ -2,7 +2,9 @@ package card
 
 import "testing"
 
-// Worked examples from shared/reference/hal-devices.md §1.3 and §1.6.
+// Worked examples: Wiegand 26's facility code and card number (the
+// converters' "mode 0" 24-bit decimal), and the printed-number conventions
+// of EM4100 tags and Mifare UIDs (little-endian decimal).
 func TestFormatGolden(t *testing.T) {
 	em := Read{UID: []byte{0x01, 0x00, 0x63, 0xE9, 0xAE}, Type: TypeEM4100}
 	mifare := Read{UID: []byte{0xE4, 0x3A, 0xC9, 0xD2}, Type: TypeMifare1K}

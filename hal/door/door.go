@@ -13,8 +13,8 @@
 //
 // All three share one hold: Unlock switches the relay and returns, a timer
 // relocks after the duration, a second Unlock extends the hold to d from
-// now, and Close relocks at once. Facts and conventions:
-// shared/reference/hal-devices.md §3.
+// now, and Close relocks at once. Conventions: door sensor normally closed, exit
+// button normally open, inputs active low, as access controllers wire them.
 //
 // Import rule: door imports hal, hal/serialport and periph.io only; never
 // agent, store or protocol.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/door"
+	"termagent/hal/haltest"
 	"termagent/hal/internal/porttest"
 	"termagent/hal/serialport"
 	"termagent/hal/sim"
@@ -86,19 +86,6 @@ func (g *lcusRig) wait(t *testing.T, what string, cond func(sim.RelayState) bool
 func isOn(s sim.RelayState) bool  { return s.On }
 func isOff(s sim.RelayState) bool { return !s.On }
 
-// eventually waits for cond, checking every few milliseconds, up to
-// hangDeadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(hangDeadline)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestLCUSStartsReleasedUnlocksAndRelocks(t *testing.T) {
 	g := newLCUSRig(t, door.LCUSConfig{}, nil)
 	g.wait(t, "the release frame sent at start", func(s sim.RelayState) bool { return s.Switches == 1 && !s.On })
@@ -113,7 +100,7 @@ func TestLCUSStartsReleasedUnlocksAndRelocks(t *testing.T) {
 	if s.Switches != 3 || s.BadFrames != 0 || s.Channels[1] {
 		t.Fatalf("board state %+v: want 3 valid frames on channel 1 only", s)
 	}
-	eventually(t, "State to show locked", func() bool { return !g.door.State().Unlocked })
+	haltest.Eventually(t, "State to show locked", func() bool { return !g.door.State().Unlocked })
 }
 
 func TestLCUSChannel(t *testing.T) {
@@ -203,7 +190,7 @@ func TestLCUSUnplugReplug(t *testing.T) {
 }
 
 func TestLCUSRelockRetriedAcrossUnplug(t *testing.T) {
-	var logs syncBuffer
+	var logs haltest.Buffer
 	g := newLCUSRig(t, door.LCUSConfig{}, &logs)
 	if err := g.door.Unlock(context.Background(), time.Second); err != nil {
 		t.Fatal(err)
@@ -220,14 +207,14 @@ func TestLCUSRelockRetriedAcrossUnplug(t *testing.T) {
 	}
 	// Let the hold end while the board is away, and the relock's own
 	// reopen attempt (2 s) run out, so the relock fails and is retried.
-	eventually(t, "the relock to fail", func() bool { return strings.Contains(logs.String(), "relock failed") })
+	haltest.Eventually(t, "the relock to fail", func() bool { return strings.Contains(logs.String(), "relock failed") })
 	if err := g.plug.Replug(); err != nil {
 		t.Fatal(err)
 	}
 	// The relock that failed while unplugged is retried and reaches the
 	// replugged board as a release frame.
 	g.wait(t, "the retried release frame", func(s sim.RelayState) bool { return s.Switches > before && !s.On })
-	eventually(t, "State to show locked", func() bool { return !g.door.State().Unlocked })
+	haltest.Eventually(t, "State to show locked", func() bool { return !g.door.State().Unlocked })
 }
 
 // A board missing at open is in the state of one unplugged later (the one
@@ -251,24 +238,6 @@ func TestOpenLCUSMissingPort(t *testing.T) {
 		_, err := relay.Wait(ctx, isOn)
 		return err
 	})
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestLCUSUnpluggedNeverHangs(t *testing.T) {

@@ -2,23 +2,14 @@ package evdev
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"termagent/hal"
+	"termagent/hal/haltest"
 )
-
-func unhexT(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // Golden records (little-endian, as on ARM and x86): Enter pressed at
 // 1700000000.123456 (0x6553F100 s, 0x1E240 µs).
@@ -31,7 +22,7 @@ func TestEventGolden(t *testing.T) {
 		{24, "00F15365 00000000 40E20100 00000000 0100 1C00 01000000"},
 		{16, "00F15365 40E20100 0100 1C00 01000000"},
 	} {
-		raw := unhexT(t, tc.raw)
+		raw := haltest.Unhex(t, tc.raw)
 		ev, err := Decode(raw, tc.size)
 		if err != nil || !ev.Time.Equal(enter.Time) || ev.Type != enter.Type || ev.Code != enter.Code || ev.Value != enter.Value {
 			t.Fatalf("%d: decode %+v %v", tc.size, ev, err)
@@ -43,7 +34,7 @@ func TestEventGolden(t *testing.T) {
 	}
 	// A 32-bit process with a 64-bit time_t gets the seconds as an
 	// unsigned 32-bit number: past 2038 they must not turn negative.
-	ev, err := Decode(unhexT(t, "00000080 00000000 0100 0200 FFFFFFFF"), 16)
+	ev, err := Decode(haltest.Unhex(t, "00000080 00000000 0100 0200 FFFFFFFF"), 16)
 	if err != nil || ev.Time.Unix() != 1<<31 || ev.Value != -1 {
 		t.Fatalf("2038: %v %d %v", ev.Time, ev.Value, err)
 	}

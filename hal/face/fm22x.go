@@ -1,8 +1,9 @@
 // Package face drives UART face-recognition modules. Its one driver,
 // "fm22x", speaks the "EF AA" protocol of the HLK-FM225/FM223 family and
-// its relatives (Kneron KID, Rockchip RMSL, DFRobot SEN0677); reference:
-// reference/hal-devices.md §2, after esphome's hlk_fm22x component and the
-// L015 protocol document.
+// its relatives (Kneron KID, Rockchip RMSL, DFRobot SEN0677), after Hi-Link's
+// datasheet, esphome's hlk_fm22x component (esphome/components/hlk_fm22x)
+// and the L015 palm-vein module's protocol document, which share the
+// message set.
 //
 // The package has two layers: a pure frame codec (Frame, Parse, Decoder)
 // and the FM22x driver, which implements hal.FaceModule over a serial port

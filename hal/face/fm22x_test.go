@@ -3,13 +3,11 @@ package face_test
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/face"
+	"termagent/hal/haltest"
 	"termagent/hal/internal/porttest"
 	"termagent/hal/sim"
 )
@@ -64,30 +63,10 @@ func setup(t *testing.T, sc sim.FaceConfig, cfg face.Config) rig {
 	return rig{dev, plug, m}
 }
 
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(hang)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // photo returns a fake JPEG of n bytes (SOI marker, then noise).
@@ -116,7 +95,7 @@ func recognize(t *testing.T, r rig, ctx context.Context, after int) <-chan resul
 		f, err := r.m.Recognize(ctx)
 		ch <- result{f, err}
 	}()
-	waitFor(t, "the driver to send VERIFY", func() bool { return r.dev.Verifies() >= n+after })
+	haltest.Eventually(t, "the driver to send VERIFY", func() bool { return r.dev.Verifies() >= n+after })
 	return ch
 }
 
@@ -304,7 +283,7 @@ func TestModuleReset(t *testing.T) {
 	}
 	ch := recognize(t, r, ctx, 1)
 	r.dev.Reset()
-	waitFor(t, "VERIFY after the reset", func() bool { return r.dev.Verifies() >= 2 })
+	haltest.Eventually(t, "VERIFY after the reset", func() bool { return r.dev.Verifies() >= 2 })
 	if err := r.dev.ShowFace(id); err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +307,7 @@ func TestResetDuringEnroll(t *testing.T) {
 		_, err := r.m.Enroll(ctx, "gina", photo(5, 4000)) // 63 packets
 		errc <- err
 	}()
-	waitFor(t, "the enrolment to be under way", func() bool { return r.dev.PhotoPackets() >= 3 })
+	haltest.Eventually(t, "the enrolment to be under way", func() bool { return r.dev.PhotoPackets() >= 3 })
 	r.dev.Reset()
 	select {
 	case err := <-errc:
@@ -427,7 +406,7 @@ func TestUnplugReplug(t *testing.T) {
 		t.Fatal(err)
 	}
 	var users []int
-	waitFor(t, "the driver to reach the replugged module", func() bool {
+	haltest.Eventually(t, "the driver to reach the replugged module", func() bool {
 		var err error
 		users, err = r.m.Users(ctx)
 		return err == nil

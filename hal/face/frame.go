@@ -9,7 +9,7 @@ import (
 	"termagent/hal"
 )
 
-// Message ids (reference hal-devices.md §2.1). Host-to-module commands,
+// Message ids (esphome's hlk_fm22x component and the L015 document). Host-to-module commands,
 // then the three module-to-host kinds.
 const (
 	MsgReply        byte = 0x00 // module → host: Data = cmd, result, payload

@@ -2,25 +2,15 @@ package face
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
-	"strings"
 	"testing"
 
 	"termagent/hal"
+	"termagent/hal/haltest"
 )
 
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// Golden frames from reference/hal-devices.md §2.1 (computed there with the
-// XOR rule; NOTE ready matches the L015 document).
+// Golden frames computed with the EF AA XOR rule (the XOR of every byte
+// after the sync word); the NOTE ready frame matches the L015 document.
 var golden = []struct {
 	name  string
 	frame Frame
@@ -36,7 +26,7 @@ var golden = []struct {
 
 func TestGolden(t *testing.T) {
 	for _, g := range golden {
-		wire := unhex(t, g.wire)
+		wire := haltest.Unhex(t, g.wire)
 		got, err := g.frame.MarshalBinary()
 		if err != nil || !bytes.Equal(got, wire) {
 			t.Errorf("%s: encoded % X (%v), want % X", g.name, got, err, wire)
@@ -49,7 +39,7 @@ func TestGolden(t *testing.T) {
 }
 
 func TestParseStrayAndPartial(t *testing.T) {
-	wire := unhex(t, "EF AA 12 00 02 00 0A 1A")
+	wire := haltest.Unhex(t, "EF AA 12 00 02 00 0A 1A")
 	for i := range wire {
 		if _, n, err := Parse(wire[:i]); !errors.Is(err, ErrIncomplete) || n != 0 {
 			t.Fatalf("prefix %d: n=%d err=%v", i, n, err)
@@ -64,9 +54,9 @@ func TestParseStrayAndPartial(t *testing.T) {
 
 func TestDecoderResyncs(t *testing.T) {
 	var d Decoder
-	d.Write(unhex(t, "EF AA 00 00 02 12 00 11")) // parity wrong (should be 0x10)
-	d.Write(unhex(t, "EF AA FF FF"))             // size 65535 > MaxData
-	d.Write(unhex(t, "EF AA 24 00 00 24"))
+	d.Write(haltest.Unhex(t, "EF AA 00 00 02 12 00 11")) // parity wrong (should be 0x10)
+	d.Write(haltest.Unhex(t, "EF AA FF FF"))             // size 65535 > MaxData
+	d.Write(haltest.Unhex(t, "EF AA 24 00 00 24"))
 	var errs []error
 	for {
 		f, err := d.Next()
@@ -119,7 +109,7 @@ func TestReplyAndErrors(t *testing.T) {
 // to the bytes they came from.
 func FuzzParse(f *testing.F) {
 	for _, g := range golden {
-		f.Add(unhex(f, g.wire))
+		f.Add(haltest.Unhex(f, g.wire))
 	}
 	f.Add([]byte{0xEF, 0xEF, 0xAA, 0x00, 0xFF, 0xFF})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -167,45 +157,5 @@ func BenchmarkParse(b *testing.B) {
 			frames++
 		}
 	}
-	var baseNs float64
-	b.Run("baseline_sync_scan", func(b *testing.B) {
-		b.SetBytes(int64(len(wire)))
-		for b.Loop() {
-			n := 0
-			for rest := wire; ; {
-				i := bytes.Index(rest, syncWord)
-				if i < 0 {
-					break
-				}
-				n++
-				rest = rest[i+2:]
-			}
-			if n < frames {
-				b.Fatalf("baseline found %d sync words, want >= %d", n, frames)
-			}
-		}
-		baseNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-	})
-	b.Run("parse", func(b *testing.B) {
-		b.SetBytes(int64(len(wire)))
-		for b.Loop() {
-			n := 0
-			for rest := wire; len(rest) > 0; {
-				_, used, err := Parse(rest)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n++
-				rest = rest[used:]
-			}
-			if n != frames {
-				b.Fatalf("parsed %d frames, want %d", n, frames)
-			}
-		}
-		ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-		b.ReportMetric(float64(frames)/(ns/1e9), "frames/s")
-		if baseNs > 0 {
-			b.ReportMetric(ns/baseNs, "x_vs_baseline")
-		}
-	})
+	haltest.BenchParse(b, wire, syncWord, frames, Parse)
 }

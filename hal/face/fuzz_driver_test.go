@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"termagent/hal/face"
+	"termagent/hal/haltest"
 	"termagent/hal/internal/modlinktest"
 )
 
@@ -19,7 +20,7 @@ func FuzzDriverReplies(f *testing.F) {
 		"EF AA 00 00 06 F7 00 00 01 00 01 F1",
 		"55 EF AA 00 FF FF",
 	} {
-		f.Add(unhex(f, s))
+		f.Add(haltest.Unhex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, reply []byte) {
 		port := modlinktest.NewReplyPort(reply)

@@ -3,6 +3,8 @@ package fingerprint
 import (
 	"bytes"
 	"testing"
+
+	"termagent/hal/haltest"
 )
 
 // benchStream is a realistic receive stream: an identify poll's ACKs and
@@ -34,45 +36,5 @@ func benchStream(b *testing.B) (wire []byte, frames int) {
 // the same buffer, measured in the same run.
 func BenchmarkParse(b *testing.B) {
 	wire, frames := benchStream(b)
-	var baseNs float64
-	b.Run("baseline_sync_scan", func(b *testing.B) {
-		b.SetBytes(int64(len(wire)))
-		for b.Loop() {
-			n := 0
-			for rest := wire; ; {
-				i := bytes.Index(rest, []byte{sync0, sync1})
-				if i < 0 {
-					break
-				}
-				n++
-				rest = rest[i+2:]
-			}
-			if n < frames {
-				b.Fatalf("baseline found %d sync words, want >= %d", n, frames)
-			}
-		}
-		baseNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-	})
-	b.Run("parse", func(b *testing.B) {
-		b.SetBytes(int64(len(wire)))
-		for b.Loop() {
-			n := 0
-			for rest := wire; len(rest) > 0; {
-				_, used, err := Parse(rest)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n++
-				rest = rest[used:]
-			}
-			if n != frames {
-				b.Fatalf("parsed %d packets, want %d", n, frames)
-			}
-		}
-		ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
-		b.ReportMetric(float64(frames)/(ns/1e9), "frames/s")
-		if baseNs > 0 {
-			b.ReportMetric(ns/baseNs, "x_vs_baseline")
-		}
-	})
+	haltest.BenchParse(b, wire, []byte{sync0, sync1}, frames, Parse)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"termagent/hal/fingerprint"
+	"termagent/hal/haltest"
 	"termagent/hal/internal/modlinktest"
 )
 
@@ -19,7 +20,7 @@ func FuzzDriverReplies(f *testing.F) {
 		"EF 01 FF FF FF FF 07 00 13 00 00 00 00 00 00 50 00 03 FF FF FF FF 00 02 00 0C 04 77",
 		"55 EF 01 FF FF FF FF 07 01 02",
 	} {
-		f.Add(unhexT(f, s))
+		f.Add(haltest.Unhex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, reply []byte) {
 		port := modlinktest.NewReplyPort(reply)

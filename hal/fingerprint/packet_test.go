@@ -2,25 +2,16 @@ package fingerprint
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
 
 	"termagent/hal"
+	"termagent/hal/haltest"
 )
 
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// Golden vectors from reference/fingerprint-r30x.md §2 (checked there by
-// computation and against the datasheet's printed checksums).
+// Golden vectors, checked by computation and against the checksums
+// printed in the ZFM-20 and R503 user manuals.
 var golden = []struct {
 	name string
 	pkt  Packet
@@ -58,7 +49,7 @@ func TestGoldenEncode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", g.name, err)
 		}
-		if want := unhex(t, g.wire); !bytes.Equal(got, want) {
+		if want := haltest.Unhex(t, g.wire); !bytes.Equal(got, want) {
 			t.Errorf("%s: encoded % X, want % X", g.name, got, want)
 		}
 	}
@@ -66,7 +57,7 @@ func TestGoldenEncode(t *testing.T) {
 
 func TestGoldenParse(t *testing.T) {
 	for _, g := range golden {
-		wire := unhex(t, g.wire)
+		wire := haltest.Unhex(t, g.wire)
 		p, n, err := Parse(wire)
 		if err != nil {
 			t.Fatalf("%s: %v", g.name, err)
@@ -78,7 +69,7 @@ func TestGoldenParse(t *testing.T) {
 }
 
 func TestParseSkipsStrayBytes(t *testing.T) {
-	ack := unhex(t, "EF 01 FF FF FF FF 07 00 03 00 00 0A")
+	ack := haltest.Unhex(t, "EF 01 FF FF FF FF 07 00 03 00 00 0A")
 	// The R503's power-on 0x55, a lone 0xEF and noise before the packet.
 	in := append([]byte{0x55, 0xEF, 0x00, 0xEF, 0xEF}, ack...)
 	p, n, err := Parse(in)
@@ -88,7 +79,7 @@ func TestParseSkipsStrayBytes(t *testing.T) {
 }
 
 func TestParseIncomplete(t *testing.T) {
-	ack := unhex(t, "EF 01 FF FF FF FF 07 00 03 00 00 0A")
+	ack := haltest.Unhex(t, "EF 01 FF FF FF FF 07 00 03 00 00 0A")
 	for i := 0; i < len(ack); i++ {
 		_, n, err := Parse(ack[:i])
 		if !errors.Is(err, ErrIncomplete) {
@@ -105,10 +96,10 @@ func TestParseIncomplete(t *testing.T) {
 }
 
 func TestParseCorruptResyncs(t *testing.T) {
-	good := unhex(t, "EF 01 FF FF FF FF 07 00 03 02 00 0C")
-	badSum := unhex(t, "EF 01 FF FF FF FF 07 00 03 00 00 0B")
-	badLen := unhex(t, "EF 01 FF FF FF FF 07 01 03")
-	badPID := unhex(t, "EF 01 FF FF FF FF 05 00 03 00 00 08")
+	good := haltest.Unhex(t, "EF 01 FF FF FF FF 07 00 03 02 00 0C")
+	badSum := haltest.Unhex(t, "EF 01 FF FF FF FF 07 00 03 00 00 0B")
+	badLen := haltest.Unhex(t, "EF 01 FF FF FF FF 07 01 03")
+	badPID := haltest.Unhex(t, "EF 01 FF FF FF FF 05 00 03 00 00 08")
 	for _, c := range []struct {
 		name string
 		bad  []byte
@@ -140,7 +131,7 @@ func TestParseCorruptResyncs(t *testing.T) {
 func TestDecoderByteByByte(t *testing.T) {
 	var wire []byte
 	for _, g := range golden {
-		wire = append(wire, unhex(t, g.wire)...)
+		wire = append(wire, haltest.Unhex(t, g.wire)...)
 	}
 	var d Decoder
 	var got []Packet
@@ -170,8 +161,8 @@ func TestDecoderByteByByte(t *testing.T) {
 func TestDecoderResync(t *testing.T) {
 	var d Decoder
 	// A false start announcing 256 content bytes, then a whole ACK.
-	d.Write(unhex(t, "EF 01 FF FF FF FF 07 01 02"))
-	d.Write(unhex(t, "EF 01 FF FF FF FF 07 00 03 00 00 0A"))
+	d.Write(haltest.Unhex(t, "EF 01 FF FF FF FF 07 01 02"))
+	d.Write(haltest.Unhex(t, "EF 01 FF FF FF FF 07 00 03 00 00 0A"))
 	if _, err := d.Next(); !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("before Resync: %v, want ErrIncomplete", err)
 	}
@@ -229,10 +220,10 @@ func TestCodeErrorClasses(t *testing.T) {
 // they accept must re-encode to the same bytes.
 func FuzzParse(f *testing.F) {
 	for _, g := range golden {
-		f.Add(unhex(f, g.wire))
+		f.Add(haltest.Unhex(f, g.wire))
 	}
 	f.Add([]byte{0x55, 0xEF, 0x01, 0xFF})
-	f.Add(unhex(f, "EF 01 FF FF FF FF 07 FF FF 00"))
+	f.Add(haltest.Unhex(f, "EF 01 FF FF FF FF 07 FF FF 00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, n, err := Parse(b)
 		if n < 0 || n > len(b) {

@@ -1,8 +1,8 @@
 // Package fingerprint drives UART fingerprint modules. Its one driver,
 // "r30x", speaks the Synochip / ZhianTec 0xEF01 packet protocol of the
-// R30x, AS608, ZFM-20/60/70 and R502/R503 families (reference:
-// reference/fingerprint-r30x.md, after the ZFM-20 user manual and the
-// R503 user manual).
+// R30x, AS608, ZFM-20/60/70 and R502/R503 families, after the ZFM-20 user manual, the R503 user manual
+// and the R30x manuals (and Adafruit's fingerprint library, which speaks
+// the same protocol).
 //
 // The package has two layers: a pure packet codec (Packet, Parse, Decoder:
 // functions over bytes, no I/O, no goroutines) and the R30x driver, which

@@ -3,12 +3,10 @@ package fingerprint_test
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/fingerprint"
+	"termagent/hal/haltest"
 	"termagent/hal/internal/modlinktest"
 	"termagent/hal/internal/porttest"
 	"termagent/hal/sim"
@@ -63,31 +62,10 @@ func setup(t *testing.T, sc sim.FingerprintConfig, cfg fingerprint.Config) rig {
 	return rig{dev, plug, m}
 }
 
-func unhexT(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), hang)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// waitFor polls cond until it holds or the hang deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(hang)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 type result struct {
@@ -105,7 +83,7 @@ func identify(t *testing.T, r rig, ctx context.Context) <-chan result {
 		f, err := r.m.Identify(ctx)
 		ch <- result{f, err}
 	}()
-	waitFor(t, "the driver to poll", func() bool { return r.dev.Polls() > polls })
+	haltest.Eventually(t, "the driver to poll", func() bool { return r.dev.Polls() > polls })
 	return ch
 }
 
@@ -375,7 +353,7 @@ func TestUnplugReplug(t *testing.T) {
 		t.Fatal(err)
 	}
 	var slots []int
-	waitFor(t, "the driver to reach the replugged module", func() bool {
+	haltest.Eventually(t, "the driver to reach the replugged module", func() bool {
 		var err error
 		slots, err = r.m.Slots(ctx)
 		return err == nil

@@ -11,7 +11,7 @@
 //   - Close is idempotent, wakes a goroutine blocked in Read, and every call
 //     after it returns an error wrapping hal.ErrClosed;
 //   - Reopen reopens a vanished port by name with jittered exponential
-//     backoff, so a driver survives unplug and replug; bytes the device
+//     backoff (hal/backoff), so a driver survives unplug and replug; bytes the device
 //     sent between its replug and the reopen are kept (only the first
 //     Open drops what queued up before it);
 //   - Health reports whether the port is open, and wakes a watcher at
@@ -21,29 +21,29 @@
 // The modem lines (DTR/RTS) are never touched: pseudo-terminals reject the
 // modem-control ioctls, and none of our modules need them.
 //
-// Import rule: like every hal sub-package, serialport imports only hal and
-// never agent, store or protocol. It does not log; drivers do.
+// Import rule: like every hal sub-package, serialport imports only hal
+// (and hal/backoff), never agent, store or protocol. It does not log; drivers do.
 package serialport
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"go.bug.st/serial"
 
 	"termagent/hal"
+	"termagent/hal/backoff"
 )
 
 // Defaults for zero Config fields.
 const (
 	DefaultBaud        = 9600
 	DefaultReadTimeout = 100 * time.Millisecond
-	DefaultBackoffMin  = 100 * time.Millisecond
-	DefaultBackoffMax  = 2 * time.Second
+	DefaultBackoffMin  = backoff.DefaultMin
+	DefaultBackoffMax  = backoff.DefaultMax
 )
 
 // Config says which port to open and how. Zero values mean the documented
@@ -69,7 +69,7 @@ func (c Config) withDefaults() Config {
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = DefaultReadTimeout
 	}
-	c.Backoff = c.Backoff.withDefaults()
+	c.Backoff = c.Backoff.WithDefaults()
 	return c
 }
 
@@ -87,39 +87,14 @@ func (c Config) validate() error {
 	return nil
 }
 
-// Backoff is the delay schedule between reopen attempts: it doubles from
-// Min up to Max, and each delay is jittered to between half and all of its
-// nominal value so that several drivers do not retry in lockstep.
-type Backoff struct {
-	// Min is the first delay; zero means 100 ms.
-	Min time.Duration
-	// Max caps the delay; zero means 2 s.
-	Max time.Duration
-}
-
-func (b Backoff) withDefaults() Backoff {
-	if b.Min == 0 {
-		b.Min = DefaultBackoffMin
-	}
-	if b.Max == 0 {
-		b.Max = max(DefaultBackoffMax, b.Min)
-	}
-	return b
-}
-
-// Delay returns the jittered delay before attempt n (0 for the first retry).
-func (b Backoff) Delay(n int) time.Duration {
-	b = b.withDefaults()
-	d := b.Min
-	for i := 0; i < n && d < b.Max; i++ {
-		d *= 2
-	}
-	d = min(d, b.Max)
-	if half := d / 2; half > 0 {
-		d = half + rand.N(half+1)
-	}
-	return d
-}
+// Backoff is the delay schedule between reopen attempts (backoff.Policy:
+// the ceiling doubles from Min up to Max, each delay is drawn below it so
+// that several drivers do not retry in lockstep); a zero Min means 100 ms
+// and a zero Max means 2 s.
+//
+// It is an alias so that the drivers' Config structs keep saying
+// serialport.Backoff; it is the same type as backoff.Policy.
+type Backoff = backoff.Policy
 
 // Port is an open serial port. Read and Write may be called from different
 // goroutines, but each by one goroutine at a time; Close and Reopen may be

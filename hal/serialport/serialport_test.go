@@ -280,22 +280,6 @@ func TestReopenHonoursContext(t *testing.T) {
 	}
 }
 
-func TestBackoffDelay(t *testing.T) {
-	b := serialport.Backoff{Min: 100 * time.Millisecond, Max: time.Second}
-	for n, nominal := range []time.Duration{100, 200, 400, 800, 1000, 1000, 1000} {
-		nominal *= time.Millisecond
-		for range 20 {
-			d := b.Delay(n)
-			if d < nominal/2 || d > nominal {
-				t.Fatalf("Delay(%d) = %v, want within [%v, %v]", n, d, nominal/2, nominal)
-			}
-		}
-	}
-	if d := b.Delay(1 << 20); d > time.Second {
-		t.Fatalf("Delay(huge) = %v exceeds Max", d)
-	}
-}
-
 func TestConcurrentReopensOpenOnce(t *testing.T) {
 	pl := attachEcho(t)
 	p := open(t, pl.Path())

@@ -65,6 +65,6 @@
 // out. Rig.ServeControl serves it on a unix socket; Dial returns a Control,
 // the Go client tests and the demo use.
 //
-// Import rule: sim imports hal only for shared types; it never imports the
+// Import rule: sim imports none of termagent's packages: not hal, not the
 // drivers it simulates, nor agent, store or protocol.
 package sim

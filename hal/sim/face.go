@@ -13,7 +13,7 @@ import (
 )
 
 // The face simulator speaks the module side of the "EF AA" protocol of the
-// HLK-FM225/FM223 family (reference/hal-devices.md §2). Like the
+// HLK-FM225/FM223 family (see hal/face's package doc for its sources). Like the
 // fingerprint simulator it has its own codec, independent of hal/face.
 
 // EF AA message ids, notes and results the simulator uses.

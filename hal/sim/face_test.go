@@ -8,6 +8,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"termagent/hal/haltest"
 )
 
 // readFrame reads one whole EF AA frame from c.
@@ -25,15 +27,15 @@ func readFrame(t *testing.T, c net.Conn) []byte {
 	return append(h, rest...)
 }
 
-// Golden frames: the reference's (hal-devices.md §2.1) and replies
-// computed with the same XOR rule.
+// Golden frames: hal/face's golden frames and replies computed with the
+// same XOR rule.
 func TestFaceGolden(t *testing.T) {
 	dev, err := NewFace(FaceConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := serveOnPipe(t, dev)
-	if got := readFrame(t, c); !bytes.Equal(got, fpHex(t, "EF AA 01 00 01 00 00")) {
+	if got := readFrame(t, c); !bytes.Equal(got, haltest.Unhex(t, "EF AA 01 00 01 00 00")) {
 		t.Fatalf("power-on note % X, want NOTE READY", got)
 	}
 	roundTrip(t, c, "EF AA 11 00 00 11", "EF AA 00 00 03 11 00 00 12")    // GET_STATUS: standby
@@ -49,7 +51,7 @@ func TestFaceGolden(t *testing.T) {
 	if err := dev.ShowFace(1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Write(fpHex(t, "EF AA 12 00 02 00 0A 1A")); err != nil {
+	if _, err := c.Write(haltest.Unhex(t, "EF AA 12 00 02 00 0A 1A")); err != nil {
 		t.Fatal(err)
 	}
 	if note := readFrame(t, c); note[2] != faceMsgNote || note[5] != faceNoteFaceState {
@@ -92,7 +94,7 @@ func TestFacePhotoEnrolAndReset(t *testing.T) {
 		t.Fatalf("unexpected sequence: % X", r)
 	}
 	// Reset during VERIFY: no reply, NOTE READY.
-	if _, err := c.Write(fpHex(t, "EF AA 12 00 02 00 0A 1A")); err != nil {
+	if _, err := c.Write(haltest.Unhex(t, "EF AA 12 00 02 00 0A 1A")); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); dev.Verifies() == 0; time.Sleep(time.Millisecond) {
@@ -101,7 +103,7 @@ func TestFacePhotoEnrolAndReset(t *testing.T) {
 		}
 	}
 	dev.Reset()
-	if got := readFrame(t, c); !bytes.Equal(got, fpHex(t, "EF AA 01 00 01 00 00")) {
+	if got := readFrame(t, c); !bytes.Equal(got, haltest.Unhex(t, "EF AA 01 00 01 00 00")) {
 		t.Fatalf("after Reset % X, want NOTE READY", got)
 	}
 	if ids := dev.Users(); len(ids) != 1 || ids[0] != 1 {
@@ -138,19 +140,26 @@ func FuzzFaceServe(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		host, mod := net.Pipe()
-		defer host.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- dev.Serve(ctx, mod) }()
-		go io.Copy(io.Discard, host)
-		host.Write(in)
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("Serve hung")
-		}
-		mod.Close()
+		serveInput(t, dev, in)
 	})
+}
+
+// serveInput serves in to dev over a pipe, cancels, and fails the test if
+// Serve does not return (a panic fails it by itself).
+func serveInput(t *testing.T, dev Device, in []byte) {
+	t.Helper()
+	host, mod := net.Pipe()
+	defer host.Close()
+	defer mod.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- dev.Serve(ctx, mod) }()
+	go io.Copy(io.Discard, host)
+	host.Write(in)
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve hung")
+	}
 }

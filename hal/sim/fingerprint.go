@@ -12,10 +12,56 @@ import (
 )
 
 // The fingerprint simulator speaks the module side of the Synochip /
-// ZhianTec 0xEF01 protocol (R30x, AS608, ZFM, R503); see
-// reference/fingerprint-r30x.md. Its codec is written here afresh rather
-// than borrowed from hal/fingerprint, so a bug on one side cannot hide the
-// same bug on the other; the golden vectors pin both.
+// ZhianTec 0xEF01 protocol (R30x, AS608, ZFM, R503), after the ZFM-20 and
+// R503 user manuals. Its codec is written here afresh rather than borrowed
+// from hal/fingerprint, so a bug on one side cannot hide the same bug on the
+// other; the golden vectors pin both.
+
+// Packet identifiers (the byte after the address).
+const (
+	fpPIDCommand = 0x01 // host → module: a command
+	fpPIDData    = 0x02 // a data packet, more follow
+	fpPIDAck     = 0x07 // module → host: the reply to a command
+	fpPIDEnd     = 0x08 // the last data packet
+)
+
+// Instruction codes (the first content byte of a command), with the
+// datasheets' names.
+const (
+	fpGenImg         = 0x01 // capture a finger image
+	fpImg2Tz         = 0x02 // image → character buffer
+	fpMatch          = 0x03 // compare the two character buffers
+	fpSearch         = 0x04 // search the library for a buffer
+	fpStore          = 0x06 // buffer → library slot
+	fpLoadChar       = 0x07 // library slot → buffer
+	fpUpChar         = 0x08 // upload a buffer to the host
+	fpDownChar       = 0x09 // download a buffer from the host
+	fpDeleteChar     = 0x0C // delete library slots
+	fpEmpty          = 0x0D // clear the library
+	fpReadSysPara    = 0x0F // system parameters
+	fpVfyPwd         = 0x13 // verify the password
+	fpHiSpeedSearch  = 0x1B // Search, faster
+	fpTempleteNum    = 0x1D // number of stored templates (sic)
+	fpReadIndexTable = 0x1F // occupied slots of one 256-slot page
+	fpHandShake      = 0x40 // is the module alive
+)
+
+// Confirmation codes (the first content byte of an ACK).
+const (
+	fpOK            = 0x00
+	fpErrPacket     = 0x01 // error receiving the packet
+	fpErrNoFinger   = 0x02 // no finger on the sensor
+	fpErrNoMatch    = 0x08 // the buffers do not match
+	fpErrNotFound   = 0x09 // no template found
+	fpErrBadSlot    = 0x0B // slot beyond the library
+	fpErrBadBuffer  = 0x0C // no valid template in the buffer or slot
+	fpErrUpload     = 0x0D // nothing to upload
+	fpErrDelete     = 0x10 // cannot delete
+	fpErrBadPwd     = 0x13 // wrong password
+	fpErrNoImage    = 0x15 // no valid image in the image buffer
+	fpErrVerifyPwd  = 0x21 // the password must be verified first
+	fpErrBadCommand = 0xFC // unsupported command (R503's code)
+)
 
 // Limits of the simulated fingerprint module.
 const (
@@ -328,8 +374,8 @@ func (f *Fingerprint) Serve(ctx context.Context, port io.ReadWriter) error {
 			in = in[used:]
 			if ok && addr == f.cfg.Address {
 				f.handle(ctx, pid, content)
-			} else if !ok && addr == f.cfg.Address && pid == 0x01 {
-				f.reply(ctx, []byte{0x01}) // error receiving the packet
+			} else if !ok && addr == f.cfg.Address && pid == fpPIDCommand {
+				f.reply(ctx, []byte{fpErrPacket})
 			}
 		}
 		if len(in) > 2*(fpHeaderLen+fpMaxContent+2) {
@@ -395,7 +441,7 @@ func (f *Fingerprint) fpEncode(pid byte, content []byte) []byte {
 
 // reply sends an ACK with the given content, applying the reply faults.
 func (f *Fingerprint) reply(ctx context.Context, content []byte) {
-	f.send(ctx, f.fpEncode(0x07, content))
+	f.send(ctx, f.fpEncode(fpPIDAck, content))
 }
 
 // send writes one frame to the host applying the reply faults.
@@ -458,11 +504,11 @@ func rfPause(ctx context.Context, d time.Duration) bool {
 
 // handle carries out one valid packet addressed to this module.
 func (f *Fingerprint) handle(ctx context.Context, pid byte, c []byte) {
-	if pid == 0x02 || pid == 0x08 {
+	if pid == fpPIDData || pid == fpPIDEnd {
 		f.receiveData(pid, c)
 		return
 	}
-	if pid != 0x01 {
+	if pid != fpPIDCommand {
 		return // an ACK from the host: nothing to do
 	}
 	if f.down != nil { // a command ends an unfinished download
@@ -470,45 +516,45 @@ func (f *Fingerprint) handle(ctx context.Context, pid byte, c []byte) {
 		f.buffers[1], f.buffers[2] = nil, nil
 	}
 	instr, p := c[0], c[1:]
-	if f.cfg.Password != 0 && !f.verified && instr != 0x13 {
-		f.reply(ctx, []byte{0x21})
+	if f.cfg.Password != 0 && !f.verified && instr != fpVfyPwd {
+		f.reply(ctx, []byte{fpErrVerifyPwd})
 		return
 	}
 	short := func(n int) bool {
 		if len(p) < n {
-			f.reply(ctx, []byte{0x01})
+			f.reply(ctx, []byte{fpErrPacket})
 			return true
 		}
 		return false
 	}
 	switch instr {
-	case 0x13: // VfyPwd
+	case fpVfyPwd:
 		if short(4) {
 			return
 		}
 		if binary.BigEndian.Uint32(p) != f.cfg.Password {
-			f.reply(ctx, []byte{0x13})
+			f.reply(ctx, []byte{fpErrBadPwd})
 			return
 		}
 		f.verified = true
-		f.reply(ctx, []byte{0x00})
-	case 0x40: // HandShake
-		f.reply(ctx, []byte{0x00})
-	case 0x0F: // ReadSysPara
-		r := []byte{0x00, 0, 0, 0, 0}
+		f.reply(ctx, []byte{fpOK})
+	case fpHandShake:
+		f.reply(ctx, []byte{fpOK})
+	case fpReadSysPara:
+		r := []byte{fpOK, 0, 0, 0, 0}
 		r = binary.BigEndian.AppendUint16(r, uint16(f.cfg.Capacity))
 		r = binary.BigEndian.AppendUint16(r, 3)
 		r = binary.BigEndian.AppendUint32(r, f.cfg.Address)
 		r = binary.BigEndian.AppendUint16(r, uint16(fpPacketCode(f.cfg.PacketSize)))
 		r = binary.BigEndian.AppendUint16(r, uint16(f.cfg.BaudN))
 		f.reply(ctx, r)
-	case 0x1F: // ReadIndexTable
+	case fpReadIndexTable:
 		if short(1) {
 			return
 		}
 		page := int(p[0])
 		if page*256 >= f.cfg.Capacity {
-			f.reply(ctx, []byte{0x0B})
+			f.reply(ctx, []byte{fpErrBadSlot})
 			return
 		}
 		table := make([]byte, 33)
@@ -521,12 +567,12 @@ func (f *Fingerprint) handle(ctx context.Context, pid byte, c []byte) {
 		}
 		f.mu.Unlock()
 		f.reply(ctx, table)
-	case 0x1D: // TempleteNum
+	case fpTempleteNum:
 		f.mu.Lock()
 		n := len(f.library)
 		f.mu.Unlock()
-		f.reply(ctx, []byte{0x00, byte(n >> 8), byte(n)})
-	case 0x01: // GenImg
+		f.reply(ctx, []byte{fpOK, byte(n >> 8), byte(n)})
+	case fpGenImg:
 		f.mu.Lock()
 		f.polls++
 		var t []byte
@@ -536,28 +582,28 @@ func (f *Fingerprint) handle(ctx context.Context, pid byte, c []byte) {
 		}
 		f.mu.Unlock()
 		if t == nil {
-			f.reply(ctx, []byte{0x02})
+			f.reply(ctx, []byte{fpErrNoFinger})
 			return
 		}
 		f.image = t
-		f.reply(ctx, []byte{0x00})
-	case 0x02: // Img2Tz
+		f.reply(ctx, []byte{fpOK})
+	case fpImg2Tz:
 		if short(1) {
 			return
 		}
 		if f.image == nil {
-			f.reply(ctx, []byte{0x15})
+			f.reply(ctx, []byte{fpErrNoImage})
 			return
 		}
 		f.buffers[fpBuffer(p[0])] = slices.Clone(f.image)
-		f.reply(ctx, []byte{0x00})
-	case 0x03: // Match
+		f.reply(ctx, []byte{fpOK})
+	case fpMatch:
 		if f.buffers[1] != nil && slices.Equal(f.buffers[1], f.buffers[2]) {
-			f.reply(ctx, []byte{0x00, 0, fpMatchScore})
+			f.reply(ctx, []byte{fpOK, 0, fpMatchScore})
 			return
 		}
-		f.reply(ctx, []byte{0x08, 0, 0})
-	case 0x04, 0x1B: // Search, HiSpeedSearch
+		f.reply(ctx, []byte{fpErrNoMatch, 0, 0})
+	case fpSearch, fpHiSpeedSearch:
 		if short(5) {
 			return
 		}
@@ -574,68 +620,68 @@ func (f *Fingerprint) handle(ctx context.Context, pid byte, c []byte) {
 		}
 		f.mu.Unlock()
 		if hit < 0 {
-			f.reply(ctx, []byte{0x09, 0, 0, 0, 0})
+			f.reply(ctx, []byte{fpErrNotFound, 0, 0, 0, 0})
 			return
 		}
-		f.reply(ctx, []byte{0x00, byte(hit >> 8), byte(hit), 0, fpMatchScore})
-	case 0x09: // DownChar
+		f.reply(ctx, []byte{fpOK, byte(hit >> 8), byte(hit), 0, fpMatchScore})
+	case fpDownChar:
 		if short(1) {
 			return
 		}
-		f.reply(ctx, []byte{0x00})
+		f.reply(ctx, []byte{fpOK})
 		f.down = &fpDownload{buf: fpBuffer(p[0])}
-	case 0x08: // UpChar
+	case fpUpChar:
 		if short(1) {
 			return
 		}
 		t := f.buffers[fpBuffer(p[0])]
 		if t == nil {
-			f.reply(ctx, []byte{0x0D})
+			f.reply(ctx, []byte{fpErrUpload})
 			return
 		}
-		f.reply(ctx, []byte{0x00})
+		f.reply(ctx, []byte{fpOK})
 		for len(t) > 0 {
 			n := min(len(t), f.cfg.PacketSize)
-			pid := byte(0x02)
+			pid := byte(fpPIDData)
 			if n == len(t) {
-				pid = 0x08
+				pid = fpPIDEnd
 			}
 			f.send(ctx, f.fpEncode(pid, t[:n]))
 			t = t[n:]
 		}
-	case 0x07, 0x06: // LoadChar, Store
+	case fpLoadChar, fpStore:
 		if short(3) {
 			return
 		}
 		b := fpBuffer(p[0])
 		slot := int(binary.BigEndian.Uint16(p[1:3]))
 		if slot >= f.cfg.Capacity {
-			f.reply(ctx, []byte{0x0B})
+			f.reply(ctx, []byte{fpErrBadSlot})
 			return
 		}
 		f.mu.Lock()
-		code := byte(0x00)
-		if instr == 0x07 {
+		code := byte(fpOK)
+		if instr == fpLoadChar {
 			if t, ok := f.library[slot]; ok {
 				f.buffers[b] = slices.Clone(t)
 			} else {
-				code = 0x0C
+				code = fpErrBadBuffer
 			}
 		} else if f.buffers[b] == nil {
-			code = 0x0C
+			code = fpErrBadBuffer
 		} else {
 			f.library[slot] = slices.Clone(f.buffers[b])
 		}
 		f.mu.Unlock()
 		f.reply(ctx, []byte{code})
-	case 0x0C: // DeleteChar
+	case fpDeleteChar:
 		if short(4) {
 			return
 		}
 		slot := int(binary.BigEndian.Uint16(p[0:2]))
 		n := int(binary.BigEndian.Uint16(p[2:4]))
 		if n == 0 || slot+n > f.cfg.Capacity {
-			f.reply(ctx, []byte{0x10})
+			f.reply(ctx, []byte{fpErrDelete})
 			return
 		}
 		f.mu.Lock()
@@ -643,14 +689,14 @@ func (f *Fingerprint) handle(ctx context.Context, pid byte, c []byte) {
 			delete(f.library, s)
 		}
 		f.mu.Unlock()
-		f.reply(ctx, []byte{0x00})
-	case 0x0D: // Empty
+		f.reply(ctx, []byte{fpOK})
+	case fpEmpty:
 		f.mu.Lock()
 		clear(f.library)
 		f.mu.Unlock()
-		f.reply(ctx, []byte{0x00})
+		f.reply(ctx, []byte{fpOK})
 	default:
-		f.reply(ctx, []byte{0xFC}) // unsupported command (R503's code)
+		f.reply(ctx, []byte{fpErrBadCommand})
 	}
 }
 
@@ -666,19 +712,19 @@ func fpBuffer(id byte) int {
 // receiveData takes one data packet of a DownChar. Every packet but the
 // last must carry exactly PacketSize bytes and the whole must be
 // TemplateSize bytes, or the buffer ends up invalid and a later Store is
-// refused with 0x0C, as a real module's garbled buffer would be.
+// refused with fpErrBadBuffer, as a real module's garbled buffer would be.
 func (f *Fingerprint) receiveData(pid byte, c []byte) {
 	d := f.down
 	if d == nil {
 		return // no download in progress: a module ignores stray data
 	}
-	if (pid == 0x02 && len(c) != f.cfg.PacketSize) || len(c) > f.cfg.PacketSize || len(d.data)+len(c) > fpMaxTemplate {
+	if (pid == fpPIDData && len(c) != f.cfg.PacketSize) || len(c) > f.cfg.PacketSize || len(d.data)+len(c) > fpMaxTemplate {
 		d.bad = true
 	}
 	if !d.bad {
 		d.data = append(d.data, c...)
 	}
-	if pid != 0x08 {
+	if pid != fpPIDEnd {
 		return
 	}
 	f.down = nil

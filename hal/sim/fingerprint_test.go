@@ -3,22 +3,14 @@ package sim
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
-)
 
-func fpHex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+	"termagent/hal/haltest"
+)
 
 // serveOnPipe runs dev.Serve on one end of a pipe and returns the other.
 func serveOnPipe(t *testing.T, dev Device) net.Conn {
@@ -43,10 +35,10 @@ func serveOnPipe(t *testing.T, dev Device) net.Conn {
 // roundTrip writes req and reads len(want) bytes, which must equal want.
 func roundTrip(t *testing.T, c net.Conn, req, want string) {
 	t.Helper()
-	if _, err := c.Write(fpHex(t, req)); err != nil {
+	if _, err := c.Write(haltest.Unhex(t, req)); err != nil {
 		t.Fatal(err)
 	}
-	w := fpHex(t, want)
+	w := haltest.Unhex(t, want)
 	got := make([]byte, len(w))
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if _, err := io.ReadFull(c, got); err != nil {
@@ -57,8 +49,9 @@ func roundTrip(t *testing.T, c net.Conn, req, want string) {
 	}
 }
 
-// The simulator answers with the checked vectors of the reference
-// (fingerprint-r30x.md §2), including the real ReadSysPara capture.
+// The simulator answers with the checked vectors of the user manuals (see
+// hal/fingerprint's packet_test.go), including a real module's ReadSysPara
+// capture.
 func TestFingerprintGolden(t *testing.T) {
 	dev, err := NewFingerprint(FingerprintConfig{Capacity: 80, BaudN: 12})
 	if err != nil {
@@ -124,7 +117,7 @@ func TestFingerprintBadInput(t *testing.T) {
 	// Wrong password.
 	roundTrip(t, c, "EF 01 FF FF FF FF 01 00 07 13 00 00 00 00 00 1B", "EF 01 FF FF FF FF 07 00 03 13 00 1D")
 	// Another address is ignored; noise is skipped; the next command is answered.
-	if _, err := c.Write(fpHex(t, "55 00 EF EF 01 12 34 56 78 01 00 03 01 00 05")); err != nil {
+	if _, err := c.Write(haltest.Unhex(t, "55 00 EF EF 01 12 34 56 78 01 00 03 01 00 05")); err != nil {
 		t.Fatal(err)
 	}
 	roundTrip(t, c, "EF 01 FF FF FF FF 01 00 07 13 00 00 00 07 00 22", "EF 01 FF FF FF FF 07 00 03 00 00 0A")
@@ -158,27 +151,14 @@ func TestFingerprintConfigBounds(t *testing.T) {
 // FuzzFingerprintServe: whatever the host sends, the module neither
 // panics nor stops serving.
 func FuzzFingerprintServe(f *testing.F) {
-	f.Add(fpHex(f, "EF 01 FF FF FF FF 01 00 04 09 01 00 0F EF 01 FF FF FF FF 02 00 05 01 02 03 00 0D"))
-	f.Add(fpHex(f, "EF 01 FF FF FF FF 01 00 03 0F 00 13"))
-	f.Add(fpHex(f, "EF 01 FF FF FF FF 01 01 02"))
+	f.Add(haltest.Unhex(f, "EF 01 FF FF FF FF 01 00 04 09 01 00 0F EF 01 FF FF FF FF 02 00 05 01 02 03 00 0D"))
+	f.Add(haltest.Unhex(f, "EF 01 FF FF FF FF 01 00 03 0F 00 13"))
+	f.Add(haltest.Unhex(f, "EF 01 FF FF FF FF 01 01 02"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		dev, err := NewFingerprint(FingerprintConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		host, mod := net.Pipe()
-		defer host.Close()
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- dev.Serve(ctx, mod) }()
-		go io.Copy(io.Discard, host)
-		host.Write(in)
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Fatal("Serve hung")
-		}
-		mod.Close()
+		serveInput(t, dev, in)
 	})
 }

@@ -32,7 +32,7 @@ func timeline(t testing.TB, period, pause time.Duration, bursts ...string) []Edg
 }
 
 // Golden frames. The W26/W34 pair carries the UID 6B 3D 12 D6 of
-// hal-devices.md §1.3 (W26 drops the first byte: FC 61, CN 4822); the W26
+// hal/card's format tests (W26 drops the first byte: FC 61, CN 4822); the W26
 // EM4100 frame carries the fob printed 0006547886; the W37 frame is HID
 // H10304 FC 1234 CN 56789. Parity bits worked out by hand.
 func TestDecodeGoldenCards(t *testing.T) {

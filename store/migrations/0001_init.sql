@@ -1,6 +1,6 @@
 -- 0001: settings, persons with biometrics and module bindings, outbox.
 
--- One row: the device info of PROTOCOL.md plus the previous server address.
+-- One row: the device info of protocol/PROTOCOL.md plus the previous server address.
 CREATE TABLE settings (
 	id               INTEGER PRIMARY KEY CHECK (id = 1),
 	uuid             TEXT    NOT NULL,

@@ -10,8 +10,8 @@
 // It knows nothing of frames or commands: the drivers keep their codec,
 // their commands, their probe and how they recover a cancelled command
 // (face sends RESET and waits for its reply, fingerprint waits for the
-// ACK the module still owes). Shape of the drivers: STYLE.md rule 6 (one
-// reader goroutine, writes serialised) and rule 4 (safe stop).
+// ACK the module still owes). Shape of the drivers: one reader goroutine,
+// writes serialised, and a Close that stops everything safely.
 //
 // Import rule: it imports only hal and hal/serialport, and only hal
 // packages may import it (it is internal to hal).
