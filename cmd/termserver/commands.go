@@ -17,6 +17,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"termagent/cmd/termserver/internal/admin"
+	"termagent/cmd/termserver/internal/recordstore"
+	"termagent/cmd/termserver/internal/server"
 	"termagent/protocol"
 )
 
@@ -31,14 +34,14 @@ database and the token file are. It removes the token file when it stops.`
 // cmdServe runs the server and its admin endpoint until a signal.
 func cmdServe(ctx context.Context, c *client, args []string) error {
 	fs := newFlags(c, "serve")
-	cfg := Config{}
-	fs.StringVar(&cfg.Listen, "listen", DefaultListen, `TCP address for terminals ("off" disables)`)
+	cfg := server.Config{}
+	fs.StringVar(&cfg.Listen, "listen", server.DefaultListen, `TCP address for terminals ("off" disables)`)
 	fs.StringVar(&cfg.WSListen, "ws", "", "WebSocket address for terminals (empty: off)")
 	fs.StringVar(&cfg.DB, "db", "", "record database `file` (default: termserver.db in the state directory, ~/.local/state/termserver)")
 	fs.Float64Var(&cfg.Faults.FailUploads, "fail", 0, "fraction (0..1) of uploads answered -1")
 	fs.DurationVar(&cfg.Faults.Delay, "delay", 0, "delay before every reply")
 	fs.IntVar(&cfg.Faults.DropEvery, "drop-every", 0, "drop a connection after every N requests on it (0: never)")
-	fs.DurationVar(&cfg.CallTimeout, "call-timeout", DefaultCallTimeout, "bound on each request sent to a terminal")
+	fs.DurationVar(&cfg.CallTimeout, "call-timeout", server.DefaultCallTimeout, "bound on each request sent to a terminal")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "auto", "log format: console (human-readable), json (one object a line), or auto: console on a terminal, else json")
 	args, err := fs.parse(args)
@@ -64,7 +67,7 @@ func cmdServe(ctx context.Context, c *client, args []string) error {
 	}
 	cfg.Logger = zerolog.New(out).Level(lvl).With().Timestamp().Logger()
 	if cfg.DB == "" {
-		dir, err := stateDir()
+		dir, err := admin.StateDir()
 		if err != nil {
 			return err
 		}
@@ -76,27 +79,27 @@ func cmdServe(ctx context.Context, c *client, args []string) error {
 	if abs, err := filepath.Abs(cfg.DB); err == nil {
 		cfg.DB = abs
 	}
-	ln, err := listenAdmin(c.admin)
+	ln, err := admin.Listen(c.admin)
 	if err != nil {
 		return err
 	}
 	tokenFile := c.tokenFile
 	if tokenFile == "" {
-		if tokenFile, err = defaultTokenFile(ln.Addr().String()); err != nil {
+		if tokenFile, err = admin.DefaultTokenFile(ln.Addr().String()); err != nil {
 			ln.Close()
 			return err
 		}
 	}
-	token, err := newToken()
+	token, err := admin.NewToken()
 	if err == nil {
-		err = writeToken(tokenFile, token)
+		err = admin.WriteToken(tokenFile, token)
 	}
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer os.Remove(tokenFile)
-	s, err := NewServer(ctx, cfg)
+	s, err := server.New(ctx, cfg)
 	if err != nil {
 		ln.Close()
 		return err
@@ -104,7 +107,7 @@ func cmdServe(ctx context.Context, c *client, args []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	adminDone := make(chan error, 1)
-	go func() { adminDone <- serveAdmin(ctx, s, ln, token) }()
+	go func() { adminDone <- admin.Serve(ctx, s, ln, token) }()
 	cfg.Logger.Info().Str("admin", ln.Addr().String()).Str("token_file", tokenFile).Str("db", cfg.DB).
 		Msg("termserver started")
 	err = s.Run(ctx)
@@ -123,8 +126,8 @@ func cmdList(ctx context.Context, c *client, args []string) error {
 	if len(args) > 0 {
 		return usagef("list takes no arguments")
 	}
-	var ts []TerminalStatus
-	if err := c.client().do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
+	var ts []server.TerminalStatus
+	if err := c.client().Do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
@@ -151,8 +154,8 @@ func cmdStats(ctx context.Context, c *client, args []string) error {
 	if len(args) > 0 {
 		return usagef("stats takes no arguments")
 	}
-	var st Stats
-	if err := c.client().do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st); err != nil {
+	var st server.Stats
+	if err := c.client().Do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "connected %d (accepted %d)  uploads %d  stored %d  duplicates %d  refused %d  failed %d  events %d  drops %d\nfaults: %s\n",
@@ -163,7 +166,7 @@ func cmdStats(ctx context.Context, c *client, args []string) error {
 
 // printResults prints one line per terminal answer and returns an error
 // when any terminal did not answer code 0.
-func printResults(w io.Writer, what string, res []CallResult) error {
+func printResults(w io.Writer, what string, res []server.CallResult) error {
 	failed := 0
 	for _, r := range res {
 		switch {
@@ -188,7 +191,7 @@ func cmdInfo(ctx context.Context, c *client, args []string) error {
 	if len(args) != 1 {
 		return usagef("usage: info TERMINAL|all")
 	}
-	res, err := c.client().call(ctx, args[0], protocol.NewRequest(protocol.ModGetDeviceInfo))
+	res, err := c.client().Call(ctx, args[0], protocol.NewRequest(protocol.ModGetDeviceInfo))
 	if err != nil {
 		return err
 	}
@@ -205,8 +208,8 @@ func cmdInfo(ctx context.Context, c *client, args []string) error {
 }
 
 // printFailures prints only the terminals that did not answer 0.
-func printFailures(w io.Writer, what string, res []CallResult) error {
-	var bad []CallResult
+func printFailures(w io.Writer, what string, res []server.CallResult) error {
+	var bad []server.CallResult
 	for _, r := range res {
 		if !r.OK() {
 			bad = append(bad, r)
@@ -226,7 +229,7 @@ func cmdStatus(ctx context.Context, c *client, args []string) error {
 	if len(args) != 1 {
 		return usagef("usage: status TERMINAL|all")
 	}
-	res, err := c.client().call(ctx, args[0], protocol.NewRequest(protocol.ModGetDeviceStatus))
+	res, err := c.client().Call(ctx, args[0], protocol.NewRequest(protocol.ModGetDeviceStatus))
 	if err != nil {
 		return err
 	}
@@ -306,7 +309,7 @@ func cmdSet(ctx context.Context, c *client, args []string) error {
 	}
 	req := protocol.NewRequest(protocol.ModSetDeviceInfo)
 	req.DeviceInfo = d
-	res, err := c.client().call(ctx, args[0], req)
+	res, err := c.client().Call(ctx, args[0], req)
 	if err != nil {
 		return err
 	}
@@ -377,9 +380,9 @@ or, without one, as one person per photo <person_id>.jpg with optional
 // drawing a progress bar on bar and listing failures on out. It stops at
 // the first failure of the admin endpoint itself (server gone, no such
 // terminal): those would repeat identically for every person.
-func pushPersons(ctx context.Context, ac *adminClient, to string, persons []personFile, bar, out io.Writer) error {
-	var ts []TerminalStatus
-	if err := ac.do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
+func pushPersons(ctx context.Context, ac *admin.Client, to string, persons []personFile, bar, out io.Writer) error {
+	var ts []server.TerminalStatus
+	if err := ac.Do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
 		return err
 	}
 	if len(ts) == 0 {
@@ -388,7 +391,7 @@ func pushPersons(ctx context.Context, ac *adminClient, to string, persons []pers
 	p := newProgress(bar, "push", len(persons))
 	var failures []string
 	for _, person := range persons {
-		res, err := ac.call(ctx, to, personRequest(person))
+		res, err := ac.Call(ctx, to, personRequest(person))
 		if err != nil {
 			p.finish()
 			return fmt.Errorf("push %s: %w", person.ID, err)
@@ -428,7 +431,7 @@ func cmdRemove(ctx context.Context, c *client, args []string) error {
 	}
 	req := protocol.NewRequest(protocol.ModRemovePerson)
 	req.PersonIDs = args
-	res, err := c.client().call(ctx, *to, req)
+	res, err := c.client().Call(ctx, *to, req)
 	if err != nil {
 		return err
 	}
@@ -454,7 +457,7 @@ func cmdCommand(ctx context.Context, c *client, args []string) error {
 	if len(args) > 1 {
 		req.CommandValue = args[1]
 	}
-	res, err := c.client().call(ctx, *to, req)
+	res, err := c.client().Call(ctx, *to, req)
 	if err != nil {
 		return err
 	}
@@ -492,8 +495,8 @@ func cmdRecords(ctx context.Context, c *client, args []string) error {
 	if !*first {
 		q.Set("newest", "true")
 	}
-	var recs []Record
-	if err := c.client().do(ctx, http.MethodGet, "/v1/records", q, nil, &recs); err != nil {
+	var recs []recordstore.Record
+	if err := c.client().Do(ctx, http.MethodGet, "/v1/records", q, nil, &recs); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
@@ -564,7 +567,7 @@ func cmdExport(ctx context.Context, c *client, args []string) error {
 		defer f.Close()
 		w = f
 	}
-	if err := c.client().do(ctx, http.MethodGet, "/v1/records.csv", recordQuery(*terminal, 0, 0), nil, w); err != nil {
+	if err := c.client().Do(ctx, http.MethodGet, "/v1/records.csv", recordQuery(*terminal, 0, 0), nil, w); err != nil {
 		return err
 	}
 	if f, ok := w.(*os.File); ok && f != os.Stdout {
@@ -595,7 +598,7 @@ func cmdFaults(ctx context.Context, c *client, args []string) error {
 		method = http.MethodPost
 	}
 	var got url.Values
-	if err := c.client().do(ctx, method, "/v1/faults", q, nil, &got); err != nil {
+	if err := c.client().Do(ctx, method, "/v1/faults", q, nil, &got); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "faults: fail=%s delay=%s drop_every=%s refuse=%s\n",
@@ -612,7 +615,7 @@ func cmdDrop(ctx context.Context, c *client, args []string) error {
 		return usagef("usage: drop TERMINAL|all")
 	}
 	var dropped []string
-	if err := c.client().do(ctx, http.MethodPost, "/v1/drop", url.Values{"to": {args[0]}}, nil, &dropped); err != nil {
+	if err := c.client().Do(ctx, http.MethodPost, "/v1/drop", url.Values{"to": {args[0]}}, nil, &dropped); err != nil {
 		return err
 	}
 	for _, d := range dropped {
@@ -660,9 +663,9 @@ func cmdWait(ctx context.Context, c *client, args []string) error {
 
 // waitCheck returns nil once the server answers with at least terminals
 // identified terminals and records stored records.
-func waitCheck(ctx context.Context, ac *adminClient, terminals, records int) error {
-	var ts []TerminalStatus
-	if err := ac.do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
+func waitCheck(ctx context.Context, ac *admin.Client, terminals, records int) error {
+	var ts []server.TerminalStatus
+	if err := ac.Do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
 		return err
 	}
 	n := 0
@@ -675,8 +678,8 @@ func waitCheck(ctx context.Context, ac *adminClient, terminals, records int) err
 		return fmt.Errorf("%d terminal(s) connected, want %d", n, terminals)
 	}
 	if records > 0 {
-		var recs []Record
-		if err := ac.do(ctx, http.MethodGet, "/v1/records", recordQuery("", 0, records), nil, &recs); err != nil {
+		var recs []recordstore.Record
+		if err := ac.Do(ctx, http.MethodGet, "/v1/records", recordQuery("", 0, records), nil, &recs); err != nil {
 			return err
 		}
 		if len(recs) < records {

@@ -1,10 +1,18 @@
-package main
+// Package recordstore is termserver's record database: the access records
+// terminals upload, kept once per session_id in SQLite, and the names of
+// the persons the server pushed. Add commits concurrent uploads in shared
+// transactions (group commit).
+//
+// Import rule: a leaf of cmd/termserver; it imports nothing of the
+// project.
+package recordstore
 
 import (
 	"context"
 	"database/sql"
 	_ "embed"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +25,14 @@ import (
 
 //go:embed schema.sql
 var schemaSQL string
+
+// Errors of the record store, wrapped with what was being done.
+var (
+	// ErrClosed is returned by Add after Close.
+	ErrClosed = errors.New("recordstore: closed")
+	// ErrNoSessionID means a record has no session_id to store it by.
+	ErrNoSessionID = errors.New("recordstore: record has no session_id")
+)
 
 // Record is one access record as the server stores it: the terminal's
 // upload_access_info plus where and when it arrived.
@@ -56,34 +72,35 @@ func (r Record) FormatTime() string {
 	return t.Format(time.DateTime)
 }
 
-// Records is the server's SQLite record table. Add batches concurrent
-// inserts into one transaction so a thousand terminals do not mean a
-// thousand commits a second. Safe for concurrent use; Close once.
-type Records struct {
-	db   *sql.DB
-	adds chan addReq
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+// Store is the server's SQLite record table. Add commits concurrent
+// inserts together, so a thousand terminals do not mean a thousand commits
+// (and fsyncs) a second. Safe for concurrent use; Close once done.
+type Store struct {
+	db    *sql.DB
+	close func() error // once
+
+	mu         sync.Mutex
+	queue      []*add // waiting for the next commit
+	committing bool   // a commitQueued goroutine is running
+	closed     bool
+	commits    sync.WaitGroup
 }
 
-// maxBatch bounds how many uploads share one transaction.
+// maxBatch bounds how many records share one transaction.
 const maxBatch = 512
 
-type addReq struct {
-	rec   Record
-	reply chan addResult // buffered 1
+// add is one Add waiting for its commit.
+type add struct {
+	rec  Record
+	done chan struct{} // closed once dup and err are set
+	dup  bool
+	err  error
 }
 
-type addResult struct {
-	dup bool
-	err error
-}
-
-// OpenRecords opens (creating if needed, mode 0600) the record database
-// at path and applies the schema. relaxed trades durability for CPU (see
-// below); a reference server leaves it false. The caller closes it.
-func OpenRecords(path string, relaxed bool) (*Records, error) {
+// Open opens (creating if needed, mode 0600) the record database at path
+// and applies the schema. relaxed trades durability for CPU (see below); a
+// reference server leaves it false. The caller closes it.
+func Open(path string, relaxed bool) (*Store, error) {
 	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
 		return nil, fmt.Errorf("create record database %s: %w", path, err)
 	} else {
@@ -92,17 +109,17 @@ func OpenRecords(path string, relaxed bool) (*Records, error) {
 	// _journal_mode=WAL: readers (list, export) never block the writer.
 	// _synchronous=FULL: a commit is on disk (WAL fsynced) before Add
 	// returns, so a record is never acknowledged to a terminal (which
-	// then deletes it) and lost to a power cut here; the writer batches
+	// then deletes it) and lost to a power cut here; Add batches
 	// concurrent uploads so one fsync serves many. relaxed uses NORMAL:
 	// no fsync per commit (a power cut may lose the last acknowledged
 	// records; never corrupts), for load tests that measure terminals.
 	// _busy_timeout=5000: wait up to 5 s for a lock instead of failing.
 	// _foreign_keys=on: no foreign keys today; on so future ones hold.
-	sync := "FULL"
+	synchronous := "FULL"
 	if relaxed {
-		sync = "NORMAL"
+		synchronous = "NORMAL"
 	}
-	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=" + sync + "&_busy_timeout=5000&_foreign_keys=on"
+	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=" + synchronous + "&_busy_timeout=5000&_foreign_keys=on"
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open record database %s: %w", path, err)
@@ -111,97 +128,69 @@ func OpenRecords(path string, relaxed bool) (*Records, error) {
 		db.Close()
 		return nil, fmt.Errorf("apply schema to %s: %w", path, err)
 	}
-	r := &Records{
-		db:   db,
-		adds: make(chan addReq, maxBatch),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
-	}
-	go r.writer()
-	return r, nil
+	s := &Store{db: db}
+	s.close = sync.OnceValue(s.doClose)
+	return s, nil
 }
 
-// Close stops the writer (pending Adds fail with ErrClosed) and closes the
-// database. Idempotent.
-func (r *Records) Close() error {
-	var err error
-	r.once.Do(func() {
-		close(r.stop)
-		<-r.done
-		err = r.db.Close()
-	})
-	return err
+// Close commits what Add has queued, then closes the database; Add fails
+// with ErrClosed from then on. Idempotent.
+func (s *Store) Close() error { return s.close() }
+
+func (s *Store) doClose() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.commits.Wait()
+	return s.db.Close()
 }
 
 // Add stores rec unless a record with its SessionID is already stored, in
 // which case it reports dup. It returns once the record is committed (or
-// known to be a duplicate), ctx is done or the store is closed.
-func (r *Records) Add(ctx context.Context, rec Record) (dup bool, err error) {
+// known to be a duplicate) or ctx is done; a record queued before ctx
+// ends is committed all the same.
+func (s *Store) Add(ctx context.Context, rec Record) (dup bool, err error) {
 	if rec.SessionID == "" {
 		return false, fmt.Errorf("store record: %w", ErrNoSessionID)
 	}
-	req := addReq{rec: rec, reply: make(chan addResult, 1)}
-	select {
-	case <-r.stop:
-		return false, ErrClosed
-	default:
+	a := &add{rec: rec, done: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false, fmt.Errorf("store record %s: %w", rec.SessionID, ErrClosed)
 	}
-	select {
-	case r.adds <- req:
-	case <-r.stop:
-		return false, ErrClosed
-	case <-ctx.Done():
-		return false, ctx.Err()
+	s.queue = append(s.queue, a)
+	if !s.committing {
+		s.committing = true
+		s.commits.Go(s.commitQueued)
 	}
+	s.mu.Unlock()
 	select {
-	case res := <-req.reply:
-		return res.dup, res.err
-	case <-r.done:
-		// The writer stopped; it may have answered just before.
-		select {
-		case res := <-req.reply:
-			return res.dup, res.err
-		default:
-			return false, ErrClosed
-		}
+	case <-a.done:
+		return a.dup, a.err
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
 }
 
-// writer commits queued Adds in batches until Close.
-func (r *Records) writer() {
-	defer close(r.done)
-	batch := make([]addReq, 0, maxBatch)
+// commitQueued commits the queue, up to maxBatch records a transaction,
+// until it is empty: while one transaction commits, the next batch
+// gathers.
+func (s *Store) commitQueued() {
 	for {
-		select {
-		case <-r.stop:
-			r.failQueued()
-			return
-		case req := <-r.adds:
-			batch = append(batch[:0], req)
+		s.mu.Lock()
+		batch := s.queue
+		if len(batch) > maxBatch {
+			batch, s.queue = batch[:maxBatch:maxBatch], batch[maxBatch:]
+		} else {
+			s.queue = nil
 		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case req := <-r.adds:
-				batch = append(batch, req)
-			default:
-				break fill
-			}
-		}
-		r.commit(batch)
-	}
-}
-
-func (r *Records) failQueued() {
-	for {
-		select {
-		case req := <-r.adds:
-			req.reply <- addResult{err: ErrClosed}
-		default:
+		s.committing = len(batch) > 0
+		s.mu.Unlock()
+		if len(batch) == 0 {
 			return
 		}
+		s.commit(batch)
 	}
 }
 
@@ -210,11 +199,10 @@ const insertRecord = `INSERT OR IGNORE INTO records
 	 role, open_door_type, in_out_type, community_code, received)
 	VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
 
-// commit inserts batch in one transaction and answers every request.
-func (r *Records) commit(batch []addReq) {
-	results := make([]addResult, len(batch))
+// commit inserts batch in one transaction and answers every Add of it.
+func (s *Store) commit(batch []*add) {
 	err := func() error {
-		tx, err := r.db.Begin()
+		tx, err := s.db.Begin()
 		if err != nil {
 			return fmt.Errorf("begin: %w", err)
 		}
@@ -224,12 +212,11 @@ func (r *Records) commit(batch []addReq) {
 			return fmt.Errorf("prepare insert: %w", err)
 		}
 		defer stmt.Close()
-		now := time.Now().UTC()
-		for i, req := range batch {
-			c := req.rec
+		now := time.Now().UTC().Format(time.RFC3339Nano)
+		for _, a := range batch {
+			c := a.rec
 			res, err := stmt.Exec(c.SessionID, c.Terminal, c.Remote, c.PersonID, c.Time,
-				c.IDNumber, c.CardNumber, c.Role, c.OpenDoorType, c.InOutType,
-				c.CommunityCode, now.Format(time.RFC3339Nano))
+				c.IDNumber, c.CardNumber, c.Role, c.OpenDoorType, c.InOutType, c.CommunityCode, now)
 			if err != nil {
 				return fmt.Errorf("insert record %s: %w", c.SessionID, err)
 			}
@@ -237,23 +224,23 @@ func (r *Records) commit(batch []addReq) {
 			if err != nil {
 				return fmt.Errorf("insert record %s: %w", c.SessionID, err)
 			}
-			results[i].dup = n == 0
+			a.dup = n == 0
 		}
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("commit %d records: %w", len(batch), err)
 		}
 		return nil
 	}()
-	for i, req := range batch {
+	for _, a := range batch {
 		if err != nil {
-			results[i] = addResult{err: err}
+			a.dup, a.err = false, err
 		}
-		req.reply <- results[i]
+		close(a.done)
 	}
 }
 
 // SetPersonName remembers name as person id's name (shown by List).
-func (r *Records) SetPersonName(ctx context.Context, id, name string) error {
+func (r *Store) SetPersonName(ctx context.Context, id, name string) error {
 	_, err := r.db.ExecContext(ctx, `INSERT INTO persons (person_id, person_name) VALUES (?, ?)
 		ON CONFLICT (person_id) DO UPDATE SET person_name = excluded.person_name`, id, name)
 	if err != nil {
@@ -262,8 +249,8 @@ func (r *Records) SetPersonName(ctx context.Context, id, name string) error {
 	return nil
 }
 
-// RecordFilter selects records for List. Zero fields select everything.
-type RecordFilter struct {
+// Filter selects records for List and Each. Zero fields select everything.
+type Filter struct {
 	// Terminal keeps only records from terminals whose uuid starts with
 	// Terminal (a whole uuid or a prefix, as the other commands take).
 	Terminal string
@@ -277,7 +264,7 @@ type RecordFilter struct {
 }
 
 // List returns the records matching f in ascending ID order.
-func (r *Records) List(ctx context.Context, f RecordFilter) ([]Record, error) {
+func (r *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 	var out []Record
 	err := r.Each(ctx, f, func(rec Record) error {
 		out = append(out, rec)
@@ -288,7 +275,7 @@ func (r *Records) List(ctx context.Context, f RecordFilter) ([]Record, error) {
 
 // Each calls fn for each record matching f in ascending ID order, stopping
 // at fn's first error.
-func (r *Records) Each(ctx context.Context, f RecordFilter, fn func(Record) error) error {
+func (r *Store) Each(ctx context.Context, f Filter, fn func(Record) error) error {
 	order := "ASC"
 	if f.Newest && f.Limit > 0 {
 		order = "DESC"
@@ -331,7 +318,7 @@ func (r *Records) Each(ctx context.Context, f RecordFilter, fn func(Record) erro
 }
 
 // Count returns how many records are stored (for terminal, or all when "").
-func (r *Records) Count(ctx context.Context, terminal string) (int, error) {
+func (r *Store) Count(ctx context.Context, terminal string) (int, error) {
 	var n int
 	err := r.db.QueryRowContext(ctx,
 		`SELECT count(*) FROM records WHERE ? = '' OR terminal = ?`, terminal, terminal).Scan(&n)
