@@ -107,7 +107,9 @@ log:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logBuf syncBuffer
+	// One writer for both pipes: os/exec then has one goroutine write at
+	// a time, and the log is read after Wait.
+	var logBuf bytes.Buffer
 	cmd := exec.Command(bin, "run", "-config", cfgPath)
 	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
 	if err := cmd.Start(); err != nil {
@@ -131,24 +133,6 @@ log:
 			t.Logf("termagent log:\n%s", logBuf.String())
 		}
 	})
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's two output pipes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // awaitTerminal waits until exactly one identified terminal is connected

@@ -183,15 +183,21 @@ func printResults(w io.Writer, what string, res []server.CallResult) error {
 	return nil
 }
 
-func cmdInfo(ctx context.Context, c *client, args []string) error {
-	args, err := newFlags(c, "info").parse(args)
+// callTerminal parses the arguments of command name (TERMINAL|all) and
+// sends the terminals it names a request mod without a body.
+func callTerminal(ctx context.Context, c *client, name, mod string, args []string) ([]server.CallResult, error) {
+	args, err := newFlags(c, name).parse(args)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(args) != 1 {
-		return usagef("usage: info TERMINAL|all")
+		return nil, usagef("usage: %s TERMINAL|all", name)
 	}
-	res, err := c.client().Call(ctx, args[0], protocol.NewRequest(protocol.ModGetDeviceInfo))
+	return c.client().Call(ctx, args[0], protocol.NewRequest(mod))
+}
+
+func cmdInfo(ctx context.Context, c *client, args []string) error {
+	res, err := callTerminal(ctx, c, "info", protocol.ModGetDeviceInfo, args)
 	if err != nil {
 		return err
 	}
@@ -222,14 +228,7 @@ func printFailures(w io.Writer, what string, res []server.CallResult) error {
 }
 
 func cmdStatus(ctx context.Context, c *client, args []string) error {
-	args, err := newFlags(c, "status").parse(args)
-	if err != nil {
-		return err
-	}
-	if len(args) != 1 {
-		return usagef("usage: status TERMINAL|all")
-	}
-	res, err := c.client().Call(ctx, args[0], protocol.NewRequest(protocol.ModGetDeviceStatus))
+	res, err := callTerminal(ctx, c, "status", protocol.ModGetDeviceStatus, args)
 	if err != nil {
 		return err
 	}

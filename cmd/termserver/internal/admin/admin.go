@@ -242,36 +242,33 @@ func handler(s *server.Server) http.Handler {
 		}
 		writeJSON(w, dropped)
 	})
-	mux.HandleFunc("GET /v1/records", func(w http.ResponseWriter, r *http.Request) {
-		f, err := parseFilter(r.URL.Query())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
+	// records answers with the records the query selects, written out by
+	// write.
+	records := func(write func(http.ResponseWriter, []recordstore.Record)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			f, err := parseFilter(r.URL.Query())
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			recs, err := s.Records().List(r.Context(), f)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			write(w, recs)
 		}
-		recs, err := s.Records().List(r.Context(), f)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
+	}
+	mux.HandleFunc("GET /v1/records", records(func(w http.ResponseWriter, recs []recordstore.Record) {
 		if recs == nil {
 			recs = []recordstore.Record{}
 		}
 		writeJSON(w, recs)
-	})
-	mux.HandleFunc("GET /v1/records.csv", func(w http.ResponseWriter, r *http.Request) {
-		f, err := parseFilter(r.URL.Query())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		recs, err := s.Records().List(r.Context(), f)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
+	}))
+	mux.HandleFunc("GET /v1/records.csv", records(func(w http.ResponseWriter, recs []recordstore.Record) {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		recordstore.WriteCSV(w, recs)
-	})
+	}))
 	mux.HandleFunc("GET /v1/faults", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, s.Faults().Values())
 	})
