@@ -1,9 +1,35 @@
 // Package admin is termserver's admin endpoint, HTTP/JSON on loopback, and
 // its client: the operator's commands (list, push, records, faults...)
-// reach a running server through it.
+// reach a running server through it (Serve, Client).
 //
 // Import rule: it imports protocol and its siblings server, recordstore
-// and faults; only the termserver command imports it.
+// and faults; only the termserver command (and servertest) import it.
+//
+// # Routes
+//
+//	GET  /v1/terminals              []server.TerminalStatus
+//	POST /v1/call?to=NAME           body: a protocol request (mod + body);
+//	                                 → []server.CallResult, one per terminal
+//	POST /v1/drop?to=NAME           close connections → []string
+//	GET  /v1/records?terminal=&after=&limit=&newest=true   []recordstore.Record
+//	GET  /v1/records.csv?terminal=  CSV export
+//	GET  /v1/stats                  server.Stats
+//	GET  /v1/faults, POST /v1/faults?fail=&delay=&drop_every=&refuse=
+//
+// NAME is "all", a uuid, a unique uuid prefix or a remote address.
+//
+// # What protects it
+//
+// The endpoint can open every connected terminal's door
+// (send_user_command) and rewrite its persons, so it listens on loopback
+// only, and every request must carry the token serve writes at start to a
+// 0600 file in a 0700 directory (Authorization: Bearer TOKEN): other users
+// of the machine cannot read it. A web page open in a browser on the same
+// machine cannot read it either, and could still send a "simple" cross-site
+// request, so requests with an Origin header or Sec-Fetch-Site: cross-site
+// are refused (the CLI sends neither) and a POST must be
+// Content-Type: application/json, which a browser sends cross-origin only
+// after a CORS preflight this endpoint never grants.
 package admin
 
 import (
@@ -39,30 +65,6 @@ const DefaultAddr = "127.0.0.1:49005"
 // MaxBody bounds an admin request body (a download_person with five base64
 // blobs is about 1 MiB; allow the protocol's own limit).
 const MaxBody = protocol.DefaultMaxMessageSize
-
-// The admin endpoint is HTTP/JSON on loopback, the operator's tool:
-//
-//	GET  /v1/terminals              []server.TerminalStatus
-//	POST /v1/call?to=NAME           body: a protocol request (mod + body);
-//	                                 → []server.CallResult, one per terminal
-//	POST /v1/drop?to=NAME           close connections → []string
-//	GET  /v1/records?terminal=&after=&limit=&newest=true   []recordstore.Record
-//	GET  /v1/records.csv?terminal=  CSV export
-//	GET  /v1/stats                  server.Stats
-//	GET  /v1/faults, POST /v1/faults?fail=&delay=&drop_every=&refuse=
-//
-// NAME is "all", a uuid, a unique uuid prefix or a remote address.
-//
-// What protects it: the endpoint can open every connected terminal's door
-// (send_user_command) and rewrite its persons, so it listens on loopback
-// only, and every request must carry the token serve writes at start to a
-// 0600 file in a 0700 directory (Authorization: Bearer TOKEN): other users
-// of the machine cannot read it. A web page open in a browser on the same
-// machine cannot read it either, and could still send a "simple" cross-site
-// request, so requests with an Origin header or Sec-Fetch-Site: cross-site
-// are refused (the CLI sends neither) and a POST must be
-// Content-Type: application/json, which a browser sends cross-origin only
-// after a CORS preflight this endpoint never grants.
 
 // Listen listens on addr, refusing (server.ErrConfig) any address that is
 // not loopback.
