@@ -28,7 +28,8 @@ var schemaSQL string
 
 // Errors of the record store, wrapped with what was being done.
 var (
-	// ErrClosed is returned by Add after Close.
+	// ErrClosed is returned by Add after Close, and to the Adds still
+	// queued when Close stopped the writer.
 	ErrClosed = errors.New("recordstore: closed")
 	// ErrNoSessionID means a record has no session_id to store it by.
 	ErrNoSessionID = errors.New("recordstore: record has no session_id")
@@ -72,34 +73,33 @@ func (r Record) FormatTime() string {
 	return t.Format(time.DateTime)
 }
 
-// Store is the server's SQLite record table. Add commits concurrent
-// inserts together, so a thousand terminals do not mean a thousand commits
-// (and fsyncs) a second. Safe for concurrent use; Close once done.
+// Store is the server's SQLite record table. Add batches concurrent
+// inserts into one transaction so a thousand terminals do not mean a
+// thousand commits a second. Safe for concurrent use; Close once.
 type Store struct {
-	db    *sql.DB
-	close func() error // once
-
-	mu         sync.Mutex
-	queue      []*add // waiting for the next commit
-	committing bool   // a commitQueued goroutine is running
-	closed     bool
-	commits    sync.WaitGroup
+	db   *sql.DB
+	adds chan addReq
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
 }
 
-// maxBatch bounds how many records share one transaction.
+// maxBatch bounds how many uploads share one transaction.
 const maxBatch = 512
 
-// add is one Add waiting for its commit.
-type add struct {
-	rec  Record
-	done chan struct{} // closed once dup and err are set
-	dup  bool
-	err  error
+type addReq struct {
+	rec   Record
+	reply chan addResult // buffered 1
+}
+
+type addResult struct {
+	dup bool
+	err error
 }
 
 // Open opens (creating if needed, mode 0600) the record database at path
-// and applies the schema. relaxed trades durability for CPU (see below); a
-// reference server leaves it false. The caller closes it.
+// and applies the schema. relaxed trades durability for CPU (see
+// below); a reference server leaves it false. The caller closes it.
 func Open(path string, relaxed bool) (*Store, error) {
 	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
 		return nil, fmt.Errorf("create record database %s: %w", path, err)
@@ -109,7 +109,7 @@ func Open(path string, relaxed bool) (*Store, error) {
 	// _journal_mode=WAL: readers (list, export) never block the writer.
 	// _synchronous=FULL: a commit is on disk (WAL fsynced) before Add
 	// returns, so a record is never acknowledged to a terminal (which
-	// then deletes it) and lost to a power cut here; Add batches
+	// then deletes it) and lost to a power cut here; the writer batches
 	// concurrent uploads so one fsync serves many. relaxed uses NORMAL:
 	// no fsync per commit (a power cut may lose the last acknowledged
 	// records; never corrupts), for load tests that measure terminals.
@@ -128,69 +128,97 @@ func Open(path string, relaxed bool) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("apply schema to %s: %w", path, err)
 	}
-	s := &Store{db: db}
-	s.close = sync.OnceValue(s.doClose)
-	return s, nil
+	r := &Store{
+		db:   db,
+		adds: make(chan addReq, maxBatch),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	go r.writer()
+	return r, nil
 }
 
-// Close commits what Add has queued, then closes the database; Add fails
-// with ErrClosed from then on. Idempotent.
-func (s *Store) Close() error { return s.close() }
-
-func (s *Store) doClose() error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	s.commits.Wait()
-	return s.db.Close()
+// Close stops the writer (pending Adds fail with ErrClosed) and closes the
+// database. Idempotent.
+func (r *Store) Close() error {
+	var err error
+	r.once.Do(func() {
+		close(r.stop)
+		<-r.done
+		err = r.db.Close()
+	})
+	return err
 }
 
 // Add stores rec unless a record with its SessionID is already stored, in
 // which case it reports dup. It returns once the record is committed (or
-// known to be a duplicate) or ctx is done; a record queued before ctx
-// ends is committed all the same.
-func (s *Store) Add(ctx context.Context, rec Record) (dup bool, err error) {
+// known to be a duplicate), ctx is done or the store is closed.
+func (r *Store) Add(ctx context.Context, rec Record) (dup bool, err error) {
 	if rec.SessionID == "" {
 		return false, fmt.Errorf("store record: %w", ErrNoSessionID)
 	}
-	a := &add{rec: rec, done: make(chan struct{})}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return false, fmt.Errorf("store record %s: %w", rec.SessionID, ErrClosed)
-	}
-	s.queue = append(s.queue, a)
-	if !s.committing {
-		s.committing = true
-		s.commits.Go(s.commitQueued)
-	}
-	s.mu.Unlock()
+	req := addReq{rec: rec, reply: make(chan addResult, 1)}
 	select {
-	case <-a.done:
-		return a.dup, a.err
+	case <-r.stop:
+		return false, ErrClosed
+	default:
+	}
+	select {
+	case r.adds <- req:
+	case <-r.stop:
+		return false, ErrClosed
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	select {
+	case res := <-req.reply:
+		return res.dup, res.err
+	case <-r.done:
+		// The writer stopped; it may have answered just before.
+		select {
+		case res := <-req.reply:
+			return res.dup, res.err
+		default:
+			return false, ErrClosed
+		}
 	case <-ctx.Done():
 		return false, ctx.Err()
 	}
 }
 
-// commitQueued commits the queue, up to maxBatch records a transaction,
-// until it is empty: while one transaction commits, the next batch
-// gathers.
-func (s *Store) commitQueued() {
+// writer commits queued Adds in batches until Close.
+func (r *Store) writer() {
+	defer close(r.done)
+	batch := make([]addReq, 0, maxBatch)
 	for {
-		s.mu.Lock()
-		batch := s.queue
-		if len(batch) > maxBatch {
-			batch, s.queue = batch[:maxBatch:maxBatch], batch[maxBatch:]
-		} else {
-			s.queue = nil
+		select {
+		case <-r.stop:
+			r.failQueued()
+			return
+		case req := <-r.adds:
+			batch = append(batch[:0], req)
 		}
-		s.committing = len(batch) > 0
-		s.mu.Unlock()
-		if len(batch) == 0 {
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case req := <-r.adds:
+				batch = append(batch, req)
+			default:
+				break fill
+			}
+		}
+		r.commit(batch)
+	}
+}
+
+func (r *Store) failQueued() {
+	for {
+		select {
+		case req := <-r.adds:
+			req.reply <- addResult{err: ErrClosed}
+		default:
 			return
 		}
-		s.commit(batch)
 	}
 }
 
@@ -199,10 +227,11 @@ const insertRecord = `INSERT OR IGNORE INTO records
 	 role, open_door_type, in_out_type, community_code, received)
 	VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
 
-// commit inserts batch in one transaction and answers every Add of it.
-func (s *Store) commit(batch []*add) {
+// commit inserts batch in one transaction and answers every request.
+func (r *Store) commit(batch []addReq) {
+	results := make([]addResult, len(batch))
 	err := func() error {
-		tx, err := s.db.Begin()
+		tx, err := r.db.Begin()
 		if err != nil {
 			return fmt.Errorf("begin: %w", err)
 		}
@@ -212,11 +241,12 @@ func (s *Store) commit(batch []*add) {
 			return fmt.Errorf("prepare insert: %w", err)
 		}
 		defer stmt.Close()
-		now := time.Now().UTC().Format(time.RFC3339Nano)
-		for _, a := range batch {
-			c := a.rec
+		now := time.Now().UTC()
+		for i, req := range batch {
+			c := req.rec
 			res, err := stmt.Exec(c.SessionID, c.Terminal, c.Remote, c.PersonID, c.Time,
-				c.IDNumber, c.CardNumber, c.Role, c.OpenDoorType, c.InOutType, c.CommunityCode, now)
+				c.IDNumber, c.CardNumber, c.Role, c.OpenDoorType, c.InOutType,
+				c.CommunityCode, now.Format(time.RFC3339Nano))
 			if err != nil {
 				return fmt.Errorf("insert record %s: %w", c.SessionID, err)
 			}
@@ -224,18 +254,18 @@ func (s *Store) commit(batch []*add) {
 			if err != nil {
 				return fmt.Errorf("insert record %s: %w", c.SessionID, err)
 			}
-			a.dup = n == 0
+			results[i].dup = n == 0
 		}
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("commit %d records: %w", len(batch), err)
 		}
 		return nil
 	}()
-	for _, a := range batch {
+	for i, req := range batch {
 		if err != nil {
-			a.dup, a.err = false, err
+			results[i] = addResult{err: err}
 		}
-		close(a.done)
+		req.reply <- results[i]
 	}
 }
 
