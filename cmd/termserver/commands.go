@@ -33,51 +33,9 @@ database and the token file are. It removes the token file when it stops.`
 
 // cmdServe runs the server and its admin endpoint until a signal.
 func cmdServe(ctx context.Context, c *client, args []string) error {
-	fs := newFlags(c, "serve")
-	cfg := server.Config{}
-	fs.StringVar(&cfg.Listen, "listen", server.DefaultListen, `TCP address for terminals ("off" disables)`)
-	fs.StringVar(&cfg.WSListen, "ws", "", "WebSocket address for terminals (empty: off)")
-	fs.StringVar(&cfg.DB, "db", "", "record database `file` (default: termserver.db in the state directory, ~/.local/state/termserver)")
-	fs.Float64Var(&cfg.Faults.FailUploads, "fail", 0, "fraction (0..1) of uploads answered -1")
-	fs.DurationVar(&cfg.Faults.Delay, "delay", 0, "delay before every reply")
-	fs.IntVar(&cfg.Faults.DropEvery, "drop-every", 0, "drop a connection after every N requests on it (0: never)")
-	fs.DurationVar(&cfg.CallTimeout, "call-timeout", server.DefaultCallTimeout, "bound on each request sent to a terminal")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	logFormat := fs.String("log-format", "auto", "log format: console (human-readable), json (one object a line), or auto: console on a terminal, else json")
-	args, err := fs.parse(args)
+	cfg, err := serveConfig(c, args)
 	if err != nil {
 		return err
-	}
-	if len(args) > 0 {
-		return usagef("serve takes no arguments, got %q", args)
-	}
-	lvl, err := zerolog.ParseLevel(*level)
-	if err != nil {
-		return usagef("log level %q: %v", *level, err)
-	}
-	var out io.Writer = c.stderr
-	switch *logFormat {
-	case "json":
-	case "console", "auto":
-		if *logFormat == "console" || isTerminal(c.stderr) {
-			out = zerolog.ConsoleWriter{Out: c.stderr, TimeFormat: "15:04:05", NoColor: !isTerminal(c.stderr)}
-		}
-	default:
-		return usagef("log format %q: want console, json or auto", *logFormat)
-	}
-	cfg.Logger = zerolog.New(out).Level(lvl).With().Timestamp().Logger()
-	if cfg.DB == "" {
-		dir, err := admin.StateDir()
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("state directory: %w", err)
-		}
-		cfg.DB = filepath.Join(dir, "termserver.db")
-	}
-	if abs, err := filepath.Abs(cfg.DB); err == nil {
-		cfg.DB = abs
 	}
 	ln, err := admin.Listen(c.admin)
 	if err != nil {
@@ -116,6 +74,65 @@ func cmdServe(ctx context.Context, c *client, args []string) error {
 		err = aerr
 	}
 	return err
+}
+
+// serveConfig reads serve's flags into the server's Config: its logger on
+// stderr, and its database (absolute) in the state directory by default.
+func serveConfig(c *client, args []string) (server.Config, error) {
+	fs := newFlags(c, "serve")
+	cfg := server.Config{}
+	fs.StringVar(&cfg.Listen, "listen", server.DefaultListen, `TCP address for terminals ("off" disables)`)
+	fs.StringVar(&cfg.WSListen, "ws", "", "WebSocket address for terminals (empty: off)")
+	fs.StringVar(&cfg.DB, "db", "", "record database `file` (default: termserver.db in the state directory, ~/.local/state/termserver)")
+	fs.Float64Var(&cfg.Faults.FailUploads, "fail", 0, "fraction (0..1) of uploads answered -1")
+	fs.DurationVar(&cfg.Faults.Delay, "delay", 0, "delay before every reply")
+	fs.IntVar(&cfg.Faults.DropEvery, "drop-every", 0, "drop a connection after every N requests on it (0: never)")
+	fs.DurationVar(&cfg.CallTimeout, "call-timeout", server.DefaultCallTimeout, "bound on each request sent to a terminal")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	logFormat := fs.String("log-format", "auto", "log format: console (human-readable), json (one object a line), or auto: console on a terminal, else json")
+	args, err := fs.parse(args)
+	if err != nil {
+		return cfg, err
+	}
+	if len(args) > 0 {
+		return cfg, usagef("serve takes no arguments, got %q", args)
+	}
+	if cfg.Logger, err = newLogger(c.stderr, *level, *logFormat); err != nil {
+		return cfg, err
+	}
+	if cfg.DB == "" {
+		dir, err := admin.StateDir()
+		if err != nil {
+			return cfg, err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return cfg, fmt.Errorf("state directory: %w", err)
+		}
+		cfg.DB = filepath.Join(dir, "termserver.db")
+	}
+	if abs, err := filepath.Abs(cfg.DB); err == nil {
+		cfg.DB = abs
+	}
+	return cfg, nil
+}
+
+// newLogger returns serve's logger on w at level, in format: json, console
+// (human-readable) or auto (console on a terminal, else json).
+func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, usagef("log level %q: %v", level, err)
+	}
+	switch format {
+	case "json":
+	case "console", "auto":
+		if format == "console" || isTerminal(w) {
+			w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05", NoColor: !isTerminal(w)}
+		}
+	default:
+		return zerolog.Logger{}, usagef("log format %q: want console, json or auto", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
 func cmdList(ctx context.Context, c *client, args []string) error {
