@@ -20,6 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"termagent/cmd/termserver/internal/faults"
+	"termagent/cmd/termserver/internal/recordstore"
+	"termagent/cmd/termserver/internal/server"
+	"termagent/cmd/termserver/internal/servertest"
 	"termagent/protocol"
 )
 
@@ -103,7 +107,9 @@ log:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var logBuf syncBuffer
+	// One writer for both pipes: os/exec then has one goroutine write at
+	// a time, and the log is read after Wait.
+	var logBuf bytes.Buffer
 	cmd := exec.Command(bin, "run", "-config", cfgPath)
 	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
 	if err := cmd.Start(); err != nil {
@@ -129,30 +135,12 @@ log:
 	})
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's two output pipes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // awaitTerminal waits until exactly one identified terminal is connected
 // and returns its uuid.
-func awaitTerminal(t *testing.T, s *testServer) string {
+func awaitTerminal(t *testing.T, s *servertest.Server) string {
 	t.Helper()
 	var uuid string
-	waitFor(t, "termagent to connect and identify itself", func() bool {
+	servertest.WaitFor(t, "termagent to connect and identify itself", func() bool {
 		ts := s.Terminals()
 		if len(ts) != 1 || ts[0].UUID == "" {
 			return false
@@ -164,15 +152,15 @@ func awaitTerminal(t *testing.T, s *testServer) string {
 }
 
 // runCLI runs a termserver command against s's admin endpoint.
-func runCLI(t *testing.T, s *testServer, args ...string) (string, error) {
+func runCLI(t *testing.T, s *servertest.Server, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), s.cliArgs(args...), strings.NewReader(""), &out, &errOut)
+	err := run(context.Background(), cliArgs(s, args...), strings.NewReader(""), &out, &errOut)
 	return out.String() + errOut.String(), err
 }
 
 // remoteOpen asks the terminal to open the door: the agent records it.
-func remoteOpen(t *testing.T, s *testServer, uuid string) {
+func remoteOpen(t *testing.T, s *servertest.Server, uuid string) {
 	t.Helper()
 	req := protocol.NewRequest(protocol.ModSendUserCommand)
 	req.CommandType = 1
@@ -184,7 +172,7 @@ func remoteOpen(t *testing.T, s *testServer, uuid string) {
 
 // outboxDepth asks the terminal (get_device_status) how many records it
 // still holds.
-func outboxDepth(t *testing.T, s *testServer, uuid string) int {
+func outboxDepth(t *testing.T, s *servertest.Server, uuid string) int {
 	t.Helper()
 	res, err := s.Call(context.Background(), uuid, protocol.NewRequest(protocol.ModGetDeviceStatus))
 	if err != nil || len(res) != 1 || !res[0].OK() || res[0].Response.DeviceStatus == nil {
@@ -194,7 +182,7 @@ func outboxDepth(t *testing.T, s *testServer, uuid string) int {
 }
 
 func TestAgent_commandsThroughTheCLI(t *testing.T) {
-	s := startServer(t, Config{})
+	s := servertest.Start(t, server.Config{})
 	startAgent(t, s.Addr("tcp"), agentOpts{})
 	uuid := awaitTerminal(t, s)
 
@@ -225,8 +213,8 @@ func TestAgent_commandsThroughTheCLI(t *testing.T) {
 	if out, err = runCLI(t, s, "command", "-to", uuid, "1"); err != nil || !strings.Contains(out, "ok") {
 		t.Fatalf("command 1: %v\n%s", err, out)
 	}
-	waitFor(t, "the remote-open record", func() bool { return count(t, s) == 1 })
-	recs, err := s.Records().List(context.Background(), RecordFilter{})
+	servertest.WaitFor(t, "the remote-open record", func() bool { return servertest.Count(t, s) == 1 })
+	recs, err := s.Records().List(context.Background(), recordstore.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +257,7 @@ func TestAgent_commandsThroughTheCLI(t *testing.T) {
 }
 
 func TestAgent_pushAndRemovePersons(t *testing.T) {
-	s := startServer(t, Config{})
+	s := servertest.Start(t, server.Config{})
 	startAgent(t, s.Addr("tcp"), agentOpts{})
 	uuid := awaitTerminal(t, s)
 	dir := t.TempDir()
@@ -312,44 +300,44 @@ func TestAgent_duplicateDroppedWhenAckIsLate(t *testing.T) {
 	// The server stores the record but answers after the terminal gave
 	// up waiting: the terminal resends it with the same session_id, and
 	// the server drops the copy (answering 0 once the delay is lifted).
-	s := startServer(t, Config{})
+	s := servertest.Start(t, server.Config{})
 	startAgent(t, s.Addr("tcp"), agentOpts{callTimeout: 300 * time.Millisecond})
 	uuid := awaitTerminal(t, s)
-	if err := s.SetFaults(Faults{Delay: 1500 * time.Millisecond}); err != nil {
+	if err := s.SetFaults(faults.Config{Delay: 1500 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	remoteOpen(t, s, uuid)
-	waitFor(t, "a resent copy of the record", func() bool { return s.Stats().Duplicates >= 1 })
-	if err := s.SetFaults(Faults{}); err != nil {
+	servertest.WaitFor(t, "a resent copy of the record", func() bool { return s.Stats().Duplicates >= 1 })
+	if err := s.SetFaults(faults.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the terminal's outbox to empty", func() bool { return outboxDepth(t, s, uuid) == 0 })
-	if n := count(t, s); n != 1 {
+	servertest.WaitFor(t, "the terminal's outbox to empty", func() bool { return outboxDepth(t, s, uuid) == 0 })
+	if n := servertest.Count(t, s); n != 1 {
 		t.Fatalf("server holds %d records; want exactly 1 (copies dropped)", n)
 	}
 }
 
 func TestAgent_refusedUploadsAreRetried(t *testing.T) {
-	s := startServer(t, Config{})
+	s := servertest.Start(t, server.Config{})
 	startAgent(t, s.Addr("tcp"), agentOpts{})
 	uuid := awaitTerminal(t, s)
-	if err := s.SetFaults(Faults{FailUploads: 1}); err != nil {
+	if err := s.SetFaults(faults.Config{FailUploads: 1}); err != nil {
 		t.Fatal(err)
 	}
 	remoteOpen(t, s, uuid)
 	remoteOpen(t, s, uuid)
-	waitFor(t, "each record refused at least twice", func() bool { return s.Stats().Refused >= 4 })
-	if n := count(t, s); n != 0 {
+	servertest.WaitFor(t, "each record refused at least twice", func() bool { return s.Stats().Refused >= 4 })
+	if n := servertest.Count(t, s); n != 0 {
 		t.Fatalf("%d refused records stored", n)
 	}
 	if d := outboxDepth(t, s, uuid); d != 2 {
 		t.Fatalf("terminal outbox %d; want the 2 refused records kept", d)
 	}
-	if err := s.SetFaults(Faults{}); err != nil {
+	if err := s.SetFaults(faults.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the terminal's outbox to empty", func() bool { return outboxDepth(t, s, uuid) == 0 })
-	if n, st := count(t, s), s.Stats(); n != 2 || st.Duplicates != 0 {
+	servertest.WaitFor(t, "the terminal's outbox to empty", func() bool { return outboxDepth(t, s, uuid) == 0 })
+	if n, st := servertest.Count(t, s), s.Stats(); n != 2 || st.Duplicates != 0 {
 		t.Fatalf("records %d, stats %+v; want 2 records, no duplicate", n, st)
 	}
 }
@@ -358,33 +346,33 @@ func TestAgent_dropEveryLosesNothing(t *testing.T) {
 	// With upload window 1 the terminal sends one record at a time: on
 	// each connection the second request is stored, not answered, and the
 	// connection dropped; the terminal reconnects and resends it.
-	s := startServer(t, Config{})
+	s := servertest.Start(t, server.Config{})
 	startAgent(t, s.Addr("tcp"), agentOpts{window: 1})
 	uuid := awaitTerminal(t, s)
 	// Queue three records while uploads are refused, then let them
 	// through a server that drops every second request.
-	if err := s.SetFaults(Faults{FailUploads: 1}); err != nil {
+	if err := s.SetFaults(faults.Config{FailUploads: 1}); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
 		remoteOpen(t, s, uuid)
 	}
-	if err := s.SetFaults(Faults{DropEvery: 2}); err != nil {
+	if err := s.SetFaults(faults.Config{DropEvery: 2}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "three records at the server", func() bool { return count(t, s) == 3 })
-	waitFor(t, "the dropped copies resent", func() bool { return s.Stats().Duplicates >= 2 })
-	if err := s.SetFaults(Faults{}); err != nil {
+	servertest.WaitFor(t, "three records at the server", func() bool { return servertest.Count(t, s) == 3 })
+	servertest.WaitFor(t, "the dropped copies resent", func() bool { return s.Stats().Duplicates >= 2 })
+	if err := s.SetFaults(faults.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the terminal's outbox to empty", func() bool { return outboxDepth(t, s, uuid) == 0 })
-	if n, st := count(t, s), s.Stats(); n != 3 || st.Drops < 2 {
+	servertest.WaitFor(t, "the terminal's outbox to empty", func() bool { return outboxDepth(t, s, uuid) == 0 })
+	if n, st := servertest.Count(t, s), s.Stats(); n != 3 || st.Drops < 2 {
 		t.Fatalf("records %d, stats %+v; want 3 records and at least 2 drops", n, st)
 	}
 }
 
 func TestAgent_networkCutOverWebSocket(t *testing.T) {
-	s := startServer(t, Config{})
+	s := servertest.Start(t, server.Config{})
 	startAgent(t, s.Addr("ws"), agentOpts{transport: "ws"})
 	uuid := awaitTerminal(t, s)
 	if ts := s.Terminals(); ts[0].Transport != "ws" {
@@ -393,11 +381,11 @@ func TestAgent_networkCutOverWebSocket(t *testing.T) {
 	if out, err := runCLI(t, s, "faults", "-refuse=true"); err != nil || !strings.Contains(out, "refuse=true") {
 		t.Fatalf("faults -refuse=true: %v\n%s", err, out)
 	}
-	waitFor(t, "the terminal to be cut off", func() bool { return len(s.Terminals()) == 0 })
+	servertest.WaitFor(t, "the terminal to be cut off", func() bool { return len(s.Terminals()) == 0 })
 	req := protocol.NewRequest(protocol.ModSendUserCommand)
 	req.CommandType = 1
-	if _, err := s.Call(context.Background(), uuid, req); !errors.Is(err, ErrNoTerminal) {
-		t.Fatalf("command during the cut: %v; want ErrNoTerminal", err)
+	if _, err := s.Call(context.Background(), uuid, req); !errors.Is(err, server.ErrNoTerminal) {
+		t.Fatalf("command during the cut: %v; want server.ErrNoTerminal", err)
 	}
 	if out, err := runCLI(t, s, "faults", "-refuse=false"); err != nil {
 		t.Fatalf("faults -refuse=false: %v\n%s", err, out)
@@ -406,5 +394,5 @@ func TestAgent_networkCutOverWebSocket(t *testing.T) {
 		t.Fatalf("terminal came back as %s; want the same uuid %s", again, uuid)
 	}
 	remoteOpen(t, s, uuid)
-	waitFor(t, "the record after the cut", func() bool { return count(t, s) == 1 })
+	servertest.WaitFor(t, "the record after the cut", func() bool { return servertest.Count(t, s) == 1 })
 }

@@ -17,6 +17,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"termagent/cmd/termserver/internal/admin"
+	"termagent/cmd/termserver/internal/recordstore"
+	"termagent/cmd/termserver/internal/server"
 	"termagent/protocol"
 )
 
@@ -30,73 +33,31 @@ database and the token file are. It removes the token file when it stops.`
 
 // cmdServe runs the server and its admin endpoint until a signal.
 func cmdServe(ctx context.Context, c *client, args []string) error {
-	fs := newFlags(c, "serve")
-	cfg := Config{}
-	fs.StringVar(&cfg.Listen, "listen", DefaultListen, `TCP address for terminals ("off" disables)`)
-	fs.StringVar(&cfg.WSListen, "ws", "", "WebSocket address for terminals (empty: off)")
-	fs.StringVar(&cfg.DB, "db", "", "record database `file` (default: termserver.db in the state directory, ~/.local/state/termserver)")
-	fs.Float64Var(&cfg.Faults.FailUploads, "fail", 0, "fraction (0..1) of uploads answered -1")
-	fs.DurationVar(&cfg.Faults.Delay, "delay", 0, "delay before every reply")
-	fs.IntVar(&cfg.Faults.DropEvery, "drop-every", 0, "drop a connection after every N requests on it (0: never)")
-	fs.DurationVar(&cfg.CallTimeout, "call-timeout", DefaultCallTimeout, "bound on each request sent to a terminal")
-	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	logFormat := fs.String("log-format", "auto", "log format: console (human-readable), json (one object a line), or auto: console on a terminal, else json")
-	args, err := fs.parse(args)
+	cfg, err := serveConfig(c, args)
 	if err != nil {
 		return err
 	}
-	if len(args) > 0 {
-		return usagef("serve takes no arguments, got %q", args)
-	}
-	lvl, err := zerolog.ParseLevel(*level)
-	if err != nil {
-		return usagef("log level %q: %v", *level, err)
-	}
-	var out io.Writer = c.stderr
-	switch *logFormat {
-	case "json":
-	case "console", "auto":
-		if *logFormat == "console" || isTerminal(c.stderr) {
-			out = zerolog.ConsoleWriter{Out: c.stderr, TimeFormat: "15:04:05", NoColor: !isTerminal(c.stderr)}
-		}
-	default:
-		return usagef("log format %q: want console, json or auto", *logFormat)
-	}
-	cfg.Logger = zerolog.New(out).Level(lvl).With().Timestamp().Logger()
-	if cfg.DB == "" {
-		dir, err := stateDir()
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("state directory: %w", err)
-		}
-		cfg.DB = filepath.Join(dir, "termserver.db")
-	}
-	if abs, err := filepath.Abs(cfg.DB); err == nil {
-		cfg.DB = abs
-	}
-	ln, err := listenAdmin(c.admin)
+	ln, err := admin.Listen(c.admin)
 	if err != nil {
 		return err
 	}
 	tokenFile := c.tokenFile
 	if tokenFile == "" {
-		if tokenFile, err = defaultTokenFile(ln.Addr().String()); err != nil {
+		if tokenFile, err = admin.DefaultTokenFile(ln.Addr().String()); err != nil {
 			ln.Close()
 			return err
 		}
 	}
-	token, err := newToken()
+	token, err := admin.NewToken()
 	if err == nil {
-		err = writeToken(tokenFile, token)
+		err = admin.WriteToken(tokenFile, token)
 	}
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer os.Remove(tokenFile)
-	s, err := NewServer(ctx, cfg)
+	s, err := server.New(ctx, cfg)
 	if err != nil {
 		ln.Close()
 		return err
@@ -104,7 +65,7 @@ func cmdServe(ctx context.Context, c *client, args []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	adminDone := make(chan error, 1)
-	go func() { adminDone <- serveAdmin(ctx, s, ln, token) }()
+	go func() { adminDone <- admin.Serve(ctx, s, ln, token) }()
 	cfg.Logger.Info().Str("admin", ln.Addr().String()).Str("token_file", tokenFile).Str("db", cfg.DB).
 		Msg("termserver started")
 	err = s.Run(ctx)
@@ -115,6 +76,65 @@ func cmdServe(ctx context.Context, c *client, args []string) error {
 	return err
 }
 
+// serveConfig reads serve's flags into the server's Config: its logger on
+// stderr, and its database (absolute) in the state directory by default.
+func serveConfig(c *client, args []string) (server.Config, error) {
+	fs := newFlags(c, "serve")
+	cfg := server.Config{}
+	fs.StringVar(&cfg.Listen, "listen", server.DefaultListen, `TCP address for terminals ("off" disables)`)
+	fs.StringVar(&cfg.WSListen, "ws", "", "WebSocket address for terminals (empty: off)")
+	fs.StringVar(&cfg.DB, "db", "", "record database `file` (default: termserver.db in the state directory, ~/.local/state/termserver)")
+	fs.Float64Var(&cfg.Faults.FailUploads, "fail", 0, "fraction (0..1) of uploads answered -1")
+	fs.DurationVar(&cfg.Faults.Delay, "delay", 0, "delay before every reply")
+	fs.IntVar(&cfg.Faults.DropEvery, "drop-every", 0, "drop a connection after every N requests on it (0: never)")
+	fs.DurationVar(&cfg.CallTimeout, "call-timeout", server.DefaultCallTimeout, "bound on each request sent to a terminal")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	logFormat := fs.String("log-format", "auto", "log format: console (human-readable), json (one object a line), or auto: console on a terminal, else json")
+	args, err := fs.parse(args)
+	if err != nil {
+		return cfg, err
+	}
+	if len(args) > 0 {
+		return cfg, usagef("serve takes no arguments, got %q", args)
+	}
+	if cfg.Logger, err = newLogger(c.stderr, *level, *logFormat); err != nil {
+		return cfg, err
+	}
+	if cfg.DB == "" {
+		dir, err := admin.StateDir()
+		if err != nil {
+			return cfg, err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return cfg, fmt.Errorf("state directory: %w", err)
+		}
+		cfg.DB = filepath.Join(dir, "termserver.db")
+	}
+	if abs, err := filepath.Abs(cfg.DB); err == nil {
+		cfg.DB = abs
+	}
+	return cfg, nil
+}
+
+// newLogger returns serve's logger on w at level, in format: json, console
+// (human-readable) or auto (console on a terminal, else json).
+func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, usagef("log level %q: %v", level, err)
+	}
+	switch format {
+	case "json":
+	case "console", "auto":
+		if format == "console" || isTerminal(w) {
+			w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05", NoColor: !isTerminal(w)}
+		}
+	default:
+		return zerolog.Logger{}, usagef("log format %q: want console, json or auto", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
 func cmdList(ctx context.Context, c *client, args []string) error {
 	args, err := newFlags(c, "list").parse(args)
 	if err != nil {
@@ -123,8 +143,8 @@ func cmdList(ctx context.Context, c *client, args []string) error {
 	if len(args) > 0 {
 		return usagef("list takes no arguments")
 	}
-	var ts []TerminalStatus
-	if err := c.client().do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
+	var ts []server.TerminalStatus
+	if err := c.client().Do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
@@ -151,8 +171,8 @@ func cmdStats(ctx context.Context, c *client, args []string) error {
 	if len(args) > 0 {
 		return usagef("stats takes no arguments")
 	}
-	var st Stats
-	if err := c.client().do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st); err != nil {
+	var st server.Stats
+	if err := c.client().Do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "connected %d (accepted %d)  uploads %d  stored %d  duplicates %d  refused %d  failed %d  events %d  drops %d\nfaults: %s\n",
@@ -163,7 +183,7 @@ func cmdStats(ctx context.Context, c *client, args []string) error {
 
 // printResults prints one line per terminal answer and returns an error
 // when any terminal did not answer code 0.
-func printResults(w io.Writer, what string, res []CallResult) error {
+func printResults(w io.Writer, what string, res []server.CallResult) error {
 	failed := 0
 	for _, r := range res {
 		switch {
@@ -180,15 +200,21 @@ func printResults(w io.Writer, what string, res []CallResult) error {
 	return nil
 }
 
-func cmdInfo(ctx context.Context, c *client, args []string) error {
-	args, err := newFlags(c, "info").parse(args)
+// callTerminal parses the arguments of command name (TERMINAL|all) and
+// sends the terminals it names a request mod without a body.
+func callTerminal(ctx context.Context, c *client, name, mod string, args []string) ([]server.CallResult, error) {
+	args, err := newFlags(c, name).parse(args)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(args) != 1 {
-		return usagef("usage: info TERMINAL|all")
+		return nil, usagef("usage: %s TERMINAL|all", name)
 	}
-	res, err := c.client().call(ctx, args[0], protocol.NewRequest(protocol.ModGetDeviceInfo))
+	return c.client().Call(ctx, args[0], protocol.NewRequest(mod))
+}
+
+func cmdInfo(ctx context.Context, c *client, args []string) error {
+	res, err := callTerminal(ctx, c, "info", protocol.ModGetDeviceInfo, args)
 	if err != nil {
 		return err
 	}
@@ -205,8 +231,8 @@ func cmdInfo(ctx context.Context, c *client, args []string) error {
 }
 
 // printFailures prints only the terminals that did not answer 0.
-func printFailures(w io.Writer, what string, res []CallResult) error {
-	var bad []CallResult
+func printFailures(w io.Writer, what string, res []server.CallResult) error {
+	var bad []server.CallResult
 	for _, r := range res {
 		if !r.OK() {
 			bad = append(bad, r)
@@ -219,14 +245,7 @@ func printFailures(w io.Writer, what string, res []CallResult) error {
 }
 
 func cmdStatus(ctx context.Context, c *client, args []string) error {
-	args, err := newFlags(c, "status").parse(args)
-	if err != nil {
-		return err
-	}
-	if len(args) != 1 {
-		return usagef("usage: status TERMINAL|all")
-	}
-	res, err := c.client().call(ctx, args[0], protocol.NewRequest(protocol.ModGetDeviceStatus))
+	res, err := callTerminal(ctx, c, "status", protocol.ModGetDeviceStatus, args)
 	if err != nil {
 		return err
 	}
@@ -306,7 +325,7 @@ func cmdSet(ctx context.Context, c *client, args []string) error {
 	}
 	req := protocol.NewRequest(protocol.ModSetDeviceInfo)
 	req.DeviceInfo = d
-	res, err := c.client().call(ctx, args[0], req)
+	res, err := c.client().Call(ctx, args[0], req)
 	if err != nil {
 		return err
 	}
@@ -377,9 +396,9 @@ or, without one, as one person per photo <person_id>.jpg with optional
 // drawing a progress bar on bar and listing failures on out. It stops at
 // the first failure of the admin endpoint itself (server gone, no such
 // terminal): those would repeat identically for every person.
-func pushPersons(ctx context.Context, ac *adminClient, to string, persons []personFile, bar, out io.Writer) error {
-	var ts []TerminalStatus
-	if err := ac.do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
+func pushPersons(ctx context.Context, ac *admin.Client, to string, persons []personFile, bar, out io.Writer) error {
+	var ts []server.TerminalStatus
+	if err := ac.Do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
 		return err
 	}
 	if len(ts) == 0 {
@@ -388,7 +407,7 @@ func pushPersons(ctx context.Context, ac *adminClient, to string, persons []pers
 	p := newProgress(bar, "push", len(persons))
 	var failures []string
 	for _, person := range persons {
-		res, err := ac.call(ctx, to, personRequest(person))
+		res, err := ac.Call(ctx, to, personRequest(person))
 		if err != nil {
 			p.finish()
 			return fmt.Errorf("push %s: %w", person.ID, err)
@@ -428,7 +447,7 @@ func cmdRemove(ctx context.Context, c *client, args []string) error {
 	}
 	req := protocol.NewRequest(protocol.ModRemovePerson)
 	req.PersonIDs = args
-	res, err := c.client().call(ctx, *to, req)
+	res, err := c.client().Call(ctx, *to, req)
 	if err != nil {
 		return err
 	}
@@ -454,7 +473,7 @@ func cmdCommand(ctx context.Context, c *client, args []string) error {
 	if len(args) > 1 {
 		req.CommandValue = args[1]
 	}
-	res, err := c.client().call(ctx, *to, req)
+	res, err := c.client().Call(ctx, *to, req)
 	if err != nil {
 		return err
 	}
@@ -492,8 +511,8 @@ func cmdRecords(ctx context.Context, c *client, args []string) error {
 	if !*first {
 		q.Set("newest", "true")
 	}
-	var recs []Record
-	if err := c.client().do(ctx, http.MethodGet, "/v1/records", q, nil, &recs); err != nil {
+	var recs []recordstore.Record
+	if err := c.client().Do(ctx, http.MethodGet, "/v1/records", q, nil, &recs); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
@@ -564,7 +583,7 @@ func cmdExport(ctx context.Context, c *client, args []string) error {
 		defer f.Close()
 		w = f
 	}
-	if err := c.client().do(ctx, http.MethodGet, "/v1/records.csv", recordQuery(*terminal, 0, 0), nil, w); err != nil {
+	if err := c.client().Do(ctx, http.MethodGet, "/v1/records.csv", recordQuery(*terminal, 0, 0), nil, w); err != nil {
 		return err
 	}
 	if f, ok := w.(*os.File); ok && f != os.Stdout {
@@ -595,7 +614,7 @@ func cmdFaults(ctx context.Context, c *client, args []string) error {
 		method = http.MethodPost
 	}
 	var got url.Values
-	if err := c.client().do(ctx, method, "/v1/faults", q, nil, &got); err != nil {
+	if err := c.client().Do(ctx, method, "/v1/faults", q, nil, &got); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "faults: fail=%s delay=%s drop_every=%s refuse=%s\n",
@@ -612,7 +631,7 @@ func cmdDrop(ctx context.Context, c *client, args []string) error {
 		return usagef("usage: drop TERMINAL|all")
 	}
 	var dropped []string
-	if err := c.client().do(ctx, http.MethodPost, "/v1/drop", url.Values{"to": {args[0]}}, nil, &dropped); err != nil {
+	if err := c.client().Do(ctx, http.MethodPost, "/v1/drop", url.Values{"to": {args[0]}}, nil, &dropped); err != nil {
 		return err
 	}
 	for _, d := range dropped {
@@ -660,9 +679,9 @@ func cmdWait(ctx context.Context, c *client, args []string) error {
 
 // waitCheck returns nil once the server answers with at least terminals
 // identified terminals and records stored records.
-func waitCheck(ctx context.Context, ac *adminClient, terminals, records int) error {
-	var ts []TerminalStatus
-	if err := ac.do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
+func waitCheck(ctx context.Context, ac *admin.Client, terminals, records int) error {
+	var ts []server.TerminalStatus
+	if err := ac.Do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts); err != nil {
 		return err
 	}
 	n := 0
@@ -675,8 +694,8 @@ func waitCheck(ctx context.Context, ac *adminClient, terminals, records int) err
 		return fmt.Errorf("%d terminal(s) connected, want %d", n, terminals)
 	}
 	if records > 0 {
-		var recs []Record
-		if err := ac.do(ctx, http.MethodGet, "/v1/records", recordQuery("", 0, records), nil, &recs); err != nil {
+		var recs []recordstore.Record
+		if err := ac.Do(ctx, http.MethodGet, "/v1/records", recordQuery("", 0, records), nil, &recs); err != nil {
 			return err
 		}
 		if len(recs) < records {

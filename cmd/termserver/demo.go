@@ -19,6 +19,9 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/cmd/termserver/internal/admin"
+	"termagent/cmd/termserver/internal/recordstore"
+	"termagent/cmd/termserver/internal/server"
 	"termagent/hal/sim"
 	"termagent/protocol"
 )
@@ -51,7 +54,7 @@ type demo struct {
 	out      io.Writer
 	dir      string
 	bin      string
-	admin    *adminClient
+	admin    *admin.Client
 	adminAdr string
 	termAddr string
 	ctl      *sim.Control
@@ -340,11 +343,11 @@ func (d *demo) lostAck(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var st0 Stats
-	if err := d.admin.do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st0); err != nil {
+	var st0 server.Stats
+	if err := d.admin.Do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st0); err != nil {
 		return err
 	}
-	if err := d.admin.do(ctx, http.MethodPost, "/v1/faults", map[string][]string{"drop_every": {"1"}}, nil, nil); err != nil {
+	if err := d.admin.Do(ctx, http.MethodPost, "/v1/faults", map[string][]string{"drop_every": {"1"}}, nil, nil); err != nil {
 		return err
 	}
 	p := demoPersons[2]
@@ -363,16 +366,16 @@ func (d *demo) lostAck(ctx context.Context) error {
 	}
 	d.say("   %s places their finger: door %s, record #%d stored, answer lost", p.Name,
 		map[bool]string{true: "opened", false: "stayed shut"}[opened], rec.ID)
-	if err := d.admin.do(ctx, http.MethodPost, "/v1/faults", map[string][]string{"drop_every": {"0"}}, nil, nil); err != nil {
+	if err := d.admin.Do(ctx, http.MethodPost, "/v1/faults", map[string][]string{"drop_every": {"0"}}, nil, nil); err != nil {
 		return err
 	}
-	var st Stats
+	var st server.Stats
 	err = d.poll(ctx, 20*time.Second, "the terminal to resend the record", func() bool {
 		s, err := d.agentStatus(ctx)
 		return err == nil && s.OutboxDepth == 0 && s.Link == agent.LinkUp
 	})
 	if err == nil {
-		err = d.admin.do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st)
+		err = d.admin.Do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st)
 	}
 	after, cerr := d.recordCount(ctx)
 	got := "the record was not resent"
@@ -391,7 +394,7 @@ func (d *demo) remoteOpen(ctx context.Context) error {
 	}
 	req := protocol.NewRequest(protocol.ModSendUserCommand)
 	req.CommandType = 1
-	res, err := d.admin.call(ctx, d.uuid, req)
+	res, err := d.admin.Call(ctx, d.uuid, req)
 	if err != nil {
 		return err
 	}
@@ -417,12 +420,12 @@ func (d *demo) summary(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var stats Stats
-	if err := d.admin.do(ctx, http.MethodGet, "/v1/stats", nil, nil, &stats); err != nil {
+	var stats server.Stats
+	if err := d.admin.Do(ctx, http.MethodGet, "/v1/stats", nil, nil, &stats); err != nil {
 		return err
 	}
-	var recs []Record
-	if err := d.admin.do(ctx, http.MethodGet, "/v1/records", nil, nil, &recs); err != nil {
+	var recs []recordstore.Record
+	if err := d.admin.Do(ctx, http.MethodGet, "/v1/records", nil, nil, &recs); err != nil {
 		return err
 	}
 	made := int(st.Uploaded) + st.OutboxDepth
@@ -630,11 +633,11 @@ func (d *demo) startServer(ctx context.Context) error {
 		"-db", filepath.Join(d.dir, "server.db"), "-log-format", "console"); err != nil {
 		return err
 	}
-	d.admin = newAdminClient(d.adminAdr)
-	d.admin.tokenFile = tokenFile
+	d.admin = admin.NewClient(d.adminAdr)
+	d.admin.TokenFile = tokenFile
 	if err := d.poll(ctx, 20*time.Second, "termserver's admin endpoint", func() bool {
-		var st Stats
-		return d.admin.do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st) == nil
+		var st server.Stats
+		return d.admin.Do(ctx, http.MethodGet, "/v1/stats", nil, nil, &st) == nil
 	}); err != nil {
 		return err
 	}
@@ -715,8 +718,8 @@ func (d *demo) startAgent(ctx context.Context) error {
 		return err
 	}
 	if err := d.poll(ctx, 30*time.Second, "termagent to connect and identify itself", func() bool {
-		var ts []TerminalStatus
-		if d.admin.do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts) != nil || len(ts) != 1 || ts[0].UUID == "" {
+		var ts []server.TerminalStatus
+		if d.admin.Do(ctx, http.MethodGet, "/v1/terminals", nil, nil, &ts) != nil || len(ts) != 1 || ts[0].UUID == "" {
 			return false
 		}
 		d.uuid = ts[0].UUID
@@ -747,8 +750,8 @@ func (d *demo) agentStatus(ctx context.Context) (agent.Status, error) {
 }
 
 func (d *demo) recordCount(ctx context.Context) (int, error) {
-	var recs []Record
-	if err := d.admin.do(ctx, http.MethodGet, "/v1/records", nil, nil, &recs); err != nil {
+	var recs []recordstore.Record
+	if err := d.admin.Do(ctx, http.MethodGet, "/v1/records", nil, nil, &recs); err != nil {
 		return 0, err
 	}
 	return len(recs), nil
@@ -756,11 +759,11 @@ func (d *demo) recordCount(ctx context.Context) (int, error) {
 
 // awaitRecord waits for the server to hold more than before records and
 // returns the newest.
-func (d *demo) awaitRecord(ctx context.Context, before int, limit time.Duration) (Record, error) {
-	var rec Record
+func (d *demo) awaitRecord(ctx context.Context, before int, limit time.Duration) (recordstore.Record, error) {
+	var rec recordstore.Record
 	err := d.poll(ctx, limit, "a new record at the server", func() bool {
-		var recs []Record
-		if d.admin.do(ctx, http.MethodGet, "/v1/records", nil, nil, &recs) != nil || len(recs) <= before {
+		var recs []recordstore.Record
+		if d.admin.Do(ctx, http.MethodGet, "/v1/records", nil, nil, &recs) != nil || len(recs) <= before {
 			return false
 		}
 		rec = recs[len(recs)-1]
@@ -770,7 +773,7 @@ func (d *demo) awaitRecord(ctx context.Context, before int, limit time.Duration)
 }
 
 func (d *demo) setFaults(ctx context.Context, refuse string) error {
-	return d.admin.do(ctx, http.MethodPost, "/v1/faults", map[string][]string{"refuse": {refuse}}, nil, nil)
+	return d.admin.Do(ctx, http.MethodPost, "/v1/faults", map[string][]string{"refuse": {refuse}}, nil, nil)
 }
 
 // awaitLink waits until the terminal's link is (or, with is false, is

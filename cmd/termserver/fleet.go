@@ -18,13 +18,15 @@ import (
 	"github.com/rs/zerolog"
 
 	"termagent/agent"
+	"termagent/cmd/termserver/internal/faults"
+	"termagent/cmd/termserver/internal/server"
 	"termagent/hal"
 	"termagent/store"
 )
 
-// FleetConfig configures a fleet run. Zero values mean the documented
+// fleetConfig configures a fleet run. Zero values mean the documented
 // defaults.
-type FleetConfig struct {
+type fleetConfig struct {
 	// Terminals is how many simulated terminals run; default 100.
 	Terminals int
 	// Rate is each terminal's card presentations per second; default 1.
@@ -52,7 +54,7 @@ type FleetConfig struct {
 	Window int
 	// Faults is the fault injection of the in-process server (ignored
 	// with Server set).
-	Faults Faults
+	Faults faults.Config
 	// Logger receives the fleet's, agents' and in-process server's
 	// events at warn level and above; default zerolog.Nop().
 	Logger zerolog.Logger
@@ -60,7 +62,7 @@ type FleetConfig struct {
 	profile io.Writer // CPU profile of generation and drain, if set
 }
 
-func (c FleetConfig) withDefaults() FleetConfig {
+func (c fleetConfig) withDefaults() fleetConfig {
 	if c.Terminals <= 0 {
 		c.Terminals = 100
 	}
@@ -76,8 +78,8 @@ func (c FleetConfig) withDefaults() FleetConfig {
 	return c
 }
 
-// FleetReport is what a fleet run measured.
-type FleetReport struct {
+// fleetReport is what a fleet run measured.
+type fleetReport struct {
 	Terminals  int
 	Connected  int           // terminals whose link came up
 	ConnectIn  time.Duration // time until every link was up (or gave up)
@@ -89,20 +91,20 @@ type FleetReport struct {
 	CPU        time.Duration // user+system CPU of this process during generation and drain
 	Durable    bool
 	Server     string
-	Stats      *Stats // the in-process server's counters, if any
+	Stats      *server.Stats // the in-process server's counters, if any
 }
 
-// AckRatio is Acked / Presented.
-func (r FleetReport) AckRatio() float64 {
+// ackRatio is Acked / Presented.
+func (r fleetReport) ackRatio() float64 {
 	if r.Presented == 0 {
 		return 0
 	}
 	return float64(r.Acked) / float64(r.Presented)
 }
 
-// Percentile returns the p-th percentile (0..100) of the event-to-ack
+// percentile returns the p-th percentile (0..100) of the event-to-ack
 // latencies (nearest rank), or 0 with none.
-func (r FleetReport) Percentile(p float64) time.Duration {
+func (r fleetReport) percentile(p float64) time.Duration {
 	n := len(r.Latencies)
 	if n == 0 {
 		return 0
@@ -111,8 +113,8 @@ func (r FleetReport) Percentile(p float64) time.Duration {
 	return r.Latencies[max(0, min(n-1, i))]
 }
 
-// Print writes the report for a reader.
-func (r FleetReport) Print(w io.Writer) {
+// print writes the report for a reader.
+func (r fleetReport) print(w io.Writer) {
 	dur := "full (fsync per commit)"
 	if !r.Durable {
 		dur = "RELAXED: store.DurabilityNoFsync (no fsync per commit; a power cut could lose the last records)"
@@ -122,11 +124,11 @@ func (r FleetReport) Print(w io.Writer) {
 	secs := r.Generating.Seconds()
 	fmt.Fprintf(w, "  events presented  %8d  (%.0f/s over %v)\n", r.Presented, float64(r.Presented)/secs, r.Generating.Round(time.Millisecond))
 	fmt.Fprintf(w, "  records made      %8d\n", r.Recorded)
-	fmt.Fprintf(w, "  records acked     %8d  (%.3f%% of events; %.0f/s)\n", r.Acked, 100*r.AckRatio(), float64(r.Acked)/secs)
+	fmt.Fprintf(w, "  records acked     %8d  (%.3f%% of events; %.0f/s)\n", r.Acked, 100*r.ackRatio(), float64(r.Acked)/secs)
 	fmt.Fprintf(w, "  event-to-ack      p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n",
-		r.Percentile(50).Round(time.Microsecond*100), r.Percentile(90).Round(time.Microsecond*100),
-		r.Percentile(99).Round(time.Microsecond*100), r.Percentile(99.9).Round(time.Microsecond*100),
-		r.Percentile(100).Round(time.Microsecond*100))
+		r.percentile(50).Round(time.Microsecond*100), r.percentile(90).Round(time.Microsecond*100),
+		r.percentile(99).Round(time.Microsecond*100), r.percentile(99.9).Round(time.Microsecond*100),
+		r.percentile(100).Round(time.Microsecond*100))
 	perEvent := 0.0
 	if r.Acked > 0 {
 		perEvent = float64(r.CPU.Microseconds()) / 1000 / float64(r.Acked)
@@ -263,147 +265,189 @@ type fleetTerminal struct {
 	num   string // the card number of its one person
 }
 
-// RunFleet runs cfg.Terminals agents in this process against the server
-// and reports what they measured. It returns when the run is over or ctx
-// is done.
-func RunFleet(ctx context.Context, cfg FleetConfig, progress io.Writer) (FleetReport, error) {
+// fleet is one fleet run: setup builds the in-process server and the
+// terminals, connect starts the agents and waits for their links, measure
+// generates events and waits for their acks, report gathers the figures,
+// and close undoes it all.
+type fleet struct {
+	cfg     fleetConfig
+	rep     fleetReport
+	m       fleetMetrics
+	srv     *server.Server // the in-process server; nil with cfg.Server
+	terms   []*fleetTerminal
+	cleanup []func() // run by close, last first
+}
+
+// runFleet runs cfg.Terminals agents in this process against the server
+// and reports what they measured, printing its steps on progress. It
+// returns when the run is over or ctx is done.
+func runFleet(ctx context.Context, cfg fleetConfig, progress io.Writer) (fleetReport, error) {
 	cfg = cfg.withDefaults()
-	log := cfg.Logger
-	rep := FleetReport{Terminals: cfg.Terminals, Durable: cfg.Durable, Server: cfg.Server}
-	dir := cfg.Dir
+	f := &fleet{cfg: cfg, rep: fleetReport{Terminals: cfg.Terminals, Durable: cfg.Durable, Server: cfg.Server}}
+	defer f.close()
+	if err := f.setup(ctx, progress); err != nil {
+		return f.rep, err
+	}
+	if err := f.connect(ctx, progress); err != nil {
+		return f.rep, err
+	}
+	err := f.measure(ctx)
+	f.report(ctx)
+	return f.rep, err
+}
+
+// onClose has close run fn, before what was registered earlier.
+func (f *fleet) onClose(fn func()) { f.cleanup = append(f.cleanup, fn) }
+
+// close stops the agents, closes the terminals, stops the in-process
+// server and removes the temp dir: setup and connect in reverse.
+func (f *fleet) close() {
+	for i := len(f.cleanup) - 1; i >= 0; i-- {
+		f.cleanup[i]()
+	}
+}
+
+// setup makes the terminals (a store with one person each, an in-process
+// card reader, an agent) and, without cfg.Server, the server.
+func (f *fleet) setup(ctx context.Context, progress io.Writer) error {
+	dir := f.cfg.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "termfleet-")
 		if err != nil {
-			return rep, fmt.Errorf("fleet: %w", err)
+			return fmt.Errorf("fleet: %w", err)
 		}
-		defer os.RemoveAll(d)
+		f.onClose(func() { os.RemoveAll(d) })
 		dir = d
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var bg sync.WaitGroup
-	defer bg.Wait()
-	defer cancel()
-
-	var srv *Server
-	if cfg.Server == "" {
-		var err error
-		srv, err = NewServer(ctx, Config{Listen: "127.0.0.1:0", WSListen: wsIf(cfg.Transport),
-			DB: filepath.Join(dir, "server.db"), RelaxedSync: true, Faults: cfg.Faults, Logger: log})
-		if err != nil {
-			return rep, err
+	if f.cfg.Server == "" {
+		if err := f.startServer(ctx, dir); err != nil {
+			return err
 		}
-		addr := srv.Addr(transportKind(cfg.Transport))
-		cfg.Server, rep.Server = addr, "in-process termserver at "+addr+" (relaxed: no fsync per commit)"
-		bg.Go(func() {
-			if err := srv.Run(ctx); err != nil {
-				log.Error().Err(err).Msg("fleet: in-process server stopped")
-			}
-		})
 	}
-
-	// Build the terminals: a store with one person each, an in-process
-	// card reader, an agent.
-	m := &fleetMetrics{}
-	terms := make([]*fleetTerminal, 0, cfg.Terminals)
-	defer func() {
-		for _, t := range terms {
-			t.card.Close()
-			t.store.Close()
-		}
-	}()
 	durability := store.DurabilityNoFsync
-	if cfg.Durable {
+	if f.cfg.Durable {
 		durability = store.DurabilityFull
 	}
-	fmt.Fprintf(progress, "fleet: opening %d terminals in %s\n", cfg.Terminals, dir)
-	for i := range cfg.Terminals {
-		t, err := newFleetTerminal(ctx, cfg, dir, i, durability, m)
+	fmt.Fprintf(progress, "fleet: opening %d terminals in %s\n", f.cfg.Terminals, dir)
+	for i := range f.cfg.Terminals {
+		t, err := newFleetTerminal(ctx, f.cfg, dir, i, durability, &f.m)
 		if err != nil {
-			return rep, err
+			return err
 		}
-		terms = append(terms, t)
+		f.onClose(func() { t.card.Close(); t.store.Close() })
+		f.terms = append(f.terms, t)
 	}
-	var agents sync.WaitGroup
+	return nil
+}
+
+// startServer runs a termserver in this process on loopback, relaxed (no
+// fsync per commit: the fleet measures the terminals), and points the
+// fleet at it.
+func (f *fleet) startServer(ctx context.Context, dir string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	srv, err := server.New(ctx, server.Config{Listen: "127.0.0.1:0", WSListen: wsIf(f.cfg.Transport),
+		DB: filepath.Join(dir, "server.db"), RelaxedSync: true, Faults: f.cfg.Faults, Logger: f.cfg.Logger})
+	if err != nil {
+		cancel()
+		return err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Run(ctx); err != nil {
+			f.cfg.Logger.Error().Err(err).Msg("fleet: in-process server stopped")
+		}
+	}()
+	f.onClose(func() { cancel(); <-done })
+	addr := srv.Addr(transportKind(f.cfg.Transport))
+	f.srv, f.cfg.Server, f.rep.Server = srv, addr, "in-process termserver at "+addr+" (relaxed: no fsync per commit)"
+	return nil
+}
+
+// connect starts the agents and waits for their links, at most a minute.
+func (f *fleet) connect(ctx context.Context, progress io.Writer) error {
 	runCtx, stopAgents := context.WithCancel(ctx)
-	defer func() { stopAgents(); agents.Wait() }()
+	var agents sync.WaitGroup
+	f.onClose(func() { stopAgents(); agents.Wait() })
 	start := time.Now()
-	for _, t := range terms {
+	for _, t := range f.terms {
 		agents.Go(func() {
 			if err := t.agent.Run(runCtx); err != nil && runCtx.Err() == nil {
-				log.Error().Err(err).Msg("fleet: agent stopped")
+				f.cfg.Logger.Error().Err(err).Msg("fleet: agent stopped")
 			}
 		})
 	}
-
-	// Wait for the links (bounded), then generate.
-	connectDeadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
-		up := 0
-		for _, t := range terms {
+		f.rep.Connected = 0
+		for _, t := range f.terms {
 			if t.agent.Status(ctx).Link == agent.LinkUp {
-				up++
+				f.rep.Connected++
 			}
 		}
-		rep.Connected = up
-		if up == len(terms) || time.Now().After(connectDeadline) || ctx.Err() != nil {
-			break
-		}
-		if !sleepCtx(ctx, 100*time.Millisecond) {
+		if f.rep.Connected == len(f.terms) || time.Now().After(deadline) || !sleepCtx(ctx, 100*time.Millisecond) {
 			break
 		}
 	}
-	rep.ConnectIn = time.Since(start)
+	f.rep.ConnectIn = time.Since(start)
 	fmt.Fprintf(progress, "fleet: %d/%d links up after %v; generating %.3g events/s per terminal for %v\n",
-		rep.Connected, len(terms), rep.ConnectIn.Round(time.Millisecond), cfg.Rate, cfg.Duration)
-	if ctx.Err() != nil {
-		return rep, ctx.Err()
-	}
+		f.rep.Connected, len(f.terms), f.rep.ConnectIn.Round(time.Millisecond), f.cfg.Rate, f.cfg.Duration)
+	return ctx.Err()
+}
 
-	if cfg.profile != nil {
-		if err := pprof.StartCPUProfile(cfg.profile); err != nil {
-			return rep, fmt.Errorf("fleet: %w", err)
+// measure generates events for cfg.Duration, then waits for their acks
+// (bounded by cfg.Drain), with the CPU profile, if any, running.
+func (f *fleet) measure(ctx context.Context) error {
+	if f.cfg.profile != nil {
+		if err := pprof.StartCPUProfile(f.cfg.profile); err != nil {
+			return fmt.Errorf("fleet: %w", err)
 		}
 		defer pprof.StopCPUProfile()
 	}
 	cpu0 := cpuTime()
 	genStart := time.Now()
-	genCtx, stopGen := context.WithTimeout(ctx, cfg.Duration)
+	genCtx, stopGen := context.WithTimeout(ctx, f.cfg.Duration)
 	var gens sync.WaitGroup
-	period := time.Duration(float64(time.Second) / cfg.Rate)
-	for _, t := range terms {
+	period := time.Duration(float64(time.Second) / f.cfg.Rate)
+	for _, t := range f.terms {
 		gens.Go(func() { t.generate(genCtx, period) })
 	}
 	gens.Wait()
 	stopGen()
-	rep.Generating = time.Since(genStart)
+	f.rep.Generating = time.Since(genStart)
 
-	drainDeadline := time.Now().Add(cfg.Drain)
+	m := &f.m
+	drainDeadline := time.Now().Add(f.cfg.Drain)
 	for m.acked.Load() < m.recorded.Load() || m.recorded.Load() < m.presented.Load() {
-		if (cfg.Drain > 0 && time.Now().After(drainDeadline)) || !sleepCtx(ctx, 50*time.Millisecond) {
+		if (f.cfg.Drain > 0 && time.Now().After(drainDeadline)) || !sleepCtx(ctx, 50*time.Millisecond) {
 			break
 		}
 	}
-	rep.CPU = cpuTime() - cpu0
+	f.rep.CPU = cpuTime() - cpu0
+	return ctx.Err()
+}
+
+// report logs the terminals that did not drain and fills in the figures.
+func (f *fleet) report(ctx context.Context) {
+	m := &f.m
 	if m.acked.Load() < m.recorded.Load() {
-		for i, t := range terms {
+		for i, t := range f.terms {
 			st := t.agent.Status(ctx)
 			if st.OutboxDepth > 0 || st.Link != agent.LinkUp {
-				log.Warn().Int("terminal", i).Str("link", string(st.Link)).Int("outbox", st.OutboxDepth).
+				f.cfg.Logger.Warn().Int("terminal", i).Str("link", string(st.Link)).Int("outbox", st.OutboxDepth).
 					Str("last_error", st.LastError).Msg("fleet: terminal not drained")
 			}
 		}
 	}
-	rep.Presented, rep.Recorded, rep.Acked = m.presented.Load(), m.recorded.Load(), m.acked.Load()
+	f.rep.Presented, f.rep.Recorded, f.rep.Acked = m.presented.Load(), m.recorded.Load(), m.acked.Load()
 	m.mu.Lock()
-	rep.Latencies = slices.Clone(m.lat)
+	f.rep.Latencies = slices.Clone(m.lat)
 	m.mu.Unlock()
-	slices.Sort(rep.Latencies)
-	if srv != nil {
-		st := srv.Stats()
-		rep.Stats = &st
+	slices.Sort(f.rep.Latencies)
+	if f.srv != nil {
+		st := f.srv.Stats()
+		f.rep.Stats = &st
 	}
-	return rep, ctx.Err()
 }
 
 func wsIf(transport string) string {
@@ -420,7 +464,7 @@ func transportKind(transport string) string {
 	return "tcp"
 }
 
-func newFleetTerminal(ctx context.Context, cfg FleetConfig, dir string, i int, d store.Durability, m *fleetMetrics) (*fleetTerminal, error) {
+func newFleetTerminal(ctx context.Context, cfg fleetConfig, dir string, i int, d store.Durability, m *fleetMetrics) (*fleetTerminal, error) {
 	db, err := store.Open(ctx, filepath.Join(dir, fmt.Sprintf("t%05d.db", i)), store.Config{Durability: d})
 	if err != nil {
 		return nil, fmt.Errorf("fleet terminal %d: %w", i, err)
@@ -520,7 +564,7 @@ func cpuTime() time.Duration {
 // cmdFleet runs a fleet and prints its report.
 func cmdFleet(ctx context.Context, c *client, args []string) error {
 	fs := newFlags(c, "fleet")
-	cfg := FleetConfig{}
+	cfg := fleetConfig{}
 	fs.IntVar(&cfg.Terminals, "n", 1000, "simulated terminals")
 	fs.Float64Var(&cfg.Rate, "rate", 1, "card presentations per second per terminal")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to generate events")
@@ -542,7 +586,7 @@ func cmdFleet(ctx context.Context, c *client, args []string) error {
 	if len(args) > 0 {
 		return usagef("fleet takes only flags")
 	}
-	if cfg.Server != "" && cfg.Faults != (Faults{}) {
+	if cfg.Server != "" && cfg.Faults != (faults.Config{}) {
 		return usagef("-fail, -delay and -drop-every apply to the in-process server only (no -server)")
 	}
 	if cfg.Transport != "tcp" && cfg.Transport != "ws" {
@@ -559,10 +603,10 @@ func cmdFleet(ctx context.Context, c *client, args []string) error {
 		defer f.Close()
 		cfg.profile = f
 	}
-	rep, err := RunFleet(ctx, cfg, c.stderr)
+	rep, err := runFleet(ctx, cfg, c.stderr)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	rep.Print(c.stdout)
+	rep.print(c.stdout)
 	return err
 }

@@ -1,6 +1,6 @@
 // Command termserver is the project's reference management server: it
 // accepts terminals over TCP and WebSocket (protocol V1.0, see
-// shared/spec/PROTOCOL.md), names each by its device_info.uuid, stores their
+// protocol/PROTOCOL.md), names each by its device_info.uuid, stores their
 // access records in SQLite (dropping duplicates by session_id) and sends
 // them commands. It can inject faults to test terminals, run a fleet of
 // simulated terminals against any server, and drive the end-to-end demo.
@@ -23,11 +23,18 @@
 //
 // Every command but serve, fleet, demo and sample talks to a running server
 // through its admin endpoint (HTTP/JSON on loopback, -admin, default
-// 127.0.0.1:49005), authenticated by a token serve writes to a 0600 file
-// (see admin.go). The command line follows cmd/internal/cli's convention.
+// 127.0.0.1:49005), authenticated by a token serve writes to a 0600 file.
+// The command line follows cmd/internal/cli's convention.
+//
+// The server lives in packages under internal/: server (terminals,
+// uploads, calls), recordstore (the SQLite record database), faults (fault
+// injection) and admin (the admin endpoint and its client); servertest
+// runs them in tests. This package is the command line, the demo and the
+// fleet.
 //
 // Import rule: as every cmd/, it builds the concrete parts (protocol, store,
-// agent, hal/sim) and handles flags and signals; nothing imports it.
+// agent, its internal packages) and handles flags and signals; nothing
+// imports it.
 package main
 
 import (
@@ -43,6 +50,7 @@ import (
 	"syscall"
 
 	"termagent/cmd/internal/cli"
+	"termagent/cmd/termserver/internal/admin"
 )
 
 // version is stamped at build time (-ldflags -X main.version=...).
@@ -71,9 +79,9 @@ type client struct {
 	stderr    io.Writer
 }
 
-func (c *client) client() *adminClient {
-	ac := newAdminClient(c.admin)
-	ac.tokenFile = c.tokenFile
+func (c *client) client() *admin.Client {
+	ac := admin.NewClient(c.admin)
+	ac.TokenFile = c.tokenFile
 	return ac
 }
 
@@ -121,7 +129,7 @@ func commands() []command {
 
 const globalFlags = `Global flags (before COMMAND):
   -admin HOST:PORT   the admin endpoint (loopback only; env TERMSERVER_ADMIN;
-                     default ` + DefaultAdmin + `)
+                     default ` + admin.DefaultAddr + `)
   -token-file FILE   the admin token (default: admin-HOST-PORT.token in the
                      state directory, ~/.local/state/termserver)
 `
@@ -151,7 +159,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		args = append([]string{"version"}, args[1:]...)
 	}
 	fs := cli.NewFlagSet("termserver")
-	admin := fs.String("admin", envOr("TERMSERVER_ADMIN", DefaultAdmin), "")
+	admin := fs.String("admin", envOr("TERMSERVER_ADMIN", admin.DefaultAddr), "")
 	tokenFile := fs.String("token-file", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

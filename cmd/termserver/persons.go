@@ -14,6 +14,10 @@ import (
 	"strings"
 )
 
+// errBadPersons means a persons folder or CSV cannot be read as such; the
+// message names the file and line.
+var errBadPersons = errors.New("termserver: invalid persons file")
+
 // Limits on what push reads from disk.
 const (
 	maxPersons   = 100000  // rows in one CSV
@@ -90,12 +94,12 @@ func loadPersonsCSV(path string) ([]personFile, error) {
 		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
 		if !slices.Contains(csvColumns, h) {
 			return nil, fmt.Errorf("load persons %s: unknown column %q (known: %s): %w",
-				path, h, strings.Join(csvColumns, ", "), ErrBadPersons)
+				path, h, strings.Join(csvColumns, ", "), errBadPersons)
 		}
 		col[h] = i
 	}
 	if _, ok := col["person_id"]; !ok {
-		return nil, fmt.Errorf("load persons %s: no person_id column: %w", path, ErrBadPersons)
+		return nil, fmt.Errorf("load persons %s: no person_id column: %w", path, errBadPersons)
 	}
 	var out []personFile
 	seen := map[string]int{}
@@ -109,7 +113,7 @@ func loadPersonsCSV(path string) ([]personFile, error) {
 			return nil, fmt.Errorf("load persons %s: %w", path, err)
 		}
 		if len(out) >= maxPersons {
-			return nil, fmt.Errorf("load persons %s: more than %d persons: %w", path, maxPersons, ErrBadPersons)
+			return nil, fmt.Errorf("load persons %s: more than %d persons: %w", path, maxPersons, errBadPersons)
 		}
 		get := func(name string) string {
 			if i, ok := col[name]; ok && i < len(row) {
@@ -124,15 +128,15 @@ func loadPersonsCSV(path string) ([]personFile, error) {
 		}
 		where := fmt.Sprintf("%s line %d", path, line)
 		if p.ID == "" {
-			return nil, fmt.Errorf("load persons %s: empty person_id: %w", where, ErrBadPersons)
+			return nil, fmt.Errorf("load persons %s: empty person_id: %w", where, errBadPersons)
 		}
 		if prev, dup := seen[p.ID]; dup {
-			return nil, fmt.Errorf("load persons %s: person_id %q already on line %d: %w", where, p.ID, prev, ErrBadPersons)
+			return nil, fmt.Errorf("load persons %s: person_id %q already on line %d: %w", where, p.ID, prev, errBadPersons)
 		}
 		seen[p.ID] = line
 		if s := get("role"); s != "" {
 			if p.Role, err = strconv.Atoi(s); err != nil {
-				return nil, fmt.Errorf("load persons %s: role %q is not a number: %w", where, s, ErrBadPersons)
+				return nil, fmt.Errorf("load persons %s: role %q is not a number: %w", where, s, errBadPersons)
 			}
 		}
 		for _, b := range []struct {
@@ -193,7 +197,7 @@ func loadPersonsDir(dir string) ([]personFile, error) {
 		out = append(out, p)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("load persons %s: no persons.csv and no <person_id>.jpg: %w", dir, ErrBadPersons)
+		return nil, fmt.Errorf("load persons %s: no persons.csv and no <person_id>.jpg: %w", dir, errBadPersons)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
@@ -211,10 +215,10 @@ func readBlob(name string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	if len(b) == 0 {
-		return nil, fmt.Errorf("%s is empty: %w", name, ErrBadPersons)
+		return nil, fmt.Errorf("%s is empty: %w", name, errBadPersons)
 	}
 	if len(b) > maxBlobBytes {
-		return nil, fmt.Errorf("%s is larger than %d bytes: %w", name, maxBlobBytes, ErrBadPersons)
+		return nil, fmt.Errorf("%s is larger than %d bytes: %w", name, maxBlobBytes, errBadPersons)
 	}
 	return b, nil
 }

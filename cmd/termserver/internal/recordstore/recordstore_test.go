@@ -1,4 +1,4 @@
-package main
+package recordstore_test
 
 import (
 	"bytes"
@@ -9,13 +9,16 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
+
+	"termagent/cmd/termserver/internal/recordstore"
 )
 
-func openTestRecords(t *testing.T) (*Records, string) {
+func openTestStore(t *testing.T) (*recordstore.Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "records.db")
-	r, err := OpenRecords(path, false)
+	r, err := recordstore.Open(path, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,10 +26,10 @@ func openTestRecords(t *testing.T) (*Records, string) {
 	return r, path
 }
 
-func TestRecords_dedupeBySessionID(t *testing.T) {
-	r, path := openTestRecords(t)
+func TestStore_dedupeBySessionID(t *testing.T) {
+	r, path := openTestStore(t)
 	ctx := context.Background()
-	rec := Record{SessionID: "s-1", Terminal: "T1", PersonID: "p1", Time: "20260101120000", OpenDoorType: 1}
+	rec := recordstore.Record{SessionID: "s-1", Terminal: "T1", PersonID: "p1", Time: "20260101120000", OpenDoorType: 1}
 	dup, err := r.Add(ctx, rec)
 	if err != nil || dup {
 		t.Fatalf("first Add = dup %v, err %v; want new record", dup, err)
@@ -36,7 +39,7 @@ func TestRecords_dedupeBySessionID(t *testing.T) {
 	if err != nil || !dup {
 		t.Fatalf("second Add = dup %v, err %v; want duplicate", dup, err)
 	}
-	got, err := r.List(ctx, RecordFilter{})
+	got, err := r.List(ctx, recordstore.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,8 +55,8 @@ func TestRecords_dedupeBySessionID(t *testing.T) {
 	}
 }
 
-func TestRecords_concurrentAddsBatch(t *testing.T) {
-	r, _ := openTestRecords(t)
+func TestStore_concurrentAddsBatch(t *testing.T) {
+	r, _ := openTestStore(t)
 	ctx := context.Background()
 	const workers, each = 16, 50
 	var wg sync.WaitGroup
@@ -66,7 +69,7 @@ func TestRecords_concurrentAddsBatch(t *testing.T) {
 				// Every record is sent twice, from two goroutines' view
 				// of the same id space, so half of the Adds are dups.
 				id := fmt.Sprintf("s-%d", (w/2)*each+i)
-				dup, err := r.Add(ctx, Record{SessionID: id, Terminal: fmt.Sprint("T", w%2)})
+				dup, err := r.Add(ctx, recordstore.Record{SessionID: id, Terminal: fmt.Sprint("T", w%2)})
 				if err != nil {
 					errs <- err
 					return
@@ -93,38 +96,38 @@ func TestRecords_concurrentAddsBatch(t *testing.T) {
 	}
 }
 
-func TestRecords_rejectsEmptySessionAndClosed(t *testing.T) {
-	r, _ := openTestRecords(t)
+func TestStore_rejectsEmptySessionAndClosed(t *testing.T) {
+	r, _ := openTestStore(t)
 	ctx := context.Background()
-	if _, err := r.Add(ctx, Record{}); !errors.Is(err, ErrNoSessionID) {
+	if _, err := r.Add(ctx, recordstore.Record{}); !errors.Is(err, recordstore.ErrNoSessionID) {
 		t.Fatalf("Add without session_id: %v; want ErrNoSessionID", err)
 	}
 	r.Close()
 	if err := r.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := r.Add(ctx, Record{SessionID: "x"}); !errors.Is(err, ErrClosed) {
+	if _, err := r.Add(ctx, recordstore.Record{SessionID: "x"}); !errors.Is(err, recordstore.ErrClosed) {
 		t.Fatalf("Add after Close: %v; want ErrClosed", err)
 	}
 }
 
-func TestRecords_filterAndCSV(t *testing.T) {
-	r, _ := openTestRecords(t)
+func TestStore_filterAndCSV(t *testing.T) {
+	r, _ := openTestStore(t)
 	ctx := context.Background()
 	for i, term := range []string{"A", "B", "A"} {
-		if _, err := r.Add(ctx, Record{SessionID: fmt.Sprint("s", i), Terminal: term,
+		if _, err := r.Add(ctx, recordstore.Record{SessionID: fmt.Sprint("s", i), Terminal: term,
 			PersonID: fmt.Sprint("p", i), CardNumber: "00,12\"3"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := r.List(ctx, RecordFilter{Terminal: "A"})
+	got, err := r.List(ctx, recordstore.Filter{Terminal: "A"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || got[0].PersonID != "p0" || got[1].PersonID != "p2" {
 		t.Fatalf("terminal A: %+v", got)
 	}
-	page, err := r.List(ctx, RecordFilter{AfterID: got[0].ID, Limit: 1})
+	page, err := r.List(ctx, recordstore.Filter{AfterID: got[0].ID, Limit: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +135,7 @@ func TestRecords_filterAndCSV(t *testing.T) {
 		t.Fatalf("page after %d: %+v", got[0].ID, page)
 	}
 	var buf bytes.Buffer
-	if err := WriteCSV(&buf, got); err != nil {
+	if err := recordstore.WriteCSV(&buf, got); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := csv.NewReader(&buf).ReadAll()
@@ -141,5 +144,54 @@ func TestRecords_filterAndCSV(t *testing.T) {
 	}
 	if len(rows) != 3 || rows[0][1] != "session_id" || rows[2][4] != "p2" || rows[1][7] != "00,12\"3" {
 		t.Fatalf("csv rows: %q", rows)
+	}
+}
+
+// TestStore_closeKeepsWhatItAcknowledged closes the store while uploads
+// are arriving: every Add that reported success is in the database when
+// it is opened again, and every other one failed with ErrClosed.
+func TestStore_closeKeepsWhatItAcknowledged(t *testing.T) {
+	r, path := openTestStore(t)
+	ctx := context.Background()
+	const workers = 32
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	started := make(chan struct{})
+	start := sync.OnceFunc(func() { close(started) })
+	for w := range workers {
+		wg.Go(func() {
+			defer start() // should the loop end early
+			for i := 0; ; i++ {
+				if i == 10 {
+					start()
+				}
+				_, err := r.Add(ctx, recordstore.Record{SessionID: fmt.Sprintf("w%d-%d", w, i)})
+				if errors.Is(err, recordstore.ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("Add: %v", err)
+					return
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	<-started
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	again, err := recordstore.Open(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	n, err := again.Count(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(n) != ok.Load() {
+		t.Fatalf("%d records stored; %d Adds reported success", n, ok.Load())
 	}
 }

@@ -1,4 +1,36 @@
-package main
+// Package admin is termserver's admin endpoint, HTTP/JSON on loopback, and
+// its client: the operator's commands (list, push, records, faults...)
+// reach a running server through it (Serve, Client).
+//
+// Import rule: it imports protocol and its siblings server, recordstore
+// and faults; only the termserver command (and servertest) import it.
+//
+// # Routes
+//
+//	GET  /v1/terminals              []server.TerminalStatus
+//	POST /v1/call?to=NAME           body: a protocol request (mod + body);
+//	                                 → []server.CallResult, one per terminal
+//	POST /v1/drop?to=NAME           close connections → []string
+//	GET  /v1/records?terminal=&after=&limit=&newest=true   []recordstore.Record
+//	GET  /v1/records.csv?terminal=  CSV export
+//	GET  /v1/stats                  server.Stats
+//	GET  /v1/faults, POST /v1/faults?fail=&delay=&drop_every=&refuse=
+//
+// NAME is "all", a uuid, a unique uuid prefix or a remote address.
+//
+// # What protects it
+//
+// The endpoint can open every connected terminal's door
+// (send_user_command) and rewrite its persons, so it listens on loopback
+// only, and every request must carry the token serve writes at start to a
+// 0600 file in a 0700 directory (Authorization: Bearer TOKEN): other users
+// of the machine cannot read it. A web page open in a browser on the same
+// machine cannot read it either, and could still send a "simple" cross-site
+// request, so requests with an Origin header or Sec-Fetch-Site: cross-site
+// are refused (the CLI sends neither) and a POST must be
+// Content-Type: application/json, which a browser sends cross-origin only
+// after a CORS preflight this endpoint never grants.
+package admin
 
 import (
 	"bytes"
@@ -16,55 +48,34 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"termagent/cmd/termserver/internal/faults"
+	"termagent/cmd/termserver/internal/recordstore"
+	"termagent/cmd/termserver/internal/server"
 	"termagent/protocol"
 )
 
-// DefaultAdmin is the admin endpoint's default address. It must be a
+// DefaultAddr is the admin endpoint's default address. It must be a
 // loopback address.
-const DefaultAdmin = "127.0.0.1:49005"
+const DefaultAddr = "127.0.0.1:49005"
 
-// maxAdminBody bounds an admin request body (a download_person with five
-// base64 blobs is about 1 MiB; allow the protocol's own limit).
-const maxAdminBody = protocol.DefaultMaxMessageSize
+// MaxBody bounds an admin request body (a download_person with five base64
+// blobs is about 1 MiB; allow the protocol's own limit).
+const MaxBody = protocol.DefaultMaxMessageSize
 
-// The admin endpoint is HTTP/JSON on loopback, the operator's tool:
-//
-//	GET  /v1/terminals              []TerminalStatus
-//	POST /v1/call?to=NAME           body: a protocol request (mod + body);
-//	                                 → []CallResult, one per terminal
-//	POST /v1/drop?to=NAME           close connections → []string
-//	GET  /v1/records?terminal=&after=&limit=&newest=true   []Record
-//	GET  /v1/records.csv?terminal=  CSV export
-//	GET  /v1/stats                  Stats
-//	GET  /v1/faults, POST /v1/faults?fail=&delay=&drop_every=&refuse=
-//
-// NAME is "all", a uuid, a unique uuid prefix or a remote address.
-//
-// What protects it: the endpoint can open every connected terminal's door
-// (send_user_command) and rewrite its persons, so it listens on loopback
-// only, and every request must carry the token serve writes at start to a
-// 0600 file in a 0700 directory (Authorization: Bearer TOKEN): other users
-// of the machine cannot read it. A web page open in a browser on the same
-// machine cannot read it either, and could still send a "simple" cross-site
-// request, so requests with an Origin header or Sec-Fetch-Site: cross-site
-// are refused (the CLI sends neither) and a POST must be
-// Content-Type: application/json, which a browser sends cross-origin only
-// after a CORS preflight this endpoint never grants.
-
-// listenAdmin listens on addr, refusing any address that is not loopback.
-func listenAdmin(addr string) (net.Listener, error) {
+// Listen listens on addr, refusing (server.ErrConfig) any address that is
+// not loopback.
+func Listen(addr string) (net.Listener, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin address %q: %w", addr, err)
 	}
 	ip := net.ParseIP(host)
 	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("admin address %q is not loopback (the admin endpoint is for this machine only): %w", addr, ErrConfig)
+		return nil, fmt.Errorf("admin address %q is not loopback (the admin endpoint is for this machine only): %w", addr, server.ErrConfig)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -73,13 +84,13 @@ func listenAdmin(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// serveAdmin serves the admin endpoint on ln until ctx is done; every
-// request must carry token.
-func serveAdmin(ctx context.Context, s *Server, ln net.Listener, token string) error {
+// Serve serves the admin endpoint of s on ln until ctx is done, then
+// closes ln; every request must carry token (see NewToken).
+func Serve(ctx context.Context, s *server.Server, ln net.Listener, token string) error {
 	if len(token) < minTokenLen {
-		return fmt.Errorf("admin token of %d characters: want at least %d: %w", len(token), minTokenLen, ErrConfig)
+		return fmt.Errorf("admin token of %d characters: want at least %d: %w", len(token), minTokenLen, server.ErrConfig)
 	}
-	hs := &http.Server{Handler: guardAdmin(token, adminHandler(s)), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: guard(token, handler(s)), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -92,10 +103,10 @@ func serveAdmin(ctx context.Context, s *Server, ln net.Listener, token string) e
 	return nil
 }
 
-// guardAdmin refuses, before next sees them, requests a browser could have
+// guard refuses, before next sees them, requests a browser could have
 // sent for a web page (Origin, Sec-Fetch-Site: cross-site), requests without
 // the token, and POSTs that are not application/json.
-func guardAdmin(token string, next http.Handler) http.Handler {
+func guard(token string, next http.Handler) http.Handler {
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if o := r.Header.Get("Origin"); o != "" || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
@@ -116,11 +127,11 @@ func guardAdmin(token string, next http.Handler) http.Handler {
 	})
 }
 
-// minTokenLen is the shortest admin token accepted (newToken makes 64).
+// minTokenLen is the shortest admin token accepted (NewToken makes 64).
 const minTokenLen = 32
 
-// newToken returns a random admin token: 32 bytes, hex.
-func newToken() (string, error) {
+// NewToken returns a random admin token: 32 bytes, hex.
+func NewToken() (string, error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("admin token: %w", err)
@@ -128,9 +139,9 @@ func newToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// stateDir is where serve keeps its database and admin tokens by default:
+// StateDir is where serve keeps its database and admin tokens by default:
 // $XDG_STATE_HOME/termserver, or ~/.local/state/termserver.
-func stateDir() (string, error) {
+func StateDir() (string, error) {
 	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "termserver"), nil
 	}
@@ -141,11 +152,11 @@ func stateDir() (string, error) {
 	return filepath.Join(home, ".local", "state", "termserver"), nil
 }
 
-// defaultTokenFile is the token file of the admin endpoint at addr:
+// DefaultTokenFile is the token file of the admin endpoint at addr:
 // STATEDIR/admin-HOST-PORT.token, so servers on different admin ports
 // (tests, demos) never share one.
-func defaultTokenFile(addr string) (string, error) {
-	dir, err := stateDir()
+func DefaultTokenFile(addr string) (string, error) {
+	dir, err := StateDir()
 	if err != nil {
 		return "", err
 	}
@@ -153,9 +164,9 @@ func defaultTokenFile(addr string) (string, error) {
 	return filepath.Join(dir, name), nil
 }
 
-// writeToken writes token to path (mode 0600, directory created 0700),
+// WriteToken writes token to path (mode 0600, directory created 0700),
 // replacing the file atomically.
-func writeToken(path, token string) error {
+func WriteToken(path, token string) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("admin token: %w", err)
@@ -178,8 +189,8 @@ func writeToken(path, token string) error {
 	return nil
 }
 
-// readToken reads an admin token file.
-func readToken(path string) (string, error) {
+// ReadToken reads an admin token file.
+func ReadToken(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("admin token (is termserver serve running, as this user?): %w", err)
@@ -187,7 +198,8 @@ func readToken(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-func adminHandler(s *Server) http.Handler {
+// handler serves the routes listed at the top of this file.
+func handler(s *server.Server) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/terminals", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, s.Terminals())
@@ -196,7 +208,7 @@ func adminHandler(s *Server) http.Handler {
 		writeJSON(w, s.Stats())
 	})
 	mux.HandleFunc("POST /v1/call", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 		if err != nil {
 			http.Error(w, "read request: "+err.Error(), http.StatusRequestEntityTooLarge)
 			return
@@ -222,56 +234,48 @@ func adminHandler(s *Server) http.Handler {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
-		if p := req.PersonInfo; req.Mod == protocol.ModDownloadPerson && p != nil && slices.ContainsFunc(res, CallResult.OK) {
-			if err := s.records.SetPersonName(r.Context(), p.PersonID, p.PersonName); err != nil {
-				s.log.Warn().Err(err).Msg("admin: person name not kept")
-			}
-		}
 		writeJSON(w, res)
 	})
 	mux.HandleFunc("POST /v1/drop", func(w http.ResponseWriter, r *http.Request) {
-		to := r.URL.Query().Get("to")
-		if _, err := s.find(to); err != nil {
+		dropped, err := s.Drop(r.URL.Query().Get("to"))
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
 			return
 		}
-		writeJSON(w, s.Drop(to))
+		writeJSON(w, dropped)
 	})
-	mux.HandleFunc("GET /v1/records", func(w http.ResponseWriter, r *http.Request) {
-		f, err := parseFilter(r.URL.Query())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
+	// records answers with the records the query selects, written out by
+	// write.
+	records := func(write func(http.ResponseWriter, []recordstore.Record)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			f, err := parseFilter(r.URL.Query())
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			recs, err := s.Records().List(r.Context(), f)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			write(w, recs)
 		}
-		recs, err := s.records.List(r.Context(), f)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
+	}
+	mux.HandleFunc("GET /v1/records", records(func(w http.ResponseWriter, recs []recordstore.Record) {
 		if recs == nil {
-			recs = []Record{}
+			recs = []recordstore.Record{}
 		}
 		writeJSON(w, recs)
-	})
-	mux.HandleFunc("GET /v1/records.csv", func(w http.ResponseWriter, r *http.Request) {
-		f, err := parseFilter(r.URL.Query())
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		recs, err := s.records.List(r.Context(), f)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
+	}))
+	mux.HandleFunc("GET /v1/records.csv", records(func(w http.ResponseWriter, recs []recordstore.Record) {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		WriteCSV(w, recs)
-	})
+		recordstore.WriteCSV(w, recs)
+	}))
 	mux.HandleFunc("GET /v1/faults", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, s.Faults().Values())
 	})
 	mux.HandleFunc("POST /v1/faults", func(w http.ResponseWriter, r *http.Request) {
-		f, err := ParseFaults(s.Faults(), r.URL.Query())
+		f, err := faults.Parse(s.Faults(), r.URL.Query())
 		if err == nil {
 			err = s.SetFaults(f)
 		}
@@ -284,8 +288,8 @@ func adminHandler(s *Server) http.Handler {
 	return mux
 }
 
-func parseFilter(q url.Values) (RecordFilter, error) {
-	f := RecordFilter{Terminal: q.Get("terminal"), Newest: q.Get("newest") == "true"}
+func parseFilter(q url.Values) (recordstore.Filter, error) {
+	f := recordstore.Filter{Terminal: q.Get("terminal"), Newest: q.Get("newest") == "true"}
 	var err error
 	if s := q.Get("after"); s != "" {
 		if f.AfterID, err = strconv.ParseInt(s, 10, 64); err != nil {
@@ -307,38 +311,44 @@ func writeJSON(w http.ResponseWriter, v any) {
 	enc.Encode(v)
 }
 
-// adminClient talks to a running server's admin endpoint. Safe for
-// concurrent use once its fields are set.
-type adminClient struct {
+// Client talks to a running server's admin endpoint. Safe for concurrent
+// use once its fields are set.
+type Client struct {
 	base string // "http://127.0.0.1:49005"
 	hc   *http.Client
-	// token authenticates the requests; "" reads tokenFile (or the
-	// default token file of the address) on each request.
-	token     string
-	tokenFile string
+	// Token authenticates the requests; "" reads TokenFile (or, when that
+	// is "", DefaultTokenFile of the address) on each request.
+	Token     string
+	TokenFile string
 }
 
-func newAdminClient(addr string) *adminClient {
-	return &adminClient{base: "http://" + addr, hc: &http.Client{Timeout: 5 * time.Minute}}
+// NewClient returns a Client of the admin endpoint at addr (host:port).
+// Each request is bounded by 5 minutes (a push of many persons) and its
+// context.
+func NewClient(addr string) *Client {
+	return &Client{base: "http://" + addr, hc: &http.Client{Timeout: 5 * time.Minute}}
 }
 
-// do sends a request and decodes the JSON answer into out (unless nil).
-func (c *adminClient) do(ctx context.Context, method, path string, q url.Values, body []byte, out any) error {
+// Do sends a request to path (with query q and body, if any) and decodes
+// the JSON answer into out: nil discards it, an io.Writer receives it as
+// it comes (records.csv). An answer other than 200 OK is an error carrying
+// the endpoint's message.
+func (c *Client) Do(ctx context.Context, method, path string, q url.Values, body []byte, out any) error {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	token := c.token
+	token := c.Token
 	if token == "" {
-		tf := c.tokenFile
+		tf := c.TokenFile
 		if tf == "" {
 			var err error
-			if tf, err = defaultTokenFile(strings.TrimPrefix(c.base, "http://")); err != nil {
+			if tf, err = DefaultTokenFile(strings.TrimPrefix(c.base, "http://")); err != nil {
 				return err
 			}
 		}
 		var err error
-		if token, err = readToken(tf); err != nil {
+		if token, err = ReadToken(tf); err != nil {
 			return err
 		}
 	}
@@ -374,13 +384,14 @@ func (c *adminClient) do(ctx context.Context, method, path string, q url.Values,
 	return nil
 }
 
-// call sends req to the terminals named to and returns their answers.
-func (c *adminClient) call(ctx context.Context, to string, req *protocol.Message) ([]CallResult, error) {
+// Call sends req to the terminals named to (see server.Server.Call) and
+// returns their answers.
+func (c *Client) Call(ctx context.Context, to string, req *protocol.Message) ([]server.CallResult, error) {
 	body, err := protocol.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", req.Mod, err)
 	}
-	var res []CallResult
-	err = c.do(ctx, http.MethodPost, "/v1/call", url.Values{"to": {to}}, body, &res)
+	var res []server.CallResult
+	err = c.Do(ctx, http.MethodPost, "/v1/call", url.Values{"to": {to}}, body, &res)
 	return res, err
 }

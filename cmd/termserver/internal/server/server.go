@@ -1,9 +1,18 @@
-package main
+// Package server is termserver's protocol side: it accepts terminals over
+// TCP and WebSocket (protocol V1.0, see protocol/PROTOCOL.md), names each by
+// its device_info.uuid, stores their access records (dropping duplicates by
+// session_id) and sends them requests, with the fault injection of package
+// faults applied to what it answers.
+//
+// Import rule: it imports protocol and its siblings recordstore and
+// faults; the admin endpoint and the termserver command build on it.
+package server
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -12,6 +21,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"termagent/cmd/termserver/internal/faults"
+	"termagent/cmd/termserver/internal/recordstore"
 	"termagent/protocol"
 )
 
@@ -38,9 +49,9 @@ type Config struct {
 	// power cut may then lose records already acknowledged. For load
 	// tests only (fleet mode); default false.
 	RelaxedSync bool
-	// Faults is the fault injection the server starts with; the admin
-	// endpoint changes it at run time.
-	Faults Faults
+	// Faults is the fault injection the server starts with; SetFaults
+	// changes it at run time.
+	Faults faults.Config
 	// Seed seeds the draw of failed uploads; 0 picks a random seed.
 	Seed uint64
 	// CallTimeout bounds each request the server sends a terminal, from
@@ -90,13 +101,13 @@ const (
 )
 
 // Server accepts terminals, identifies them, stores their uploads and sends
-// them commands. Create it with NewServer, run it with Run (once). Its
+// them commands. Create it with New, run it with Run (once). Its
 // methods are safe for concurrent use.
 type Server struct {
 	cfg     Config
 	log     zerolog.Logger
-	records *Records
-	faults  *faultState
+	records *recordstore.Store
+	faults  *faults.Injector
 	lns     []listener
 
 	mu    sync.Mutex
@@ -137,9 +148,9 @@ type Stats struct {
 	Faults      string `json:"faults"`      // the fault injection in force
 }
 
-// NewServer opens the record database and the listeners. The caller runs
-// it with Run, which closes both.
-func NewServer(ctx context.Context, cfg Config) (*Server, error) {
+// New opens the record database and the listeners. The caller runs the
+// server with Run, which closes both.
+func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Faults.Validate(); err != nil {
 		return nil, err
@@ -147,11 +158,11 @@ func NewServer(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:    cfg,
 		log:    cfg.Logger.With().Str(logComponent, "termserver").Logger(),
-		faults: newFaultState(cfg.Faults, cfg.Seed),
+		faults: faults.NewInjector(cfg.Faults, cfg.Seed),
 		terms:  map[*terminal]struct{}{},
 	}
 	var err error
-	if s.records, err = OpenRecords(cfg.DB, cfg.RelaxedSync); err != nil {
+	if s.records, err = recordstore.Open(cfg.DB, cfg.RelaxedSync); err != nil {
 		return nil, err
 	}
 	open := func(addr, transport string) error {
@@ -193,8 +204,9 @@ func (s *Server) Addr(transport string) string {
 	return ""
 }
 
-// Records returns the server's record database (owned by the Server).
-func (s *Server) Records() *Records { return s.records }
+// Records returns the server's record database (owned by the Server,
+// closed when Run returns).
+func (s *Server) Records() *recordstore.Store { return s.records }
 
 // Run accepts and serves terminals until ctx is done, then closes the
 // listeners and every connection, waits for them, closes the database and
@@ -216,7 +228,9 @@ func (s *Server) Run(ctx context.Context) error {
 					// net/http does.
 					pause = min(max(2*pause, 5*time.Millisecond), time.Second)
 					s.log.Error().Err(err).Str(logTransport, l.transport).Dur("retry_in", pause).Msg("accept failed")
-					if !sleepCtx(ctx, pause) {
+					select {
+					case <-time.After(pause):
+					case <-ctx.Done():
 						return
 					}
 					continue
@@ -283,7 +297,7 @@ func (s *Server) serve(ctx context.Context, conn protocol.Conn, transport string
 		identified: make(chan struct{}),
 	}
 	log := s.log.With().Str(logRemote, t.remote).Str(logTransport, transport).Logger()
-	if s.faults.get().Refuse {
+	if s.faults.Get().Refuse {
 		log.Info().Msg("refusing terminal: network cut in force")
 		conn.Close()
 		return
@@ -350,7 +364,7 @@ func (s *Server) identify(ctx context.Context, t *terminal, log zerolog.Logger) 
 // handle answers one request of a terminal, applying the fault injection.
 func (s *Server) handle(ctx context.Context, t *terminal, req *protocol.Message) (*protocol.Message, error) {
 	n := t.received.Add(1)
-	f := s.faults.get()
+	f := s.faults.Get()
 	var resp *protocol.Message
 	var err error
 	switch req.Mod {
@@ -409,14 +423,14 @@ func (s *Server) upload(ctx context.Context, t *terminal, req *protocol.Message)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	if s.faults.failUpload() {
+	if s.faults.FailUpload() {
 		s.stats.refused.Add(1)
 		return nil, errors.New("upload refused by fault injection")
 	}
 	a := req.AccessInfo
 	// Once queued, the record is committed even if the connection drops
 	// meanwhile: wait for the outcome so the counters tell the truth.
-	dup, err := s.records.Add(context.WithoutCancel(ctx), Record{
+	dup, err := s.records.Add(context.WithoutCancel(ctx), recordstore.Record{
 		SessionID: req.SessionID, Terminal: t.name(), Remote: t.remote,
 		PersonID: a.PersonID, Time: a.Time, IDNumber: a.IDNumber, CardNumber: a.CardNumber,
 		Role: a.Role, OpenDoorType: a.OpenDoorType, InOutType: a.InOutType,
@@ -450,23 +464,22 @@ func (s *Server) Stats() Stats {
 		Uploads: s.stats.uploads.Load(), Stored: s.stats.stored.Load(),
 		Duplicates: s.stats.duplicates.Load(), Refused: s.stats.refused.Load(),
 		Failed: s.stats.failed.Load(), Events: s.stats.events.Load(),
-		Drops: s.stats.drops.Load(), Faults: s.faults.get().String(),
+		Drops: s.stats.drops.Load(), Faults: s.faults.Get().String(),
 	}
 }
 
 // Faults returns the fault injection in force.
-func (s *Server) Faults() Faults { return s.faults.get() }
+func (s *Server) Faults() faults.Config { return s.faults.Get() }
 
-// SetFaults changes the fault injection. Turning Refuse on also closes
-// every connected terminal (a network cut).
-func (s *Server) SetFaults(f Faults) error {
-	if err := f.Validate(); err != nil {
+// SetFaults changes the fault injection (faults.ErrInvalid: unchanged).
+// Turning Refuse on also closes every connected terminal (a network cut).
+func (s *Server) SetFaults(f faults.Config) error {
+	if err := s.faults.Set(f); err != nil {
 		return err
 	}
-	s.faults.set(f)
 	s.log.Info().Str("faults", f.String()).Msg("fault injection changed")
 	if f.Refuse {
-		s.Drop("all")
+		s.Drop("all") // none connected is fine
 	}
 	return nil
 }
@@ -564,9 +577,13 @@ func (r CallResult) OK() bool {
 	return r.Error == "" && r.Response != nil && r.Response.Code == protocol.CodeOK
 }
 
-// Call sends req to the terminals name selects (see find) concurrently and
-// returns their answers in connection order. Each call is bounded by
-// Config.CallTimeout and ctx.
+// Call sends req to the terminals name selects concurrently and returns
+// their answers in connection order: name is "all" (every connected
+// terminal), a uuid or remote address, or a unique uuid prefix; otherwise
+// Call returns ErrNoTerminal or ErrAmbiguous. Each call is bounded by
+// Config.CallTimeout and ctx. After a download_person that a terminal
+// answered 0, the record database keeps the person's name (records show
+// it).
 func (s *Server) Call(ctx context.Context, name string, req *protocol.Message) ([]CallResult, error) {
 	ts, err := s.find(name)
 	if err != nil {
@@ -597,6 +614,11 @@ func (s *Server) Call(ctx context.Context, name string, req *protocol.Message) (
 		})
 	}
 	wg.Wait()
+	if p := req.PersonInfo; req.Mod == protocol.ModDownloadPerson && p != nil && slices.ContainsFunc(out, CallResult.OK) {
+		if err := s.records.SetPersonName(ctx, p.PersonID, p.PersonName); err != nil {
+			s.log.Warn().Err(err).Msg("person name not kept")
+		}
+	}
 	return out, nil
 }
 
@@ -607,12 +629,13 @@ func label(t *terminal) string {
 	return t.remote
 }
 
-// Drop closes the connections of the terminals name selects; they are
-// expected to reconnect. It returns the terminals dropped.
-func (s *Server) Drop(name string) []string {
+// Drop closes the connections of the terminals name selects (see Call);
+// they are expected to reconnect. It returns the terminals dropped, or
+// ErrNoTerminal or ErrAmbiguous.
+func (s *Server) Drop(name string) ([]string, error) {
 	ts, err := s.find(name)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var out []string
 	for _, t := range ts {
@@ -620,5 +643,5 @@ func (s *Server) Drop(name string) []string {
 		t.peer.Close()
 		out = append(out, label(t))
 	}
-	return out
+	return out, nil
 }

@@ -1,10 +1,18 @@
-package main
+// Package recordstore is termserver's record database: the access records
+// terminals upload, kept once per session_id in SQLite, and the names of
+// the persons the server pushed. Add commits concurrent uploads in shared
+// transactions (group commit).
+//
+// Import rule: a leaf of cmd/termserver; it imports nothing of the
+// project.
+package recordstore
 
 import (
 	"context"
 	"database/sql"
 	_ "embed"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +25,15 @@ import (
 
 //go:embed schema.sql
 var schemaSQL string
+
+// Errors of the record store, wrapped with what was being done.
+var (
+	// ErrClosed is returned by Add after Close, and to the Adds still
+	// queued when Close stopped the writer.
+	ErrClosed = errors.New("recordstore: closed")
+	// ErrNoSessionID means a record has no session_id to store it by.
+	ErrNoSessionID = errors.New("recordstore: record has no session_id")
+)
 
 // Record is one access record as the server stores it: the terminal's
 // upload_access_info plus where and when it arrived.
@@ -56,10 +73,10 @@ func (r Record) FormatTime() string {
 	return t.Format(time.DateTime)
 }
 
-// Records is the server's SQLite record table. Add batches concurrent
+// Store is the server's SQLite record table. Add batches concurrent
 // inserts into one transaction so a thousand terminals do not mean a
 // thousand commits a second. Safe for concurrent use; Close once.
-type Records struct {
+type Store struct {
 	db   *sql.DB
 	adds chan addReq
 	stop chan struct{}
@@ -80,10 +97,10 @@ type addResult struct {
 	err error
 }
 
-// OpenRecords opens (creating if needed, mode 0600) the record database
-// at path and applies the schema. relaxed trades durability for CPU (see
+// Open opens (creating if needed, mode 0600) the record database at path
+// and applies the schema. relaxed trades durability for CPU (see
 // below); a reference server leaves it false. The caller closes it.
-func OpenRecords(path string, relaxed bool) (*Records, error) {
+func Open(path string, relaxed bool) (*Store, error) {
 	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
 		return nil, fmt.Errorf("create record database %s: %w", path, err)
 	} else {
@@ -98,11 +115,11 @@ func OpenRecords(path string, relaxed bool) (*Records, error) {
 	// records; never corrupts), for load tests that measure terminals.
 	// _busy_timeout=5000: wait up to 5 s for a lock instead of failing.
 	// _foreign_keys=on: no foreign keys today; on so future ones hold.
-	sync := "FULL"
+	synchronous := "FULL"
 	if relaxed {
-		sync = "NORMAL"
+		synchronous = "NORMAL"
 	}
-	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=" + sync + "&_busy_timeout=5000&_foreign_keys=on"
+	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=" + synchronous + "&_busy_timeout=5000&_foreign_keys=on"
 	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open record database %s: %w", path, err)
@@ -111,7 +128,7 @@ func OpenRecords(path string, relaxed bool) (*Records, error) {
 		db.Close()
 		return nil, fmt.Errorf("apply schema to %s: %w", path, err)
 	}
-	r := &Records{
+	r := &Store{
 		db:   db,
 		adds: make(chan addReq, maxBatch),
 		stop: make(chan struct{}),
@@ -123,7 +140,7 @@ func OpenRecords(path string, relaxed bool) (*Records, error) {
 
 // Close stops the writer (pending Adds fail with ErrClosed) and closes the
 // database. Idempotent.
-func (r *Records) Close() error {
+func (r *Store) Close() error {
 	var err error
 	r.once.Do(func() {
 		close(r.stop)
@@ -136,7 +153,7 @@ func (r *Records) Close() error {
 // Add stores rec unless a record with its SessionID is already stored, in
 // which case it reports dup. It returns once the record is committed (or
 // known to be a duplicate), ctx is done or the store is closed.
-func (r *Records) Add(ctx context.Context, rec Record) (dup bool, err error) {
+func (r *Store) Add(ctx context.Context, rec Record) (dup bool, err error) {
 	if rec.SessionID == "" {
 		return false, fmt.Errorf("store record: %w", ErrNoSessionID)
 	}
@@ -170,7 +187,7 @@ func (r *Records) Add(ctx context.Context, rec Record) (dup bool, err error) {
 }
 
 // writer commits queued Adds in batches until Close.
-func (r *Records) writer() {
+func (r *Store) writer() {
 	defer close(r.done)
 	batch := make([]addReq, 0, maxBatch)
 	for {
@@ -194,7 +211,7 @@ func (r *Records) writer() {
 	}
 }
 
-func (r *Records) failQueued() {
+func (r *Store) failQueued() {
 	for {
 		select {
 		case req := <-r.adds:
@@ -211,7 +228,7 @@ const insertRecord = `INSERT OR IGNORE INTO records
 	VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
 
 // commit inserts batch in one transaction and answers every request.
-func (r *Records) commit(batch []addReq) {
+func (r *Store) commit(batch []addReq) {
 	results := make([]addResult, len(batch))
 	err := func() error {
 		tx, err := r.db.Begin()
@@ -253,7 +270,7 @@ func (r *Records) commit(batch []addReq) {
 }
 
 // SetPersonName remembers name as person id's name (shown by List).
-func (r *Records) SetPersonName(ctx context.Context, id, name string) error {
+func (r *Store) SetPersonName(ctx context.Context, id, name string) error {
 	_, err := r.db.ExecContext(ctx, `INSERT INTO persons (person_id, person_name) VALUES (?, ?)
 		ON CONFLICT (person_id) DO UPDATE SET person_name = excluded.person_name`, id, name)
 	if err != nil {
@@ -262,8 +279,8 @@ func (r *Records) SetPersonName(ctx context.Context, id, name string) error {
 	return nil
 }
 
-// RecordFilter selects records for List. Zero fields select everything.
-type RecordFilter struct {
+// Filter selects records for List and Each. Zero fields select everything.
+type Filter struct {
 	// Terminal keeps only records from terminals whose uuid starts with
 	// Terminal (a whole uuid or a prefix, as the other commands take).
 	Terminal string
@@ -277,7 +294,7 @@ type RecordFilter struct {
 }
 
 // List returns the records matching f in ascending ID order.
-func (r *Records) List(ctx context.Context, f RecordFilter) ([]Record, error) {
+func (r *Store) List(ctx context.Context, f Filter) ([]Record, error) {
 	var out []Record
 	err := r.Each(ctx, f, func(rec Record) error {
 		out = append(out, rec)
@@ -288,7 +305,7 @@ func (r *Records) List(ctx context.Context, f RecordFilter) ([]Record, error) {
 
 // Each calls fn for each record matching f in ascending ID order, stopping
 // at fn's first error.
-func (r *Records) Each(ctx context.Context, f RecordFilter, fn func(Record) error) error {
+func (r *Store) Each(ctx context.Context, f Filter, fn func(Record) error) error {
 	order := "ASC"
 	if f.Newest && f.Limit > 0 {
 		order = "DESC"
@@ -331,7 +348,7 @@ func (r *Records) Each(ctx context.Context, f RecordFilter, fn func(Record) erro
 }
 
 // Count returns how many records are stored (for terminal, or all when "").
-func (r *Records) Count(ctx context.Context, terminal string) (int, error) {
+func (r *Store) Count(ctx context.Context, terminal string) (int, error) {
 	var n int
 	err := r.db.QueryRowContext(ctx,
 		`SELECT count(*) FROM records WHERE ? = '' OR terminal = ?`, terminal, terminal).Scan(&n)
