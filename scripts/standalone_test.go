@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -18,14 +17,6 @@ var outsideRefs = []string{
 	"hal-devices" + ".md", "fingerprint-r30x" + ".md", "the issue" + "'s",
 }
 
-// pendingRefs are files that still point outside while they are being
-// rewritten elsewhere; each must still hold a reference (so the entry is
-// removed once it is gone).
-var pendingRefs = []string{
-	"cmd/termserver/main.go",     // restructured in parallel
-	"cmd/termserver/cli_test.go", // restructured in parallel
-}
-
 // TestRepoStandsAlone: no file of the repository refers to a document a
 // clone does not have.
 func TestRepoStandsAlone(t *testing.T) {
@@ -33,7 +24,6 @@ func TestRepoStandsAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := map[string]bool{}
 	err = filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -58,20 +48,12 @@ func TestRepoStandsAlone(t *testing.T) {
 				if !strings.Contains(string(line), ref) {
 					continue
 				}
-				found[rel] = true
-				if !slices.Contains(pendingRefs, rel) {
-					t.Errorf("%s:%d refers to %q, which is not in the repository", rel, i+1, ref)
-				}
+				t.Errorf("%s:%d refers to %q, which is not in the repository", rel, i+1, ref)
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, p := range pendingRefs {
-		if !found[p] {
-			t.Errorf("%s no longer refers outside the repository: remove it from pendingRefs", p)
-		}
 	}
 }

@@ -97,7 +97,7 @@ func TestHostileAdmin_refusesBrowserAndUnauthenticatedRequests(t *testing.T) {
 		hdr  map[string]string
 		want int
 	}{
-		{"the issue's request: text/plain from a web page", map[string]string{"Content-Type": "text/plain", "Origin": "http://evil.example"}, http.StatusForbidden},
+		{"text/plain from a web page (a browser's simple request)", map[string]string{"Content-Type": "text/plain", "Origin": "http://evil.example"}, http.StatusForbidden},
 		{"a web page that somehow has the token", map[string]string{"Content-Type": "application/json", "Origin": "http://evil.example", "Authorization": bearer}, http.StatusForbidden},
 		{"cross-site fetch metadata", map[string]string{"Content-Type": "application/json", "Sec-Fetch-Site": "cross-site", "Authorization": bearer}, http.StatusForbidden},
 		{"no token", map[string]string{"Content-Type": "application/json"}, http.StatusUnauthorized},
