@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/protocol"
 	"termagent/store"
 )
 
@@ -68,6 +71,11 @@ type Agent struct {
 
 	fingerCap atomic.Int64 // slots of the fingerprint module; 0 until known
 
+	// spool keeps the base64 biometrics of big requests on disk beside
+	// the database while they wait for their handler (see protocol.Spool);
+	// nil when the store has no directory.
+	spool *protocol.Spool
+
 	// dl (a one-slot semaphore) serialises download_person,
 	// remove_person and module resynchronisation: they change module slots
 	// and users and must not interleave.
@@ -94,6 +102,7 @@ func New(cfg Config, parts Parts) (*Agent, error) {
 		restart: make(chan struct{}),
 		dl:      make(chan struct{}, 1),
 	}
+	a.spool = newSpool(parts.Store, a.log)
 	now := cfg.Now()
 	a.linkState, a.linkSince = LinkDown, now
 	for name, present := range map[string]bool{
@@ -272,4 +281,21 @@ func (a *Agent) setLink(st LinkState, server, local string, err error) {
 	if err != nil {
 		a.lastErr = err.Error()
 	}
+}
+
+// newSpool returns a spool in the database's directory (persistent
+// storage: the strings must not land in a RAM-backed /tmp), or nil when
+// the store is not a file or the directory is unusable; big messages are
+// then held in memory, as protocol.Decode holds them.
+func newSpool(st Store, log zerolog.Logger) *protocol.Spool {
+	f, ok := st.(interface{ Path() string })
+	if !ok || f.Path() == "" || strings.HasPrefix(f.Path(), ":memory:") || strings.HasPrefix(f.Path(), "file:") {
+		return nil
+	}
+	sp, err := protocol.NewSpool(filepath.Dir(f.Path()), 0)
+	if err != nil {
+		log.Warn().Err(err).Msg("no spool for big messages: they are held in memory")
+		return nil
+	}
+	return sp
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 
 	"termagent/hal"
@@ -16,7 +17,9 @@ func devErr(format string, args ...any) error {
 	return protocol.Errorf(protocol.CodeDevice, format, args...)
 }
 
-// toBiometric converts a wire biometric to the store's (nil stays nil).
+// toBiometric converts a wire biometric to the store's (nil stays nil). A
+// spooled one stays in its spool file: the store reads it from there a
+// chunk at a time.
 func toBiometric(b *protocol.Biometric) *store.Biometric {
 	if b == nil {
 		return nil
@@ -25,7 +28,24 @@ func toBiometric(b *protocol.Biometric) *store.Biometric {
 	if b.Format != 0 {
 		f = strconv.Itoa(b.Format)
 	}
-	return &store.Biometric{Data: b.Data, Format: f, Width: b.Width, Height: b.Height}
+	sb := &store.Biometric{Data: b.Data, Format: f, Width: b.Width, Height: b.Height}
+	if b.Spooled() {
+		sb.Source = b
+	}
+	return sb
+}
+
+// bioBytes returns a biometric's bytes in memory, for a module that takes
+// a template or a photo whole (a spooled one is read back).
+func bioBytes(b *store.Biometric) ([]byte, error) {
+	if b.Data != nil || b.Source == nil {
+		return b.Data, nil
+	}
+	out := make([]byte, b.Source.Len())
+	if _, err := io.ReadFull(b.Source.Open(), out); err != nil {
+		return nil, fmt.Errorf("read spooled biometric: %w", err)
+	}
+	return out, nil
 }
 
 // downloadPerson answers download_person: validate, store, enrol into the
@@ -47,10 +67,10 @@ func (a *Agent) downloadPerson(ctx context.Context, req *protocol.Message) (*pro
 		if b.b == nil {
 			continue
 		}
-		if b.b.Length != len(b.b.Data) {
-			return nil, protocol.Errorf(protocol.CodeError, "person_info.%s.length is %d but data decodes to %d bytes", b.name, b.b.Length, len(b.b.Data))
+		if b.b.Length != b.b.Len() {
+			return nil, protocol.Errorf(protocol.CodeError, "person_info.%s.length is %d but data decodes to %d bytes", b.name, b.b.Length, b.b.Len())
 		}
-		if len(b.b.Data) == 0 {
+		if b.b.Len() == 0 {
 			return nil, protocol.Errorf(protocol.CodeError, "person_info.%s.data is empty", b.name)
 		}
 	}
@@ -114,8 +134,12 @@ func (a *Agent) downloadPerson(ctx context.Context, req *protocol.Message) (*pro
 			if err != nil {
 				return fail(dbError("allocate fingerprint slot: %w", err))
 			}
+			code, err := bioBytes(h.code)
+			if err != nil {
+				return fail(dbError("download person %s: %w", p.PersonID, err))
+			}
 			octx, cancel := context.WithTimeout(ctx, a.cfg.Modules.OpTimeout)
-			err = fp.Store(octx, slot, h.code.Data)
+			err = fp.Store(octx, slot, code)
 			cancel()
 			if err != nil {
 				a.moduleError(moduleFingerprint, err)
@@ -127,8 +151,12 @@ func (a *Agent) downloadPerson(ctx context.Context, req *protocol.Message) (*pro
 		}
 	}
 	if fm := a.parts.Face; fm != nil && p.Face != nil {
+		photo, err := bioBytes(p.Face)
+		if err != nil {
+			return fail(dbError("download person %s: %w", p.PersonID, err))
+		}
 		octx, cancel := context.WithTimeout(ctx, a.cfg.Modules.OpTimeout)
-		uid, err := fm.Enroll(octx, p.Name, p.Face.Data)
+		uid, err := fm.Enroll(octx, p.Name, photo)
 		cancel()
 		switch {
 		case errors.Is(err, hal.ErrUnsupported):
