@@ -41,11 +41,12 @@ const tokenLen = 1 + 16
 // together in memory and decoded by Decode, so the refusals and their
 // words are Decode's.
 //
-// The files are unlinked as soon as they are created: nothing is left on
-// disk when a message is refused, dropped or handled, nor when the
-// process is killed (the kernel frees an unlinked file with its last
-// descriptor). NewSpool removes the files a process killed in the few
-// instructions between creating and unlinking one left behind.
+// The files have no name (O_TMPFILE on Linux; elsewhere, or on a
+// filesystem without it, they are unlinked as soon as created): nothing is
+// left on disk when a message is refused, dropped or handled, nor when the
+// process is killed (the kernel frees a nameless file with its last
+// descriptor). NewSpool removes the files a process killed between
+// creating and unlinking one (the fallback) left behind.
 //
 // The placeholders carry a random token and a Spool only resolves the
 // tokens its Readers wrote for the message being decoded: a peer cannot
@@ -99,6 +100,9 @@ func (s *Spool) create() (*os.File, []byte, error) {
 	tok := make([]byte, tokenLen)
 	tok[0] = 0x01
 	hex.Encode(tok[1:], raw[:])
+	if f, err := openAnonymous(s.dir); err == nil {
+		return f, tok, nil
+	}
 	f, err := os.CreateTemp(s.dir, spoolPattern) // 0600
 	if err != nil {
 		return nil, nil, fmt.Errorf("spool: %w", err)
