@@ -426,7 +426,7 @@ func (p *PersonInfo) blobSize() int {
 	n := 0
 	for _, b := range []*Biometric{p.Face, p.LeftImage, p.RightImage, p.LeftCode, p.RightCode} {
 		if b != nil {
-			n += len(b.Data)
+			n += b.Len()
 		}
 	}
 	return n

@@ -281,3 +281,36 @@ func TestSpoolRemovesLeftovers(t *testing.T) {
 		t.Fatalf("another file was removed: %v", err)
 	}
 }
+
+// TestSpooledMessageMarshals: a request decoded through a spool encodes
+// as the same message decoded without one (a server relaying it).
+func TestSpooledMessageMarshals(t *testing.T) {
+	sp, err := NewSpool(t.TempDir(), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := []byte(spoolCases()[0])
+	r := NewReader(bytes.NewReader(in), 1<<20)
+	r.UseSpool(sp)
+	b, err := r.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sp.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !m.PersonInfo.Face.Spooled() {
+		t.Fatal("face not spooled")
+	}
+	plain, err := Decode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := Marshal(m)
+	want, _ := Marshal(plain)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("spooled message encodes as\n%.200s\nwant\n%.200s", got, want)
+	}
+}
