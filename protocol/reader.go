@@ -71,6 +71,7 @@ type Reader struct {
 	spillTok []byte
 	spilled  int
 	toks     []string
+	noSpill  bool // the current string could not get a spool file: it stays in memory
 }
 
 // NewReader returns a Reader of r that rejects messages longer than
@@ -199,6 +200,7 @@ func (r *Reader) scan() ([]byte, error) {
 			case '"':
 				r.inString = true
 				r.strStart = i + 1
+				r.noSpill = false
 			case '{', '[':
 				if r.depth >= MaxDepth {
 					return r.resync(i, fmt.Errorf("%w: nested deeper than %d levels, skipping to the next line", ErrMalformed, MaxDepth))
@@ -267,12 +269,15 @@ func (r *Reader) isOpenList(d int) bool { return r.open[d/64]&(1<<(d%64)) != 0 }
 // buffered: r.pos == r.end) to its spool file once it is long enough.
 func (r *Reader) spillString() error {
 	if r.spill == nil {
-		if r.end-r.strStart < r.spool.threshold {
+		if r.noSpill || r.end-r.strStart < r.spool.threshold {
 			return nil
 		}
 		f, tok, err := r.spool.create()
 		if err != nil {
-			return err
+			// No file (directory unwritable, disk full): the string is
+			// read into memory as without a spool.
+			r.noSpill = true
+			return nil
 		}
 		if _, err := f.Write(r.buf[r.strStart:r.end]); err != nil {
 			f.Close()
@@ -313,8 +318,9 @@ func (r *Reader) endSpill(i int) (int, error) {
 	return from, nil
 }
 
-// spillFailed drops the object whose string could not be spooled (the
-// disk is full or failing): recoverable, like malformed input.
+// spillFailed drops the object whose string could not be written on to
+// its spool file (the disk filled up or failed mid-string): recoverable,
+// like malformed input.
 func (r *Reader) spillFailed(i int, err error) ([]byte, error) {
 	return r.resync(i, fmt.Errorf("%w: cannot hold a long string (%w), skipping to the next line", ErrMalformed, err))
 }

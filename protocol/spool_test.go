@@ -314,3 +314,35 @@ func TestSpooledMessageMarshals(t *testing.T) {
 		t.Fatalf("spooled message encodes as\n%.200s\nwant\n%.200s", got, want)
 	}
 }
+
+// TestSpoolWithoutAFileReadsIntoMemory: when the spool cannot create a
+// file (its directory is gone or unwritable), long strings are read into
+// memory as without a spool, and the message decodes all the same.
+func TestSpoolWithoutAFileReadsIntoMemory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := NewSpool(dir, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	in := []byte(spoolCases()[0])
+	r := NewReader(bytes.NewReader(in), 1<<20)
+	r.UseSpool(sp)
+	b, err := r.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sp.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Decode(in)
+	if m.PersonInfo.Face.Spooled() || !reflect.DeepEqual(m, want) {
+		t.Fatalf("decoded without a spool file:\n%s\nwant\n%s", summary(m), summary(want))
+	}
+}
