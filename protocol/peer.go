@@ -92,7 +92,9 @@ type PeerConfig struct {
 	Logger zerolog.Logger
 	// Spool, when the Conn's Reader spools long strings into it (see
 	// Spool), decodes incoming messages; the blobs of a request then stay
-	// in its files until the response is written. Default none: Decode.
+	// in its files until the response is written (the Peer closes the
+	// request then). A response Call returns is the caller's to Close.
+	// Default none: Decode.
 	Spool *Spool
 }
 
