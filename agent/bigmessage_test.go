@@ -249,8 +249,14 @@ func TestFaultKilledMidBigMessage(t *testing.T) {
 	}
 	db.Close()
 	srv := newRawServer(t)
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestSpoolChild$", "-test.v")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run", "^TestSpoolChild$", "-test.v")
 	cmd.Env = append(os.Environ(), spoolChildEnv+"="+path, spoolChildAddr+"="+srv.addr)
+	// Never leave a child running if this test dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
