@@ -68,7 +68,8 @@ type PeerConfig struct {
 	// busy; default DefaultMaxQueued. A request beyond it is answered
 	// CodeError "busy" at once. The reader never waits for a handler, so
 	// responses keep arriving and a handler may wait for a Call on its own
-	// Peer. Memory held is at most (MaxInFlight+MaxQueued) requests. Every
+	// Peer. Memory held is at most (MaxInFlight+MaxQueued) requests (with
+	// a Spool, their long strings are on disk, not in memory). Every
 	// request read gets its response: when the busy answers pile up in
 	// the write queue the reader waits for the writer (reading more slowly
 	// is the backpressure on a side that floods requests); a side that
