@@ -236,28 +236,30 @@ type spooledData struct {
 // time (a multiple of 4).
 const spoolChunk = 64 << 10
 
-// checkSpooled decodes f's base64 text a chunk at a time, as
-// base64.StdEncoding.Decode would decode it whole, and returns the decoded
-// length. ok is false where that is not certain (an escape, a line break,
-// padding before the end, invalid base64): Decode then decides.
+// checkSpooled decodes f's base64 text (a JSON string's contents) a
+// chunk at a time, as Decode would decode it whole, and returns the
+// decoded length. The one escape it takes is \/ (PHP's json_encode writes
+// every '/' so). ok is false where the outcome is not certain (another
+// escape, a line break, padding before the last chunk, invalid base64):
+// Decode then decides.
 func checkSpooled(f *os.File) (*spooledData, bool) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, false
 	}
 	raw := fi.Size()
+	r := &unslash{r: io.NewSectionReader(f, 0, raw)}
 	src := make([]byte, spoolChunk)
 	dst := make([]byte, base64.StdEncoding.DecodedLen(spoolChunk))
 	size := 0
-	for off := int64(0); off < raw; {
-		n, err := f.ReadAt(src[:min(int64(spoolChunk), raw-off)], off)
-		if err != nil && !errors.Is(err, io.EOF) {
+	for {
+		n, err := io.ReadFull(r, src)
+		last := err == io.EOF || err == io.ErrUnexpectedEOF
+		if err != nil && !last {
 			return nil, false
 		}
 		chunk := src[:n]
-		off += int64(n)
-		last := off >= raw
-		if n == 0 || (!last && (n%4 != 0 || bytes.IndexByte(chunk, '=') >= 0)) || bytes.ContainsAny(chunk, "\\\r\n") {
+		if (!last && bytes.IndexByte(chunk, '=') >= 0) || bytes.ContainsAny(chunk, "\r\n") {
 			return nil, false
 		}
 		k, err := base64.StdEncoding.Decode(dst, chunk)
@@ -265,8 +267,53 @@ func checkSpooled(f *os.File) (*spooledData, bool) {
 			return nil, false
 		}
 		size += k
+		if last {
+			break
+		}
+	}
+	if size == 0 {
+		return nil, false
 	}
 	return &spooledData{f: f, raw: raw, size: size}, true
+}
+
+// errEscape stops unslash at an escape other than \/.
+var errEscape = errors.New("spool: escape other than \\/")
+
+// unslash reads the contents of a JSON string whose only escape is \/,
+// unescaped.
+type unslash struct {
+	r   io.Reader
+	esc bool // the last byte read was a backslash
+}
+
+func (u *unslash) Read(p []byte) (int, error) {
+	for {
+		n, err := u.r.Read(p)
+		w := 0
+		for _, c := range p[:n] {
+			switch {
+			case u.esc:
+				if c != '/' {
+					return w, errEscape
+				}
+				u.esc = false
+				p[w] = c
+				w++
+			case c == '\\':
+				u.esc = true
+			default:
+				p[w] = c
+				w++
+			}
+		}
+		if err == io.EOF && u.esc {
+			err = errEscape
+		}
+		if w > 0 || err != nil {
+			return w, err
+		}
+	}
 }
 
 // spooledBlob parses a blob's data when it is a placeholder: ok reports
@@ -311,7 +358,7 @@ func (b *Biometric) Open() io.Reader {
 	if b.spool == nil {
 		return bytes.NewReader(b.Data)
 	}
-	return base64.NewDecoder(base64.StdEncoding, io.NewSectionReader(b.spool.f, 0, b.spool.raw))
+	return base64.NewDecoder(base64.StdEncoding, &unslash{r: io.NewSectionReader(b.spool.f, 0, b.spool.raw)})
 }
 
 // Bytes returns the decoded bytes in memory: Data, or the spooled data

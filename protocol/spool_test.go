@@ -136,6 +136,9 @@ func spoolCases() []string {
 		person(`"face":{"length":3000,"data":"` + big[:mid] + `@` + big[mid+1:] + `"}`),
 		person(`"face":{"length":3000,"data":"` + big[:mid] + `====` + big[mid:] + `"}`),
 		person(`"face":{"length":3000,"data":"` + big[:mid] + `\/` + big[mid:] + `"}`),
+		person(`"face":{"length":3000,"data":"` + strings.ReplaceAll(big, "/", `\/`) + `"}`), // PHP's json_encode
+		person(`"face":{"length":3000,"data":"` + big[:mid] + `\u0041` + big[mid+1:] + `"}`),
+		person(`"face":{"length":3000,"data":"` + big + `\"}`),
 		person(`"face":{"length":3000,"data":"` + big[:mid] + `\n` + big[mid:] + `"}`),
 		person(`"face":{"length":3000,"data":"` + big[:len(big)-1] + `"}`),
 		person(`"face":{"length":3000,"data":"` + big + `","data":"` + big + `"}`),
