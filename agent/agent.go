@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/protocol"
 	"termagent/store"
 )
 
@@ -74,6 +77,10 @@ type Agent struct {
 	// lost holds a cap-1 channel per module: watchHealth signals it when
 	// the module's port vanishes, to interrupt a wait for a face or finger.
 	lost map[string]chan struct{}
+	// spool keeps the base64 biometrics of big requests on disk beside
+	// the database while they wait for their handler (see protocol.Spool);
+	// nil when the store has no directory.
+	spool *protocol.Spool
 
 	// dl (a one-slot semaphore) serialises download_person,
 	// remove_person and module resynchronisation: they change module slots
@@ -107,6 +114,7 @@ func New(cfg Config, parts Parts) (*Agent, error) {
 		a.retry[name] = make(chan struct{}, 1)
 		a.lost[name] = make(chan struct{}, 1)
 	}
+	a.spool = newSpool(parts.Store, a.log)
 	now := cfg.Now()
 	a.linkState, a.linkSince = LinkDown, now
 	for name, present := range map[string]bool{
@@ -300,4 +308,21 @@ func (a *Agent) setLink(st LinkState, server, local string, err error) {
 	if err != nil {
 		a.lastErr = err.Error()
 	}
+}
+
+// newSpool returns a spool in the database's directory (persistent
+// storage: the strings must not land in a RAM-backed /tmp), or nil when
+// the store is not a file or the directory is unusable; big messages are
+// then held in memory, as protocol.Decode holds them.
+func newSpool(st Store, log zerolog.Logger) *protocol.Spool {
+	f, ok := st.(interface{ Path() string })
+	if !ok || f.Path() == "" || strings.HasPrefix(f.Path(), ":memory:") || strings.HasPrefix(f.Path(), "file:") {
+		return nil
+	}
+	sp, err := protocol.NewSpool(filepath.Dir(f.Path()), 0)
+	if err != nil {
+		log.Warn().Err(err).Msg("no spool for big messages: they are held in memory")
+		return nil
+	}
+	return sp
 }

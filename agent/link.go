@@ -182,6 +182,7 @@ func (l *linkManager) dialConfig(addr string) protocol.DialConfig {
 		Timeout:        c.DialTimeout,
 		KeepAlive:      c.KeepAlive,
 		MaxMessageSize: c.MaxMessageSize,
+		Spool:          l.a.spool,
 	}
 }
 
@@ -304,6 +305,7 @@ func (l *linkManager) listenConfig(addr string) protocol.ListenConfig {
 		TLS:            protocol.ListenTLSConfig{CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile, ClientCAFile: c.TLS.CAFile},
 		KeepAlive:      c.KeepAlive,
 		MaxMessageSize: c.MaxMessageSize,
+		Spool:          l.a.spool,
 	}
 }
 
@@ -355,6 +357,7 @@ func (l *linkManager) session(ctx context.Context, conn protocol.Conn, server st
 		MaxCallTimeouts: a.cfg.Link.UnansweredCalls,
 		WriteTimeout:    a.cfg.Link.WriteTimeout,
 		Logger:          a.cfg.Logger,
+		Spool:           a.spool,
 	})
 	s.peer = peer
 	local := ""

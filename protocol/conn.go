@@ -61,6 +61,15 @@ func NewStreamConn(c net.Conn, maxSize int) *StreamConn {
 	return &StreamConn{c: c, r: NewReader(c, maxSize)}
 }
 
+// newStreamConn is NewStreamConn whose Reader uses spool when not nil.
+func newStreamConn(c net.Conn, maxSize int, spool *Spool) *StreamConn {
+	s := NewStreamConn(c, maxSize)
+	if spool != nil {
+		s.r.UseSpool(spool)
+	}
+	return s
+}
+
 // ReadMessage implements Conn.
 func (s *StreamConn) ReadMessage() ([]byte, error) { return s.r.ReadMessage() }
 

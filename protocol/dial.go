@@ -77,6 +77,10 @@ type DialConfig struct {
 	// MaxMessageSize bounds each incoming message, in bytes; default
 	// DefaultMaxMessageSize.
 	MaxMessageSize int
+	// Spool, if set, keeps the long strings of incoming messages out of
+	// memory on TransportTCP and TransportTLS (see Spool; give the same
+	// Spool to the Peer). WebSocket messages are read whole.
+	Spool *Spool
 }
 
 // Dial connects to the server as cfg says and returns the connection,
@@ -110,14 +114,14 @@ func Dial(ctx context.Context, cfg DialConfig) (Conn, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dial tcp %s: %w", cfg.Address, err)
 		}
-		return NewStreamConn(c, cfg.MaxMessageSize), nil
+		return newStreamConn(c, cfg.MaxMessageSize, cfg.Spool), nil
 	case TransportTLS:
 		td := &tls.Dialer{NetDialer: dialer, Config: tlsConf}
 		c, err := td.DialContext(ctx, "tcp", cfg.Address)
 		if err != nil {
 			return nil, fmt.Errorf("dial tls %s: %w", cfg.Address, err)
 		}
-		return NewStreamConn(c, cfg.MaxMessageSize), nil
+		return newStreamConn(c, cfg.MaxMessageSize, cfg.Spool), nil
 	case TransportWS, TransportWSS:
 		return dialWS(ctx, cfg, dialer, tlsConf)
 	}
@@ -269,6 +273,10 @@ type ListenConfig struct {
 	// MaxMessageSize bounds each incoming message, in bytes; default
 	// DefaultMaxMessageSize.
 	MaxMessageSize int
+	// Spool, if set, keeps the long strings of incoming messages out of
+	// memory on TransportTCP and TransportTLS (see Spool; give the same
+	// Spool to each Peer). WebSocket messages are read whole.
+	Spool *Spool
 	// HandshakeTimeout bounds the TLS and WebSocket handshakes of each
 	// accepted connection; default DefaultDialTimeout.
 	HandshakeTimeout time.Duration
@@ -384,7 +392,7 @@ func (l *Listener) acceptTLS() {
 				c.Close()
 				return
 			}
-			l.hand(NewStreamConn(c, l.cfg.MaxMessageSize))
+			l.hand(newStreamConn(c, l.cfg.MaxMessageSize, l.cfg.Spool))
 		}()
 	}
 }
@@ -465,7 +473,7 @@ func (l *Listener) Accept() (Conn, error) {
 		}
 		return nil, fmt.Errorf("accept: %w", err)
 	}
-	return NewStreamConn(c, l.cfg.MaxMessageSize), nil
+	return newStreamConn(c, l.cfg.MaxMessageSize, l.cfg.Spool), nil
 }
 
 // Addr returns the address the Listener listens on.

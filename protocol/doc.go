@@ -24,6 +24,17 @@
 //   - Reader: splits a byte stream into JSON objects, bounded by a maximum
 //     message size and nesting depth, resynchronising after garbage and
 //     mismatched brackets.
+//   - Spool: keeps the long strings of a message (the base64 biometrics
+//     of download_person) out of memory. A Reader with a Spool writes each
+//     string of 256 KiB or more to a nameless 0600 file (O_TMPFILE) in the
+//     spool's directory as it arrives and hands on a placeholder;
+//     Spool.Decode checks a blob's data by streaming it through base64 and
+//     leaves it in the file (Biometric.Open reads it, Message.Close
+//     releases it), and puts anything else back together for Decode, so
+//     every refusal is Decode's, word for word (FuzzSpool). A 16 MiB
+//     download_person then costs a few hundred KiB of memory instead of
+//     three copies of itself; a refused, dropped or killed one leaves
+//     nothing on disk. WebSocket messages are read whole.
 //   - Conn: one message in, one message out, over a byte stream
 //     (StreamConn) or a WebSocket (WSConn); Dial and Listen make them.
 //   - Peer: Call sends a request and waits for the response with the same

@@ -1,7 +1,9 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/base64"
+	"io"
 	"strconv"
 	"unicode/utf8"
 )
@@ -160,6 +162,15 @@ func appendBlob(b []byte, key string, v *Biometric, image bool) []byte {
 		b = appendInt(b, `{"length":`, v.Length)
 	}
 	b = append(b, `,"data":"`...)
+	if v.spool != nil {
+		// A received blob sent on: decoded and encoded again a piece at a
+		// time (once its Message is closed, nothing is left to write).
+		buf := bytes.NewBuffer(b)
+		enc := base64.NewEncoder(base64.StdEncoding, buf)
+		io.Copy(enc, v.Open())
+		enc.Close()
+		return append(buf.Bytes(), '"', '}')
+	}
 	b = base64.StdEncoding.AppendEncode(b, v.Data)
 	return append(b, '"', '}')
 }

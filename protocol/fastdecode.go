@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/base64"
+	"os"
 	"strconv"
 	"unicode"
 	"unicode/utf16"
@@ -17,7 +18,12 @@ import (
 // encoding/json path, which also words the errors. FuzzDecode checks that
 // both paths agree wherever this one answers.
 func fastDecode(b []byte) (m *Message, ok bool) {
-	p := fastParser{b: b}
+	return fastDecodeWith(&fastParser{b: b})
+}
+
+// fastDecodeWith is fastDecode with a parser that may carry spooled blob
+// data (see Spool.Decode).
+func fastDecodeWith(p *fastParser) (m *Message, ok bool) {
 	m = &Message{}
 	if !p.object(func(key []byte) bool { return p.topField(m, key) }) {
 		return nil, false
@@ -42,6 +48,10 @@ type fastParser struct {
 	b     []byte
 	i     int
 	depth int
+
+	// spooled holds the files of the blob data a Reader spooled, by
+	// placeholder; a blob takes its own out (see Spool.Decode).
+	spooled map[string]*os.File
 
 	unk   [][]byte // unknown keys of the objects being parsed
 	ubase int      // where the innermost object's start in unk
@@ -551,6 +561,9 @@ func (p *fastParser) blob(dst **Biometric) bool {
 		case fold(key, "data"):
 			if !seen.once(4) {
 				return false
+			}
+			if handled, ok := p.spooledBlob(v); handled {
+				return ok
 			}
 			if p.isNull() {
 				return true

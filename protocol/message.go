@@ -172,8 +172,12 @@ type Biometric struct {
 	// Length is the decoded byte count the sender declared; Validate checks
 	// it against len(Data).
 	Length int
-	// Data is the decoded blob (standard base64 on the wire).
+	// Data is the decoded blob (standard base64 on the wire). It is nil
+	// when the data was spooled (see Spool, Spooled): read it with Open
+	// or Bytes, and its length with Len.
 	Data []byte
+
+	spool *spooledData // the spooled data, or nil
 }
 
 // AccessInfo is the access_info object of upload_access_info: one access
@@ -274,8 +278,8 @@ func (m *Message) Validate() error {
 			name string
 			b    *Biometric
 		}{{"face", p.Face}, {"left_image", p.LeftImage}, {"right_image", p.RightImage}, {"left_code", p.LeftCode}, {"right_code", p.RightCode}} {
-			if b.b != nil && b.b.Length != len(b.b.Data) {
-				return fmt.Errorf("%w: person_info.%s.length is %d but data decodes to %d bytes", ErrInvalid, b.name, b.b.Length, len(b.b.Data))
+			if b.b != nil && b.b.Length != b.b.Len() {
+				return fmt.Errorf("%w: person_info.%s.length is %d but data decodes to %d bytes", ErrInvalid, b.name, b.b.Length, b.b.Len())
 			}
 		}
 	case ModRemovePerson:
@@ -422,7 +426,7 @@ func (p *PersonInfo) blobSize() int {
 	n := 0
 	for _, b := range []*Biometric{p.Face, p.LeftImage, p.RightImage, p.LeftCode, p.RightCode} {
 		if b != nil {
-			n += len(b.Data)
+			n += b.Len()
 		}
 	}
 	return n

@@ -68,7 +68,8 @@ type PeerConfig struct {
 	// busy; default DefaultMaxQueued. A request beyond it is answered
 	// CodeError "busy" at once. The reader never waits for a handler, so
 	// responses keep arriving and a handler may wait for a Call on its own
-	// Peer. Memory held is at most (MaxInFlight+MaxQueued) requests. Every
+	// Peer. Memory held is at most (MaxInFlight+MaxQueued) requests (with
+	// a Spool, their long strings are on disk, not in memory). Every
 	// request read gets its response: when the busy answers pile up in
 	// the write queue the reader waits for the writer (reading more slowly
 	// is the backpressure on a side that floods requests); a side that
@@ -90,6 +91,12 @@ type PeerConfig struct {
 	// Logger receives the Peer's events (frames only at debug level, never
 	// their bodies); default none.
 	Logger zerolog.Logger
+	// Spool, when the Conn's Reader spools long strings into it (see
+	// Spool), decodes incoming messages; the blobs of a request then stay
+	// in its files until the response is written (the Peer closes the
+	// request then). A response Call returns is the caller's to Close.
+	// Default none: Decode.
+	Spool *Spool
 }
 
 // Peer is one side of a connection: it sends requests and matches their
@@ -206,6 +213,15 @@ func (p *Peer) Run(ctx context.Context) error {
 	cancel()
 	p.handlers.Wait()
 	<-writerDone
+	for {
+		select {
+		case j := <-p.jobs: // never handled: answered by nobody, released here
+			j.req.Close()
+			continue
+		default:
+		}
+		break
+	}
 	cause := p.stopCause()
 	p.log.Debug().AnErr("cause", cause).Msg("peer stopped")
 	if errors.Is(cause, ErrClosed) {
@@ -216,7 +232,11 @@ func (p *Peer) Run(ctx context.Context) error {
 
 // dispatch routes one incoming message without blocking.
 func (p *Peer) dispatch(ctx context.Context, b []byte) {
-	m, err := Decode(b)
+	decode := Decode
+	if p.cfg.Spool != nil {
+		decode = p.cfg.Spool.Decode
+	}
+	m, err := decode(b)
 	if err != nil {
 		mod, sid, isResponse := salvage(b)
 		if ch := p.take(sid); ch != nil {
@@ -239,6 +259,7 @@ func (p *Peer) dispatch(ctx context.Context, b []byte) {
 	}
 	if m.HasCode {
 		p.log.Debug().Str(logMod, m.Mod).Str(logSession, m.SessionID).Int(logCode, m.Code).Msg("dropped late or unknown response")
+		m.Close()
 		return
 	}
 	p.serve(ctx, m, m.Validate())
@@ -269,6 +290,7 @@ func (p *Peer) serve(ctx context.Context, req *Message, reqErr error) {
 	default:
 	}
 	p.log.Warn().Str(logMod, req.Mod).Str(logSession, req.SessionID).Msg("busy: request refused")
+	req.Close()
 	b, err := Marshal(req.Reply(CodeError, fmt.Sprintf("busy: %d requests in progress and %d waiting; try again later", p.cfg.MaxInFlight, p.cfg.MaxQueued)))
 	if err != nil {
 		return
@@ -304,6 +326,7 @@ func (p *Peer) work(ctx context.Context, j job) {
 		if err != nil {
 			p.log.Warn().Err(err).Str(logMod, j.req.Mod).Str(logSession, j.req.SessionID).Msg("response not sent")
 		}
+		j.req.Close() // the request's spooled blobs, if any, go now
 		after.run(err)
 		p.idle.Add(1)
 		select {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
 
 // DefaultMaxMessageSize is the maximum size of one message when a
@@ -58,6 +59,19 @@ type Reader struct {
 	escape   bool
 	skipping bool // discarding a malformed line up to its newline
 	err      error
+
+	// Spooling (UseSpool): the current string starts at buf[strStart];
+	// once spooled, buf[strStart:strStart+tokenLen] holds its placeholder
+	// and its bytes go to spill. spilled counts the bytes of the current
+	// object moved out of buf (net of placeholders); toks are the
+	// placeholders of the current object, or of the message last returned.
+	spool    *Spool
+	strStart int
+	spill    *os.File
+	spillTok []byte
+	spilled  int
+	toks     []string
+	noSpill  bool // the current string could not get a spool file: it stays in memory
 }
 
 // NewReader returns a Reader of r that rejects messages longer than
@@ -69,12 +83,24 @@ func NewReader(r io.Reader, maxSize int) *Reader {
 	return &Reader{r: r, max: maxSize, buf: make([]byte, min(minReadSize, maxSize+1))}
 }
 
+// UseSpool makes r move each string of s's threshold or more out of
+// memory into a file of s as it arrives (see Spool): the message
+// ReadMessage returns holds a placeholder instead, which only s.Decode
+// reads. The maximum message size still counts the bytes on the wire.
+// Call it before the first ReadMessage.
+func (r *Reader) UseSpool(s *Spool) { r.spool = s }
+
 // ReadMessage blocks until the next complete JSON object and returns its
 // bytes, from '{' to the matching '}'. The slice is valid only until the
 // next call. At the end of the stream it returns io.EOF, or
 // io.ErrUnexpectedEOF inside an object. Errors wrapping ErrMalformed are
 // recoverable: call again. Any other error is final and repeats.
 func (r *Reader) ReadMessage() ([]byte, error) {
+	if len(r.toks) > 0 {
+		// The message last returned has been decoded: whatever of its
+		// spooled strings the decoder did not take goes.
+		r.dropSpills()
+	}
 	for {
 		if r.err != nil {
 			return nil, r.err
@@ -84,6 +110,7 @@ func (r *Reader) ReadMessage() ([]byte, error) {
 			return msg, err
 		}
 		if err := r.fill(); err != nil {
+			r.dropSpills()
 			switch {
 			case errors.Is(err, io.EOF) && r.inObject:
 				err = io.ErrUnexpectedEOF
@@ -152,8 +179,16 @@ func (r *Reader) scan() ([]byte, error) {
 				case c == '\\':
 					r.escape = true
 				case c == '"':
+					if r.spill != nil {
+						n, err := r.endSpill(i)
+						if err != nil {
+							return r.spillFailed(i, err)
+						}
+						i, buf = n, r.buf[:r.end]
+					}
 					r.inString = false
 				case c == '\n':
+					r.dropSpills()
 					r.reset()
 					r.pos = i + 1
 					r.start = r.pos
@@ -164,6 +199,8 @@ func (r *Reader) scan() ([]byte, error) {
 			switch c {
 			case '"':
 				r.inString = true
+				r.strStart = i + 1
+				r.noSpill = false
 			case '{', '[':
 				if r.depth >= MaxDepth {
 					return r.resync(i, fmt.Errorf("%w: nested deeper than %d levels, skipping to the next line", ErrMalformed, MaxDepth))
@@ -180,16 +217,24 @@ func (r *Reader) scan() ([]byte, error) {
 					r.reset()
 					r.pos = i + 1
 					r.start = r.pos
-					if len(msg) > r.max {
-						r.err = fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(msg), r.max)
+					if n := len(msg) + r.spilled; n > r.max {
+						r.dropSpills()
+						r.err = fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, r.max)
 						return nil, r.err
 					}
+					r.spilled = 0
 					return msg, nil
 				}
 			}
 		}
 		r.pos = i
-		if r.pos-r.start > r.max {
+		if r.inString && r.spool != nil {
+			if err := r.spillString(); err != nil {
+				return r.spillFailed(r.end-1, err)
+			}
+		}
+		if r.pos-r.start+r.spilled > r.max {
+			r.dropSpills()
 			r.err = fmt.Errorf("%w: more than %d bytes", ErrTooLarge, r.max)
 			return nil, r.err
 		}
@@ -200,6 +245,7 @@ func (r *Reader) scan() ([]byte, error) {
 // resync drops the object being scanned at buf[i] as malformed: the rest
 // of its line is skipped too.
 func (r *Reader) resync(i int, err error) ([]byte, error) {
+	r.dropSpills()
 	r.reset()
 	r.pos = i + 1
 	r.start = r.pos
@@ -219,6 +265,80 @@ func (r *Reader) setOpen(d int, list bool) {
 // isOpenList reports whether nesting level d is a list.
 func (r *Reader) isOpenList(d int) bool { return r.open[d/64]&(1<<(d%64)) != 0 }
 
+// spillString moves the bytes of the string being read (all of it
+// buffered: r.pos == r.end) to its spool file once it is long enough.
+func (r *Reader) spillString() error {
+	if r.spill == nil {
+		if r.noSpill || r.end-r.strStart < r.spool.threshold {
+			return nil
+		}
+		f, tok, err := r.spool.create()
+		if err != nil {
+			// No file (directory unwritable, disk full): the string is
+			// read into memory as without a spool.
+			r.noSpill = true
+			return nil
+		}
+		if _, err := f.Write(r.buf[r.strStart:r.end]); err != nil {
+			f.Close()
+			return fmt.Errorf("spool: %w", err)
+		}
+		r.spill, r.spillTok = f, tok
+		r.spilled += r.end - r.strStart - tokenLen
+		copy(r.buf[r.strStart:], tok)
+		r.end = r.strStart + tokenLen
+		r.pos = r.end
+		return nil
+	}
+	from := r.strStart + tokenLen
+	if r.end-from < r.spool.threshold/2 {
+		return nil // wait for more: fewer, larger writes
+	}
+	if _, err := r.spill.Write(r.buf[from:r.end]); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	r.spilled += r.end - from
+	r.end, r.pos = from, from
+	return nil
+}
+
+// endSpill writes the rest of the spooled string that ends at buf[i]
+// (its closing quote) to its file, registers the file with the spool and
+// returns where the quote now is.
+func (r *Reader) endSpill(i int) (int, error) {
+	from := r.strStart + tokenLen
+	if _, err := r.spill.Write(r.buf[from:i]); err != nil {
+		return 0, fmt.Errorf("spool: %w", err)
+	}
+	r.spilled += i - from
+	r.end = from + copy(r.buf[from:], r.buf[i:r.end])
+	r.spool.add(r.spillTok, r.spill)
+	r.toks = append(r.toks, string(r.spillTok))
+	r.spill = nil
+	return from, nil
+}
+
+// spillFailed drops the object whose string could not be written on to
+// its spool file (the disk filled up or failed mid-string): recoverable,
+// like malformed input.
+func (r *Reader) spillFailed(i int, err error) ([]byte, error) {
+	return r.resync(i, fmt.Errorf("%w: cannot hold a long string (%w), skipping to the next line", ErrMalformed, err))
+}
+
+// dropSpills discards the spooled strings of the object being dropped,
+// or those of the message last returned that its decoder left.
+func (r *Reader) dropSpills() {
+	if r.spill != nil {
+		r.spill.Close()
+		r.spill = nil
+	}
+	if len(r.toks) > 0 {
+		r.spool.drop(r.toks)
+		r.toks = r.toks[:0]
+	}
+	r.spilled = 0
+}
+
 func (r *Reader) reset() {
 	r.inObject, r.depth, r.inString, r.escape = false, 0, false, false
 }
@@ -227,19 +347,21 @@ func (r *Reader) reset() {
 // growing the buffer (up to the maximum message size plus one read) if it
 // is full.
 func (r *Reader) fill() error {
-	if len(r.buf) > keepBufSize && r.end-r.start <= minReadSize/2 {
+	if len(r.buf) > keepBufSize && !r.inObject && r.end-r.start <= minReadSize/2 {
 		// A large message grew the buffer and has been consumed: give the
 		// memory back while the link waits for the next one, instead of
 		// holding up to the maximum message size for the connection's life.
 		nb := make([]byte, minReadSize)
 		r.end = copy(nb, r.buf[r.start:r.end])
 		r.pos -= r.start
+		r.strStart -= r.start
 		r.start = 0
 		r.buf = nb
 	}
 	if r.start > 0 {
 		n := copy(r.buf, r.buf[r.start:r.end])
 		r.pos -= r.start
+		r.strStart -= r.start
 		r.end = n
 		r.start = 0
 	}

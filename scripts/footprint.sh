@@ -11,7 +11,11 @@
 #   burst     BURST download_person messages of about 15.3 MiB each (five
 #             2.4 MB biometrics, base64; the limit is 16 MiB) pushed one after
 #             the other: VmHWM during the burst (reset through clear_refs
-#             first) and VmRSS after it
+#             first) and VmRSS 5 s after it
+#   concurrent the same messages (BURST new persons) pushed all at once, one
+#             push per person: VmHWM (reset first), how many were stored
+#             (the agent runs 2 at a time, queues 2, answers the rest
+#             "busy"), and VmRSS 5 s after
 #
 #   scripts/footprint.sh                      targets amd64 and arm64
 #   TARGETS="arm64 armv7" RECORDS=20000 scripts/footprint.sh
@@ -82,6 +86,12 @@ done
 		echo "burst-$i,Burst $i,face.bin,left_code.bin,right_code.bin,left_image.bin,right_image.bin"
 	done
 } >"$work/burst/persons.csv"
+for i in $(seq 1 "$burst"); do
+	{
+		echo "person_id,person_name,face,left_code,right_code,left_image,right_image"
+		echo "conc-$i,Concurrent $i,face.bin,left_code.bin,right_code.bin,left_image.bin,right_image.bin"
+	} >"$work/burst/conc-$i.csv"
+done
 
 # One line per target, printed at the end.
 results=()
@@ -206,11 +216,25 @@ EOF
 	burst_hwm=$(proc_kb "$apid" VmHWM)
 	sleep 5
 	after_rss=$(proc_kb "$apid" VmRSS)
+
+	# 4. The same messages, all at once: one push per person, concurrently.
+	echo 5 >"/proc/$apid/clear_refs" 2>/dev/null || true
+	local cpids=() cstored=0 i p conc_hwm conc_rss
+	for i in $(seq 1 "$burst"); do
+		server push -to all "$work/burst/conc-$i.csv" >"$dir/push-conc-$i.out" 2>&1 &
+		cpids+=($!)
+	done
+	for p in "${cpids[@]}"; do
+		if wait "$p"; then cstored=$((cstored + 1)); fi
+	done
+	conc_hwm=$(proc_kb "$apid" VmHWM)
+	sleep 5
+	conc_rss=$(proc_kb "$apid" VmRSS)
 	stop_pid "$apid" 30
 
-	results+=("$(printf '%-10s start-up %5d ms | idle RSS %6s MiB, CPU %5s %% over %ss | drain %d records %6ss (%s/s) peak %6s MiB | burst %dx15.3MiB peak %6s MiB%s, RSS 5s later %6s MiB' \
+	results+=("$(printf '%-10s start-up %5d ms | idle RSS %6s MiB, CPU %5s %% over %ss | drain %d records %6ss (%s/s) peak %6s MiB | burst %dx15.3MiB peak %6s MiB%s, RSS 5s later %6s MiB | %d concurrent peak %6s MiB (%d stored, rest busy), RSS 5s later %6s MiB' \
 		"$target" "$startup_ms" "$(mib "$idle_rss")" "$idle_cpu" "$idle" "$records" "$drain_s" "$drain_rate" "$(mib "$drain_hwm")" \
-		"$burst" "$(mib "$burst_hwm")" "$reset" "$(mib "$after_rss")")")
+		"$burst" "$(mib "$burst_hwm")" "$reset" "$(mib "$after_rss")" "$burst" "$(mib "$conc_hwm")" "$cstored" "$(mib "$conc_rss")")")
 	echo "${results[-1]}"
 }
 

@@ -63,6 +63,24 @@
 // Enqueue calls are grouped into one transaction (group commit): they share
 // the fsync instead of queueing for one each.
 //
+// # Big biometrics
+//
+// A biometric longer than 256 KiB is stored as 256 KiB rows of
+// biometric_chunks (its biometrics row holds an empty data), written from
+// its Source (a protocol message's spooled blob) one chunk at a time inside
+// the person's one transaction: memory stays at one chunk whatever the
+// photo's size, and a refused, failed or interrupted download (even a
+// SIGKILL: SQLite's log rolls it back) leaves no chunk and no file behind.
+// Reads (Biometric, PersonWithBiometrics) return the bytes whole, read in
+// one statement. Measured (agent TestHostileBigDownloadPerson, amd64): a
+// 15.3 MiB download_person allocates 2.6 MiB of Go heap end to end, where
+// holding the message, its decoded blobs and their bound copies allocated
+// 43.4 MiB. Files beside the database were the other choice; rows keep
+// the all-or-nothing transaction, the salvage of a damaged file and the
+// backups in one place, and need no orphan cleanup; mattn/go-sqlite3
+// offers no incremental blob I/O (sqlite3_blob_open) to write one row in
+// pieces.
+//
 // A status command next to the running daemon opens the same file with
 // Config.ReadOnly: it never creates, migrates, moves aside or writes it.
 //

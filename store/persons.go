@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"math/bits"
 	"time"
 )
@@ -46,11 +48,39 @@ func (s Kinds) Len() int { return bits.OnesCount8(uint8(s)) }
 // Biometric is one biometric as the server sent it: the decoded bytes and
 // their description. Width and Height are pixels (0 for templates).
 type Biometric struct {
-	Data   []byte // the decoded bytes (base64 undone), at most Config.MaxBiometricBytes
+	Data []byte // the decoded bytes (base64 undone), at most Config.MaxBiometricBytes
+	// Source, when Data is nil, supplies the bytes instead: Commit reads
+	// them a chunk at a time (a big photo never sits in memory whole).
+	// Output never sets it: the store's reads return Data.
+	Source Source
 	Format string // the protocol's integer format in decimal ("" for 0); at most 64 bytes
 	Width  int    // pixels, 0..65536
 	Height int    // pixels, 0..65536
 }
+
+// Source is a biometric's bytes kept out of memory (a protocol
+// message's spooled blob).
+type Source interface {
+	// Len returns the number of bytes.
+	Len() int
+	// Open returns a reader of the Len bytes from the start.
+	Open() io.Reader
+}
+
+// Len returns the biometric's length in bytes: len(Data), or Source's
+// Len when Data is nil.
+func (b *Biometric) Len() int {
+	if b.Data == nil && b.Source != nil {
+		return b.Source.Len()
+	}
+	return len(b.Data)
+}
+
+// chunkSize is the largest biometric stored in its biometrics row; a
+// longer one is stored as rows of biometric_chunks of this size, written
+// from its Source one at a time, so memory stays at one chunk whatever the
+// biometric's size (and the person's transaction stays all or nothing).
+const chunkSize = 256 << 10
 
 // Person is one person as download_person describes it, plus the store's
 // bookkeeping. Methods that do not load biometrics leave the five
@@ -151,11 +181,11 @@ func (db *DB) validatePerson(p *Person) error {
 		if b == nil {
 			continue
 		}
-		if len(b.Data) == 0 {
+		if b.Len() == 0 {
 			return fmt.Errorf("%w: %s has no data", ErrInvalid, k)
 		}
-		if len(b.Data) > db.cfg.MaxBiometricBytes {
-			return fmt.Errorf("%w: %s is %d bytes, at most %d", ErrInvalid, k, len(b.Data), db.cfg.MaxBiometricBytes)
+		if b.Len() > db.cfg.MaxBiometricBytes {
+			return fmt.Errorf("%w: %s is %d bytes, at most %d", ErrInvalid, k, b.Len(), db.cfg.MaxBiometricBytes)
 		}
 		if len(b.Format) > 64 {
 			return fmt.Errorf("%w: %s format is %d bytes, at most 64", ErrInvalid, k, len(b.Format))
@@ -278,18 +308,26 @@ func (db *DB) PersonWithBiometrics(ctx context.Context, id string) (Person, erro
 	if err != nil {
 		return Person{}, err
 	}
-	rows, err := db.read(ctx, `SELECT kind, format, width, height, data FROM biometrics WHERE person_id = ?`, id)
+	rows, err := db.read(ctx, `SELECT b.kind, b.format, b.width, b.height, b.data, c.data FROM biometrics b
+		LEFT JOIN biometric_chunks c ON c.person_id = b.person_id AND c.kind = b.kind
+		WHERE b.person_id = ? ORDER BY b.kind, c.seq`, id)
 	if err != nil {
 		return Person{}, fmt.Errorf("biometrics of %s: %w", id, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var k Kind
-		b := &Biometric{}
-		if err := rows.Scan(&k, &b.Format, &b.Width, &b.Height, &b.Data); err != nil {
+		var b Biometric
+		var chunk []byte
+		if err := rows.Scan(&k, &b.Format, &b.Width, &b.Height, &b.Data, &chunk); err != nil {
 			return Person{}, fmt.Errorf("biometrics of %s: %w", id, err)
 		}
-		p.setBiometric(k, b)
+		if have := p.Biometric(k); have != nil {
+			have.Data = append(have.Data, chunk...)
+			continue
+		}
+		b.Data = append(b.Data, chunk...)
+		p.setBiometric(k, &b)
 	}
 	if err := rows.Err(); err != nil {
 		return Person{}, fmt.Errorf("biometrics of %s: %w", id, err)
@@ -303,17 +341,83 @@ func (db *DB) Biometric(ctx context.Context, id string, k Kind) (*Biometric, err
 	if db.isClosed() {
 		return nil, ErrClosed
 	}
-	b := &Biometric{}
-	err := db.readRow(ctx, `SELECT format, width, height, data FROM biometrics WHERE person_id = ? AND kind = ?`,
-		id, int(k)).Scan(&b.Format, &b.Width, &b.Height, &b.Data)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%s of %s: %w", k, id, ErrNotFound)
-	}
+	// One statement: one snapshot of the row and its chunks (a chunked
+	// biometric's row holds no data).
+	rows, err := db.read(ctx, `SELECT b.format, b.width, b.height, b.data, c.data FROM biometrics b
+		LEFT JOIN biometric_chunks c ON c.person_id = b.person_id AND c.kind = b.kind
+		WHERE b.person_id = ? AND b.kind = ? ORDER BY c.seq`, id, int(k))
 	if err != nil {
 		return nil, fmt.Errorf("%s of %s: %w", k, id, err)
 	}
+	defer rows.Close()
+	var b *Biometric
+	for rows.Next() {
+		var chunk []byte
+		if b == nil {
+			b = &Biometric{}
+			err = rows.Scan(&b.Format, &b.Width, &b.Height, &b.Data, &chunk)
+		} else {
+			err = rows.Scan(new(string), new(int), new(int), new([]byte), &chunk)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s of %s: %w", k, id, err)
+		}
+		b.Data = append(b.Data, chunk...)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s of %s: %w", k, id, db.closedOr(err))
+	}
+	if b == nil {
+		return nil, fmt.Errorf("%s of %s: %w", k, id, ErrNotFound)
+	}
 	return b, nil
 }
+
+// putBiometric stores one biometric of a person inside stx: in its
+// biometrics row, or, when longer than chunkSize, as chunks read from its
+// Source one at a time.
+func putBiometric(ctx context.Context, stx *sql.Tx, id string, k Kind, b *Biometric) error {
+	const insert = `INSERT INTO biometrics (person_id, kind, format, width, height, data) VALUES (?, ?, ?, ?, ?, ?)`
+	if b.Data != nil || b.Len() <= chunkSize {
+		data := b.Data
+		if data == nil {
+			data = make([]byte, b.Len())
+			if _, err := io.ReadFull(b.Source.Open(), data); err != nil {
+				return fmt.Errorf("read %s: %w", k, err)
+			}
+		}
+		if len(data) <= chunkSize {
+			_, err := stx.ExecContext(ctx, insert, id, int(k), b.Format, b.Width, b.Height, data)
+			return err
+		}
+		b = &Biometric{Source: bytesSource(data), Format: b.Format, Width: b.Width, Height: b.Height}
+	}
+	if _, err := stx.ExecContext(ctx, `INSERT INTO biometrics (person_id, kind, format, width, height, data, chunked_size)
+		VALUES (?, ?, ?, ?, ?, x'', ?)`, id, int(k), b.Format, b.Width, b.Height, b.Len()); err != nil {
+		return err
+	}
+	r := b.Source.Open()
+	buf := make([]byte, chunkSize)
+	left := b.Len()
+	for seq := 0; left > 0; seq++ {
+		n, err := io.ReadFull(r, buf[:min(left, chunkSize)])
+		if err != nil {
+			return fmt.Errorf("read %s (%d of %d bytes): %w", k, b.Len()-left+n, b.Len(), err)
+		}
+		if _, err := stx.ExecContext(ctx, `INSERT INTO biometric_chunks (person_id, kind, seq, data) VALUES (?, ?, ?, ?)`,
+			id, int(k), seq, buf[:n]); err != nil {
+			return err
+		}
+		left -= n
+	}
+	return nil
+}
+
+// bytesSource is a Source over bytes in memory.
+type bytesSource []byte
+
+func (s bytesSource) Len() int        { return len(s) }
+func (s bytesSource) Open() io.Reader { return bytes.NewReader(s) }
 
 // CountPersons returns how many persons are stored.
 func (db *DB) CountPersons(ctx context.Context) (int, error) {
@@ -625,8 +729,7 @@ func (tx *PersonTx) Commit(ctx context.Context) error {
 				if b == nil {
 					continue
 				}
-				if _, err := stx.ExecContext(ctx, `INSERT INTO biometrics (person_id, kind, format, width, height, data)
-					VALUES (?, ?, ?, ?, ?, ?)`, p.PersonID, int(k), b.Format, b.Width, b.Height, b.Data); err != nil {
+				if err := putBiometric(ctx, stx, p.PersonID, k, b); err != nil {
 					return fmt.Errorf("store %s: %w", k, err)
 				}
 			}

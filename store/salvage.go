@@ -92,13 +92,30 @@ func (db *DB) salvage(ctx context.Context, moved string) (got, lost SalvageCount
 	got.Persons, lost.Persons = copyRows(ctx, src, tx, "persons",
 		`person_id, name, id_number, card_number, key_number, department_number, role, bio_kinds, face_user, updated_at`,
 		func(vals []any) { persons = append(persons, asString(vals[0])) })
+	bioCols := `person_id, kind, format, width, height, data, chunked_size`
+	if probe, err := src.QueryContext(ctx, `SELECT chunked_size FROM biometrics LIMIT 0`); err != nil {
+		bioCols = `person_id, kind, format, width, height, data` // written before chunks existed
+	} else {
+		probe.Close() // the source has one connection
+	}
 	for _, p := range persons {
-		rows, err := src.QueryContext(ctx, `SELECT person_id, kind, format, width, height, data FROM biometrics WHERE person_id = ?`, p)
+		rows, err := src.QueryContext(ctx, `SELECT `+bioCols+` FROM biometrics WHERE person_id = ?`, p)
 		if err != nil {
 			lost.Biometrics++
 			continue
 		}
-		n, l := insertRows(ctx, rows, tx, "biometrics", 6, `person_id, kind, format, width, height, data`, nil)
+		var chunked [][]any
+		n, l := insertRows(ctx, rows, tx, "biometrics", len(splitCols(bioCols)), bioCols, func(vals []any) {
+			if len(vals) > 6 && asInt(vals[6]) > 0 {
+				chunked = append(chunked, vals)
+			}
+		})
+		for _, v := range chunked {
+			if !copyChunks(ctx, src, tx, asString(v[0]), asInt(v[1]), asInt(v[6])) {
+				n--
+				l++
+			}
+		}
 		got.Biometrics += n
 		lost.Biometrics += l
 	}
@@ -307,4 +324,45 @@ func asString(v any) string {
 		return string(x)
 	}
 	return fmt.Sprint(v)
+}
+
+// copyChunks copies the chunks of one chunked biometric (size bytes in
+// all) into tx. Unless every chunk reads, in sequence, and they add up to
+// size, it copies none and deletes the biometric's row from tx: a template
+// or photo with a part missing must not reach a module. It reports whether
+// the biometric was kept.
+func copyChunks(ctx context.Context, src *sql.DB, tx *sql.Tx, person string, kind, size int64) bool {
+	drop := func() bool {
+		tx.ExecContext(ctx, `DELETE FROM biometrics WHERE person_id = ? AND kind = ?`, person, kind)
+		return false
+	}
+	rows, err := src.QueryContext(ctx, `SELECT seq, data FROM biometric_chunks WHERE person_id = ? AND kind = ? ORDER BY seq`, person, kind)
+	if err != nil {
+		return drop()
+	}
+	defer rows.Close()
+	var total, want int64
+	for rows.Next() {
+		var seq int64
+		var data []byte
+		if err := rows.Scan(&seq, &data); err != nil || seq != want {
+			return drop()
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO biometric_chunks (person_id, kind, seq, data) VALUES (?, ?, ?, ?)`,
+			person, kind, seq, data); err != nil {
+			return drop()
+		}
+		total += int64(len(data))
+		want++
+	}
+	if rows.Err() != nil || total != size {
+		return drop()
+	}
+	return true
+}
+
+// asInt returns a salvaged integer column's value (0 if it is not one).
+func asInt(v any) int64 {
+	n, _ := v.(int64)
+	return n
 }
