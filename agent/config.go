@@ -33,6 +33,14 @@ type Config struct {
 	Events EventTypes
 	// Modules tunes the module supervisor (fault detection, resync).
 	Modules ModuleConfig
+	// PIN tunes PIN entry on the keypad (config_terminal.go).
+	PIN PINConfig
+	// Verify says which credentials open the door alone.
+	Verify VerifyConfig
+	// DoorWatch supervises the door sensor (held open, forced).
+	DoorWatch DoorWatchConfig
+	// Feedback drives the buzzer, LEDs and display hook on a decision.
+	Feedback FeedbackConfig
 	// Logger receives the agent's logs; each component adds a "component"
 	// field. Default zerolog.Nop().
 	Logger zerolog.Logger
@@ -219,7 +227,8 @@ type OpenDoorTypes struct {
 	Face        int // default 2
 	Fingerprint int // default 3
 	Remote      int // default 4 (a server's open-door command)
-	Key         int // default 5 (password/key; no key pad driver yet)
+	Key         int // default 5 (a PIN on the keypad)
+	ExitButton  int // default 6 (the exit button, when DoorWatch.RecordExit)
 }
 
 // Action is what a send_user_command type does.
@@ -307,6 +316,15 @@ type EventTypes struct {
 	// RecordsQuarantined (default 7): the server refused records so often
 	// that they are quarantined; the value gives how many are.
 	RecordsQuarantined int
+	// PINLockout (default 8): too many wrong PINs; the keypad refuses
+	// PINs for PIN.LockoutFor. The value gives the counts, never a PIN.
+	PINLockout int
+	// DoorHeldOpen (default 9) and DoorForced (default 10): the door
+	// stayed open too long after a grant, or opened with none. When the
+	// door closes the same type is sent again, its value starting
+	// "closed".
+	DoorHeldOpen int
+	DoorForced   int
 	// Queue is how many events are kept while the link is down (oldest
 	// dropped). Default 64.
 	Queue int
@@ -388,6 +406,7 @@ func (c Config) withDefaults() Config {
 	intDefault(&o.Fingerprint, 3)
 	intDefault(&o.Remote, 4)
 	intDefault(&o.Key, 5)
+	intDefault(&o.ExitButton, 6)
 	if c.Commands == nil {
 		c.Commands = DefaultCommands()
 	}
@@ -400,11 +419,15 @@ func (c Config) withDefaults() Config {
 	intDefault(&e.DoorFault, 5)
 	intDefault(&e.DatabaseRecovered, 6)
 	intDefault(&e.RecordsQuarantined, 7)
+	intDefault(&e.PINLockout, 8)
+	intDefault(&e.DoorHeldOpen, 9)
+	intDefault(&e.DoorForced, 10)
 	intDefault(&e.Queue, 64)
 	m := &c.Modules
 	durDefault(&m.RetryMin, time.Second)
 	durDefault(&m.RetryMax, 30*time.Second)
 	durDefault(&m.OpTimeout, 10*time.Second)
+	c.terminalDefaults()
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -492,7 +515,7 @@ func (c Config) Validate() error {
 	if c.Events.Queue < 1 {
 		return bad("Events.Queue", "%d is below 1", c.Events.Queue)
 	}
-	return nil
+	return c.validateTerminal(bad)
 }
 
 // parsePeer parses an AllowedPeers entry: an IP address or a CIDR prefix.
