@@ -164,7 +164,7 @@ func TestFaultWrongPINLockout(t *testing.T) {
 		t.Error("status does not show the lockout")
 	}
 	switches := h.rig.Relay().State().Switches // 0: nobody came in
-	h.exec(t, "pin 97531864#") // right, but the keypad is locked out
+	h.exec(t, "pin 97531864#")                 // right, but the keypad is locked out
 	expectUpload(t, srv, "", 5)
 	if got := h.rig.Relay().State().Switches; got != switches {
 		t.Errorf("the right PIN opened the door during the lockout")
