@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -467,4 +468,80 @@ func TestFeedbackOnGrantAndDeny(t *testing.T) {
 	if pins["red"].highs() == 0 || pins["green"].highs() != 1 {
 		t.Fatalf("after a refusal: red %d, green %d times on", pins["red"].highs(), pins["green"].highs())
 	}
+}
+
+func TestPINOnUSBKeypad(t *testing.T) {
+	srv := newTestServer(t)
+	db := openStore(t, store.Config{})
+	addPersonKey(t, db, "p1", 31337, "2468")
+	dev, err := sim.NewInputDevice(filepath.Join(t.TempDir(), "kbd"), sim.InputConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	kp, err := evdev.OpenKeypad(evdev.Config{Device: dev.Path(), Log: testLogger(t, "evdev")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { kp.Close() })
+	startAgent(t, agent.Config{Link: agent.LinkConfig{ServerAddress: srv.addr}, Upload: agent.UploadConfig{Window: 1},
+		Access: agent.AccessConfig{RecordDenied: true}}, agent.Parts{Store: db, Keypad: kp})
+	srv.peer()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	if err := dev.Type(ctx, "2468#", 0); err != nil { // '#' is Shift+3 on a USB keyboard
+		t.Fatal(err)
+	}
+	expectUpload(t, srv, "p1", 5)
+	if err := dev.Type(ctx, "99*2468\n", 0); err != nil { // * clears, Enter ends
+		t.Fatal(err)
+	}
+	expectUpload(t, srv, "p1", 5)
+}
+
+func TestPINLockoutEnds(t *testing.T) {
+	srv := newTestServer(t)
+	db := openStore(t, store.Config{})
+	h := newTermRig(t, sim.DevKeypad)
+	addPersonKey(t, db, "p1", 31337, "2468")
+	a := startAgent(t, agent.Config{Link: agent.LinkConfig{ServerAddress: srv.addr}, Upload: agent.UploadConfig{Window: 1},
+		Access: agent.AccessConfig{RecordDenied: true},
+		PIN:    agent.PINConfig{LockoutAfter: 2, LockoutWindow: time.Hour, LockoutFor: 200 * time.Millisecond}}, h.parts(db))
+	srv.peer()
+	h.exec(t, "pin 1#")
+	expectUpload(t, srv, "", 5)
+	h.exec(t, "pin 2#")
+	expectUpload(t, srv, "", 5)
+	srv.event(8)
+	until(t, "the lockout's end", func() bool { return a.Status(context.Background()).PINLockedUntil.IsZero() })
+	h.exec(t, "pin 2468#")
+	expectUpload(t, srv, "p1", 5)
+}
+
+func TestFaultKeypadUnplugged(t *testing.T) {
+	srv := newTestServer(t)
+	db := openStore(t, store.Config{})
+	h := newTermRig(t, sim.DevKeypad)
+	addPersonKey(t, db, "p1", 31337, "2468")
+	a := startAgent(t, agent.Config{Link: agent.LinkConfig{ServerAddress: srv.addr},
+		Modules: agent.ModuleConfig{RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond}}, h.parts(db))
+	srv.peer()
+	if st := a.Status(context.Background()).Modules["keypad"]; st.State != agent.ModuleOK {
+		t.Fatalf("keypad %s at start", st.State)
+	}
+	h.exec(t, "unplug keypad")
+	if ev := srv.event(2); !strings.HasPrefix(ev.CommandValue, "keypad") {
+		t.Fatalf("module fault event %q, want the keypad's", ev.CommandValue)
+	}
+	if st := a.Status(context.Background()).Modules["keypad"]; st.State != agent.ModuleFault {
+		t.Fatalf("keypad %s while unplugged", st.State)
+	}
+	h.exec(t, "replug keypad")
+	if ev := srv.event(3); ev.CommandValue != "keypad" {
+		t.Fatalf("module recovered event %q", ev.CommandValue)
+	}
+	h.exec(t, "pin 2468#")
+	expectUpload(t, srv, "p1", 5)
+	t.Logf("FAULTROW\t%s\t%s\t%s", "keypad unplugged and plugged back",
+		"module fault event and status keypad fault; recovered event when back, PINs work again", "events 2, PIN after replug 1")
 }
