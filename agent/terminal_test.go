@@ -349,7 +349,7 @@ func TestFaultDoorForced(t *testing.T) {
 	h := newTermRig(t, sim.DevRelay, sim.DevDoorIO)
 	a := startAgent(t, agent.Config{Link: agent.LinkConfig{ServerAddress: srv.addr},
 		DoorWatch: agent.DoorWatchConfig{HeldOpen: 200 * time.Millisecond}}, h.parts(db))
-	srv.peer()
+	peer := srv.peer()
 	opened := time.Now()
 	h.exec(t, "door open") // nobody was let in
 	ev := srv.event(10)
@@ -367,9 +367,21 @@ func TestFaultDoorForced(t *testing.T) {
 		t.Fatalf("events after the alarm %d, want the forced type's closing only (a forced door is not also held open)", len(evs))
 	}
 	until(t, "the status cleared", func() bool { return !a.Status(context.Background()).DoorForced })
+
+	// A remote open lets the door open: held open, not forced.
+	m := req(protocol.ModSendUserCommand)
+	m.CommandType = 1
+	if _, code, msg := call(t, peer, m); code != 0 {
+		t.Fatalf("remote open: %d %q", code, msg)
+	}
+	h.exec(t, "door open")
+	if ev := firstDoorEvent(t, srv); ev.CommandType != 9 {
+		t.Fatalf("after a remote open, door event type %d %q, want held open", ev.CommandType, ev.CommandValue)
+	}
+	h.exec(t, "door closed")
 	t.Logf("FAULTROW\t%s\t%s\t%s", "door forced open (no grant, exit button or remote open)",
 		"forced device event at once, status door_forced; closing sends the closing event and clears it",
-		"detect "+detect.Round(time.Millisecond).String()+", events 2 (alarm, closed), held-open 0")
+		"detect "+detect.Round(time.Millisecond).String()+", forced events 2 (alarm, closed); after a remote open: held open, not forced")
 }
 
 func TestExitButtonOpensRecordedNoAlarm(t *testing.T) {
@@ -391,23 +403,29 @@ func TestExitButtonOpensRecordedNoAlarm(t *testing.T) {
 	// The opening it allowed is supervised like a grant's: held open,
 	// not forced.
 	h.exec(t, "door open")
-	var first *protocol.Message
-	for first == nil {
-		select {
-		case m := <-srv.events:
-			if m.CommandType == 9 || m.CommandType == 10 {
-				first = m
-			}
-		case <-time.After(waitFor):
-			t.Fatal("no door event")
-		}
-	}
-	if first.CommandType != 9 {
+	if first := firstDoorEvent(t, srv); first.CommandType != 9 {
 		t.Fatalf("door event type %d %q: the exit button's opening was taken for a forced one", first.CommandType, first.CommandValue)
 	}
 	h.exec(t, "door closed")
 	if evs := doorEvents(t, srv, 9, 10); len(evs) != 1 || evs[0].CommandType != 9 {
 		t.Fatalf("closing events %d", len(evs))
+	}
+}
+
+// firstDoorEvent waits for the next held-open or forced event.
+func firstDoorEvent(t *testing.T, srv *testServer) *protocol.Message {
+	t.Helper()
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case m := <-srv.events:
+			if m.CommandType == 9 || m.CommandType == 10 {
+				return m
+			}
+		case <-deadline:
+			t.Fatal("no door event")
+			return nil
+		}
 	}
 }
 
