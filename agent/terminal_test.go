@@ -348,6 +348,7 @@ func TestFaultDoorForced(t *testing.T) {
 	db := openStore(t, store.Config{})
 	h := newTermRig(t, sim.DevRelay, sim.DevDoorIO)
 	a := startAgent(t, agent.Config{Link: agent.LinkConfig{ServerAddress: srv.addr},
+		Access:    agent.AccessConfig{DoorPulse: time.Hour}, // the remote open's opening is allowed all along
 		DoorWatch: agent.DoorWatchConfig{HeldOpen: 200 * time.Millisecond}}, h.parts(db))
 	peer := srv.peer()
 	opened := time.Now()
