@@ -134,7 +134,13 @@ func TestPINOpensDoor(t *testing.T) {
 	if ai := expectUpload(t, srv, "", 5); ai.CardNumber != "" {
 		t.Errorf("a wrong PIN's record carries card_number %q", ai.CardNumber)
 	}
-	h.exec(t, "pin 1234567890123#") // longer than PIN.MaxLength (12) keeps
+	h.exec(t, "pin 1234567890123#") // longer than PIN.MaxLength (12) keys
+	expectUpload(t, srv, "", 5)
+	// A PIN two persons hold (stored past download_person's check) names
+	// nobody: it opens nothing.
+	addPersonKey(t, db, "p3", 31339, "1357")
+	addPersonKey(t, db, "p4", 31340, "1357")
+	h.exec(t, "pin 1357#")
 	expectUpload(t, srv, "", 5)
 }
 
