@@ -3,8 +3,6 @@ package agent
 import (
 	"fmt"
 	"time"
-
-	"termagent/hal/feedback"
 )
 
 // PINConfig tunes PIN entry on the keypad (Parts.Keypad). A PIN is the
@@ -77,9 +75,11 @@ type DoorWatchConfig struct {
 }
 
 // FeedbackPatterns are the patterns played on each output for one
-// result. A zero pattern takes the default.
+// result: durations alternately on and off, starting with on (hal/feedback's
+// Pattern; cmd parses "100ms,100ms,100ms" with feedback.ParsePattern, which
+// also checks that driver's limits). A nil pattern takes the default.
 type FeedbackPatterns struct {
-	Buzzer, Green, Red feedback.Pattern
+	Buzzer, Green, Red []time.Duration
 }
 
 // FeedbackConfig says how a grant and a refusal show (Parts.Buzzer,
@@ -104,6 +104,9 @@ type FeedbackConfig struct {
 // Limits of the terminal configuration.
 const (
 	maxPINLength = 64
+	// maxPatternSteps is hal/feedback's MaxSteps; its other limits are
+	// checked where patterns are parsed and by Play.
+	maxPatternSteps = 32
 )
 
 // terminalDefaults fills the zero fields of the PIN, Verify, DoorWatch and
@@ -134,7 +137,7 @@ func (c *Config) terminalDefaults() {
 	patDefault(&f.Deny.Red, 2*time.Second)
 }
 
-func patDefault(p *feedback.Pattern, steps ...time.Duration) {
+func patDefault(p *[]time.Duration, steps ...time.Duration) {
 	if len(*p) == 0 {
 		*p = steps
 	}
@@ -183,15 +186,17 @@ func (c Config) validateTerminal(bad func(field, format string, args ...any) err
 	}
 	for _, f := range []struct {
 		name string
-		p    feedback.Pattern
+		p    []time.Duration
 	}{{"Feedback.Grant.Buzzer", c.Feedback.Grant.Buzzer}, {"Feedback.Grant.Green", c.Feedback.Grant.Green},
 		{"Feedback.Grant.Red", c.Feedback.Grant.Red}, {"Feedback.Deny.Buzzer", c.Feedback.Deny.Buzzer},
 		{"Feedback.Deny.Green", c.Feedback.Deny.Green}, {"Feedback.Deny.Red", c.Feedback.Deny.Red}} {
-		if len(f.p) == 0 {
-			continue
+		if len(f.p) > maxPatternSteps {
+			return bad(f.name, "%d steps, at most %d", len(f.p), maxPatternSteps)
 		}
-		if err := f.p.Validate(); err != nil {
-			return bad(f.name, "%v", err)
+		for i, d := range f.p {
+			if d <= 0 {
+				return bad(f.name, "step %d is %v, not positive", i+1, d)
+			}
 		}
 	}
 	return nil

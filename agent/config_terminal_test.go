@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,12 +30,12 @@ func TestTerminalConfigDefaults(t *testing.T) {
 		{"DoorWatch.HeldOpen", c.DoorWatch.HeldOpen, 30 * time.Second},
 		{"DoorWatch.Grace", c.DoorWatch.Grace, time.Second},
 		{"DoorWatch.RecordExit", c.DoorWatch.RecordExit, false},
-		{"Feedback.Grant.Buzzer", c.Feedback.Grant.Buzzer.String(), "150ms"},
-		{"Feedback.Grant.Green", c.Feedback.Grant.Green.String(), "2s"},
-		{"Feedback.Grant.Red", c.Feedback.Grant.Red.String(), ""},
-		{"Feedback.Deny.Buzzer", c.Feedback.Deny.Buzzer.String(), "100ms,100ms,100ms,100ms,100ms"},
-		{"Feedback.Deny.Red", c.Feedback.Deny.Red.String(), "2s"},
-		{"Feedback.Deny.Green", c.Feedback.Deny.Green.String(), ""},
+		{"Feedback.Grant.Buzzer", fmt.Sprint(c.Feedback.Grant.Buzzer), "[150ms]"},
+		{"Feedback.Grant.Green", fmt.Sprint(c.Feedback.Grant.Green), "[2s]"},
+		{"Feedback.Grant.Red", fmt.Sprint(c.Feedback.Grant.Red), "[]"},
+		{"Feedback.Deny.Buzzer", fmt.Sprint(c.Feedback.Deny.Buzzer), "[100ms 100ms 100ms 100ms 100ms]"},
+		{"Feedback.Deny.Red", fmt.Sprint(c.Feedback.Deny.Red), "[2s]"},
+		{"Feedback.Deny.Green", fmt.Sprint(c.Feedback.Deny.Green), "[]"},
 		{"OpenDoorTypes.Key", c.Access.OpenDoorTypes.Key, 5},
 		{"OpenDoorTypes.ExitButton", c.Access.OpenDoorTypes.ExitButton, 6},
 		{"Events.PINLockout", c.Events.PINLockout, 8},
@@ -60,7 +61,8 @@ func TestTerminalConfigInvalid(t *testing.T) {
 		{"PIN.LockoutFor", Config{PIN: PINConfig{LockoutFor: -time.Second}}},
 		{"Verify.Mode", Config{Verify: VerifyConfig{Mode: "card-or-pin"}}},
 		{"DoorWatch.Grace", Config{DoorWatch: DoorWatchConfig{Grace: -time.Second}}},
-		{"Feedback.Deny.Red", Config{Feedback: FeedbackConfig{Deny: FeedbackPatterns{Red: []time.Duration{time.Minute}}}}},
+		{"Feedback.Deny.Red", Config{Feedback: FeedbackConfig{Deny: FeedbackPatterns{Red: []time.Duration{time.Second, 0}}}}},
+		{"Feedback.Grant.Buzzer", Config{Feedback: FeedbackConfig{Grant: FeedbackPatterns{Buzzer: make([]time.Duration, 33)}}}},
 	} {
 		err := c.cfg.Validate()
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.field) {

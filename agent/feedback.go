@@ -2,16 +2,16 @@ package agent
 
 import (
 	"context"
-
-	"termagent/hal/feedback"
+	"time"
 )
 
 // FeedbackOutput is one feedback output, a buzzer or an LED; hal/feedback's
-// *Output implements it.
+// *Output implements it. (The agent does not import hal/feedback: the
+// reference server, which runs agents in its demo, does not link GPIO.)
 type FeedbackOutput interface {
-	// Play starts p (on, off, on, …; off at the end), replacing what
-	// plays, and returns at once. It returns a line failure.
-	Play(p feedback.Pattern) error
+	// Play starts the steps (on, off, on, …; off at the end), replacing
+	// what plays, and returns at once. It returns a line failure.
+	Play(steps []time.Duration) error
 }
 
 // Results passed to the feedback hook.
@@ -69,7 +69,7 @@ func (a *Agent) show(result, way, person string) {
 	var failed error
 	for _, o := range []struct {
 		out FeedbackOutput
-		p   feedback.Pattern
+		p   []time.Duration
 	}{{a.parts.Buzzer, pats.Buzzer}, {a.parts.Green, pats.Green}, {a.parts.Red, pats.Red}} {
 		if o.out == nil || len(o.p) == 0 {
 			continue

@@ -16,48 +16,64 @@ import (
 // queueLines is a Wiegand reader's D0/D1 pair (wiegand.Lines) fed from a
 // queue: there is no GPIO chip here. Edges carry their own timestamps, laid
 // out by sim.WiegandTimeline, so the driver splits bursts by them however
-// fast the edges are read.
+// fast the edges are read; play queues whole bursts at once, so the driver
+// never waits out a gap inside one.
 type queueLines struct {
-	t0    time.Time
-	edges chan wiegand.Edge
-	halt  chan struct{}
+	t0   time.Time
+	more chan struct{} // cap 1: edges were queued
+	halt chan struct{}
 
-	mu   sync.Mutex
-	last time.Duration // the last edge queued, from t0
+	mu    sync.Mutex
+	queue []wiegand.Edge
+	last  time.Duration // the last edge queued, from t0
 }
 
 var _ wiegand.Lines = (*queueLines)(nil)
 
 func newQueueLines() *queueLines {
-	return &queueLines{t0: time.Now(), edges: make(chan wiegand.Edge, 4096), halt: make(chan struct{}, 1)}
+	return &queueLines{t0: time.Now(), more: make(chan struct{}, 1), halt: make(chan struct{}, 1)}
 }
 
 // play queues bursts, the first a long pause after whatever came before.
 func (l *queueLines) play(t *testing.T, bursts ...[]bool) {
 	t.Helper()
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	start := max(l.last, time.Since(l.t0)) + 200*time.Millisecond
 	for _, p := range sim.WiegandTimeline(start, 2*time.Millisecond, 100*time.Millisecond, bursts...) {
 		e := wiegand.Edge{Line: wiegand.D0, At: p.At}
 		if p.One {
 			e.Line = wiegand.D1
 		}
-		l.edges <- e
+		l.queue = append(l.queue, e)
 		l.last = p.At
+	}
+	l.mu.Unlock()
+	select {
+	case l.more <- struct{}{}:
+	default:
 	}
 }
 
 func (l *queueLines) WaitEdge(timeout time.Duration) (wiegand.Edge, bool, error) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	select {
-	case e := <-l.edges:
-		return e, true, nil
-	case <-t.C:
-	case <-l.halt:
+	for {
+		l.mu.Lock()
+		if len(l.queue) > 0 {
+			e := l.queue[0]
+			l.queue = l.queue[1:]
+			l.mu.Unlock()
+			return e, true, nil
+		}
+		l.mu.Unlock()
+		select {
+		case <-l.more:
+		case <-t.C:
+			return wiegand.Edge{}, false, nil
+		case <-l.halt:
+			return wiegand.Edge{}, false, nil
+		}
 	}
-	return wiegand.Edge{}, false, nil
 }
 
 func (l *queueLines) Halt() error {
