@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ type access struct {
 	granted bool
 	card    string // card number presented, if any
 	at      time.Time
+	inOut   int // in_out_type; 0: Device.InOutType
 }
 
 // decide looks the credential up and returns the decision. A lookup error
@@ -56,9 +58,11 @@ func (a *Agent) grant(ctx context.Context, acc access) {
 	}
 	l.Bool("granted", acc.granted).Int("open_door_type", acc.kind).Str(logPerson, acc.person.PersonID).Msg("access")
 	if acc.granted {
-		a.openWithRecord(ctx, acc)
+		err := a.openWithRecord(ctx, acc)
+		a.signal(acc, err == nil)
 		return
 	}
+	a.signal(acc, false)
 	if a.cfg.Access.RecordDenied {
 		a.record(acc)
 	}
@@ -85,6 +89,7 @@ func (a *Agent) openWithRecord(ctx context.Context, acc access) error {
 		at:     acc.at,
 	}
 	if a.parts.Door == nil { // nothing opens: recorded like any access
+		a.allowOpen()
 		a.pushRecord(pending)
 		return nil
 	}
@@ -116,6 +121,7 @@ func (a *Agent) openWithRecord(ctx context.Context, acc access) error {
 // openDoor pulses the door relay, if the terminal has one, waiting at most
 // Access.DoorTimeout for it to switch.
 func (a *Agent) openDoor(ctx context.Context) error {
+	a.allowOpen() // the door may open from now on (supervise.go)
 	d := a.parts.Door
 	if d == nil {
 		return nil
@@ -160,7 +166,7 @@ func (a *Agent) recordBody(acc access) ([]byte, error) {
 		CardNumber:    acc.card,
 		Role:          acc.person.Role,
 		OpenDoorType:  acc.kind,
-		InOutType:     a.cfg.Device.InOutType,
+		InOutType:     cmp.Or(acc.inOut, a.cfg.Device.InOutType),
 		CommunityCode: st.CommunityCode,
 	}
 	return protocol.Marshal(m)
@@ -216,7 +222,9 @@ func (a *Agent) checkOutboxFill(ctx context.Context) {
 // that cannot be driven answers -2 and makes no record.
 func (a *Agent) remoteOpen(ctx context.Context) error {
 	acc := access{kind: a.cfg.Access.OpenDoorTypes.Remote, granted: true, at: a.cfg.Now()}
-	if err := a.openWithRecord(ctx, acc); err != nil {
+	err := a.openWithRecord(ctx, acc)
+	a.signal(acc, err == nil)
+	if err != nil {
 		return devErr("door: %v", err)
 	}
 	return nil
@@ -267,25 +275,10 @@ func (a *Agent) runCard(ctx context.Context) {
 		acc := a.decide(ctx, a.cfg.Access.OpenDoorTypes.Card, c.Number, at, func(ctx context.Context) (store.Person, error) {
 			return a.parts.Store.PersonByCard(ctx, c.Number)
 		})
+		if a.awaitPIN(ctx, acc) { // card+pin: the PIN decides (pin.go)
+			return nil
+		}
 		a.grant(ctx, acc)
 		return nil
 	})
-}
-
-// runDoorInputs logs the door's inputs (sensor, exit button). The exit
-// button opens the door (it is inside).
-func (a *Agent) runDoorInputs(ctx context.Context, in hal.DoorInputs) {
-	for {
-		ev, err := in.NextInput(ctx)
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, hal.ErrClosed) {
-				a.moduleError(moduleDoor, err)
-			}
-			return
-		}
-		a.log.Info().Stringer("input", ev.Kind).Bool("active", ev.Active).Msg("door input")
-		if ev.Kind == hal.ExitButton && ev.Active {
-			a.openDoor(ctx)
-		}
-	}
 }

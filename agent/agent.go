@@ -28,9 +28,20 @@ type Parts struct {
 	Fingerprint hal.FingerprintModule
 	Face        hal.FaceModule
 	// Door is the lock relay; nil means no relay (accesses are still
-	// decided and recorded). If it also implements hal.DoorInputs, its
-	// inputs are logged and the door state is reported.
+	// decided and recorded). If it also implements hal.DoorInputs and
+	// DoorInputs is nil, its inputs are the door's inputs.
 	Door hal.Door
+	// DoorInputs are the door sensor and exit button when another device
+	// than the relay reads them (hal/evdev's gpio-keys DoorInputs); nil:
+	// the Door's, if it has any. The exit button opens the door; the
+	// sensor is supervised (DoorWatchConfig).
+	DoorInputs hal.DoorInputs
+	// Keypad delivers key presses for PIN entry (PINConfig); nil means
+	// no keypad.
+	Keypad hal.Keypad
+	// Buzzer, Green and Red are the feedback outputs (hal/feedback's
+	// *Output); nil means not wired.
+	Buzzer, Green, Red FeedbackOutput
 	// FingerCapacity is the fingerprint module's number of slots, for slot
 	// allocation. Default: what the module reports, if its driver has a
 	// Capacity(ctx) (int, error) method (hal/fingerprint does), else 200.
@@ -82,6 +93,11 @@ type Agent struct {
 	// nil when the store has no directory.
 	spool *protocol.Spool
 
+	inputs hal.DoorInputs // Parts.DoorInputs, or the Door's; nil when none
+	pin    pinPad         // PIN entry state (pin.go)
+	watch  doorWatch      // door supervision state (supervise.go)
+	hooks  chan []string  // feedback hook runs waiting (feedback.go)
+
 	// dl (a one-slot semaphore) serialises download_person,
 	// remove_person and module resynchronisation: they change module slots
 	// and users and must not interleave.
@@ -100,6 +116,9 @@ func New(cfg Config, parts Parts) (*Agent, error) {
 		return nil, fmt.Errorf("%w: Parts.FingerCapacity %d is negative", ErrConfig, parts.FingerCapacity)
 	}
 	cfg = cfg.WithDefaults()
+	if err := checkTerminalParts(cfg, parts); err != nil {
+		return nil, err
+	}
 	a := &Agent{
 		cfg:     cfg,
 		parts:   parts,
@@ -109,8 +128,13 @@ func New(cfg Config, parts Parts) (*Agent, error) {
 		dl:      make(chan struct{}, 1),
 		retry:   map[string]chan struct{}{},
 		lost:    map[string]chan struct{}{},
+		hooks:   make(chan []string, maxHooksWaiting),
 	}
-	for _, name := range []string{moduleCard, moduleFingerprint, moduleFace, moduleDoor} {
+	a.inputs = parts.DoorInputs
+	if in, ok := parts.Door.(hal.DoorInputs); ok && a.inputs == nil && parts.Door != nil {
+		a.inputs = in
+	}
+	for _, name := range []string{moduleCard, moduleFingerprint, moduleFace, moduleDoor, moduleKeypad, moduleDoorInputs} {
 		a.retry[name] = make(chan struct{}, 1)
 		a.lost[name] = make(chan struct{}, 1)
 	}
@@ -120,6 +144,8 @@ func New(cfg Config, parts Parts) (*Agent, error) {
 	for name, present := range map[string]bool{
 		moduleCard: parts.Card != nil, moduleFingerprint: parts.Fingerprint != nil,
 		moduleFace: parts.Face != nil, moduleDoor: parts.Door != nil,
+		moduleKeypad: parts.Keypad != nil, moduleDoorInputs: parts.DoorInputs != nil,
+		moduleFeedback: parts.Buzzer != nil || parts.Green != nil || parts.Red != nil,
 	} {
 		st := ModuleAbsent
 		if present {
@@ -141,6 +167,11 @@ const (
 	moduleFingerprint = "fingerprint"
 	moduleFace        = "face"
 	moduleDoor        = "door"
+	moduleKeypad      = "keypad"
+	// moduleDoorInputs is Parts.DoorInputs (a Door's own inputs report
+	// as "door").
+	moduleDoorInputs = "door_inputs"
+	moduleFeedback   = "feedback"
 	// moduleDatabase (records.go) is the outbox's write path.
 )
 
@@ -160,7 +191,9 @@ const (
 // Run runs the terminal until ctx is done: the link manager, the uploader
 // (while the link is up), the access path for each reader, the writer of
 // access records to the outbox, the module supervisors and a health
-// watcher for each device that reports its connection (hal.HealthReporter). It seeds the
+// watcher for each device that reports its connection (hal.HealthReporter),
+// PIN entry on the keypad, the door inputs' supervision and the feedback
+// hook's runner. It seeds the
 // database with the configured first values, queues a "started" event and
 // resynchronises the modules at start. When ctx is done it stops every
 // goroutine, then tries for up to 2 s to store the access records still
@@ -201,11 +234,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.parts.Face != nil {
 		goRun("face", a.runFace)
 	}
-	if in, ok := a.parts.Door.(hal.DoorInputs); ok && a.parts.Door != nil {
-		goRun("door", func(ctx context.Context) { a.runDoorInputs(ctx, in) })
+	if a.inputs != nil {
+		a.initDoorWatch()
+		goRun("door", a.runDoorInputs)
 	}
+	if a.parts.Keypad != nil {
+		goRun("keypad", a.runKeypad)
+	}
+	if a.cfg.Feedback.Hook != "" {
+		goRun("feedback hook", a.runFeedbackHooks)
+	}
+	defer a.stopDoorWatch()
 	for name, part := range map[string]any{moduleCard: a.parts.Card, moduleFingerprint: a.parts.Fingerprint,
-		moduleFace: a.parts.Face, moduleDoor: a.parts.Door} {
+		moduleFace: a.parts.Face, moduleDoor: a.parts.Door, moduleKeypad: a.parts.Keypad, moduleDoorInputs: a.parts.DoorInputs} {
 		if hr, ok := part.(hal.HealthReporter); ok {
 			goRun("health "+name, func(ctx context.Context) { a.watchHealth(ctx, name, hr) })
 		}

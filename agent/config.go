@@ -43,6 +43,14 @@ type Config struct {
 	Events EventTypes
 	// Modules tunes the module supervisor (fault detection, resync).
 	Modules ModuleConfig
+	// PIN tunes PIN entry on the keypad (config_terminal.go).
+	PIN PINConfig
+	// Verify says which credentials open the door alone.
+	Verify VerifyConfig
+	// DoorWatch supervises the door sensor (held open, forced).
+	DoorWatch DoorWatchConfig
+	// Feedback drives the buzzer, LEDs and display hook on a decision.
+	Feedback FeedbackConfig
 	// Logger receives the agent's logs; each component adds a "component"
 	// field. Default zerolog.Nop().
 	Logger zerolog.Logger
@@ -232,7 +240,8 @@ type OpenDoorTypes struct {
 	Face        int `yaml:"face"`        // default 2
 	Fingerprint int `yaml:"fingerprint"` // default 3
 	Remote      int `yaml:"remote"`      // default 4 (a server's open-door command)
-	Key         int `yaml:"key"`         // default 5 (password/key; no key pad driver yet)
+	Key         int `yaml:"key"`         // default 5 (a PIN on the keypad)
+	ExitButton  int `yaml:"exit_button"` // default 6 (the exit button, when DoorWatch.RecordExit)
 }
 
 // Action is what a send_user_command type does.
@@ -320,6 +329,15 @@ type EventTypes struct {
 	// RecordsQuarantined (default 7): the server refused records so often
 	// that they are quarantined; the value gives how many are.
 	RecordsQuarantined int `yaml:"records_quarantined"`
+	// PINLockout (default 8): too many wrong PINs; the keypad refuses
+	// PINs for PIN.LockoutFor. The value gives the counts, never a PIN.
+	PINLockout int `yaml:"pin_lockout"`
+	// DoorHeldOpen (default 9) and DoorForced (default 10): the door
+	// stayed open too long after a grant, or opened with none. When the
+	// door closes the same type is sent again, its value starting
+	// "closed".
+	DoorHeldOpen int `yaml:"door_held_open"`
+	DoorForced   int `yaml:"door_forced"`
 	// Queue is how many events are kept while the link is down (oldest
 	// dropped). Default 64.
 	Queue int `yaml:"queue"`
@@ -399,6 +417,7 @@ func (c Config) WithDefaults() Config {
 	intDefault(&o.Fingerprint, 3)
 	intDefault(&o.Remote, 4)
 	intDefault(&o.Key, 5)
+	intDefault(&o.ExitButton, 6)
 	if c.Commands == nil {
 		c.Commands = DefaultCommands()
 	}
@@ -411,11 +430,15 @@ func (c Config) WithDefaults() Config {
 	intDefault(&e.DoorFault, 5)
 	intDefault(&e.DatabaseRecovered, 6)
 	intDefault(&e.RecordsQuarantined, 7)
+	intDefault(&e.PINLockout, 8)
+	intDefault(&e.DoorHeldOpen, 9)
+	intDefault(&e.DoorForced, 10)
 	intDefault(&e.Queue, 64)
 	m := &c.Modules
 	durDefault(&m.RetryMin, time.Second)
 	durDefault(&m.RetryMax, 30*time.Second)
 	durDefault(&m.OpTimeout, 10*time.Second)
+	c.terminalDefaults()
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -574,6 +597,7 @@ func (c Config) Validate() error {
 	if m := c.Modules; m.RetryMin < 0 || m.RetryMax < m.RetryMin {
 		bad("Modules.RetryMax", "%v is less than the minimum %v", m.RetryMax, m.RetryMin)
 	}
+	c.validateTerminal(bad)
 	return errors.Join(errs...)
 }
 

@@ -36,6 +36,17 @@
 //     fingerprint modules), reports faults and recoveries in Status and to
 //     the server, and resynchronises a biometric module with the database
 //     at start and whenever it comes back.
+//   - PIN entry (pin.go) assembles PINs from the keypad (serial, USB
+//     evdev or Wiegand: any hal.Keypad), opens for a PIN that names one
+//     person (or, in card+pin mode, for the PIN of the card just
+//     presented), refuses wrong ones and locks the keypad after too many,
+//     with a device event. PINs and keys are never logged.
+//   - Door supervision (supervise.go) follows the door sensor: an opening
+//     no grant, exit button or remote open allowed is "forced", an allowed
+//     one that lasts too long is "held open"; each is a device event and a
+//     Status field until the door closes. The exit button opens the door.
+//   - Feedback (feedback.go) plays grant/deny patterns on the buzzer and
+//     LEDs and runs the integrator's feedback hook (no shell) per decision.
 //
 // # Using the package
 //

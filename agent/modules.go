@@ -42,7 +42,7 @@ func (a *Agent) watchHealth(ctx context.Context, name string, hr hal.HealthRepor
 		h, changed := hr.Health()
 		switch {
 		case h.OK:
-			if name == moduleCard || name == moduleDoor {
+			if name != moduleFingerprint && name != moduleFace { // nothing to resync
 				a.moduleOK(name)
 			} else if a.moduleState(name) == ModuleFault {
 				a.retryNow(name)

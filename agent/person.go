@@ -108,6 +108,9 @@ func (a *Agent) downloadPerson(ctx context.Context, req *protocol.Message) (*pro
 				p.CardNumber, holder.PersonID, p.PersonID)
 		}
 	}
+	if err := a.checkKeyUnique(ctx, p); err != nil { // a PIN alone must name one person (pin.go)
+		return nil, err
+	}
 
 	// undo removes what this download put into the modules; it runs on any
 	// failure before the commit (the old templates stay in their slots:

@@ -72,13 +72,24 @@ type Status struct {
 	// DatabaseRecovered, when set, says the database was found damaged at
 	// start, moved aside, and what was salvaged from it.
 	DatabaseRecovered *DatabaseRecovery `json:"database_recovered,omitempty"`
-	// Modules maps "card", "fingerprint", "face", "door" and "database"
-	// (the outbox's write path) to their state.
+	// Modules maps "card", "fingerprint", "face", "door", "keypad",
+	// "door_inputs" (Parts.DoorInputs), "feedback" (the outputs) and
+	// "database" (the outbox's write path) to their state.
 	Modules map[string]ModuleStatus `json:"modules"`
 	// DoorUnlocked and DoorOpen are the door's last known state (DoorOpen
 	// meaningful only with a sensor).
 	DoorUnlocked bool `json:"door_unlocked"`
 	DoorOpen     bool `json:"door_open"`
+	// DoorHeldOpen and DoorForced are the door alarms (DoorWatchConfig):
+	// the door stayed open too long after a grant, or opened with none.
+	// Both clear when the door closes. DoorAlarmSince is when the one set
+	// began.
+	DoorHeldOpen   bool      `json:"door_held_open"`
+	DoorForced     bool      `json:"door_forced"`
+	DoorAlarmSince time.Time `json:"door_alarm_since,omitzero"`
+	// PINLockedUntil is when the keypad's lockout after wrong PINs ends;
+	// zero when the keypad is not locked out.
+	PINLockedUntil time.Time `json:"pin_locked_until,omitzero"`
 	// SoftwareVersion is Config.Device.SoftwareVersion.
 	SoftwareVersion string `json:"software_version"`
 	// Started is when Run started; Uptime is Now - Started.
@@ -167,5 +178,9 @@ func (a *Agent) Status(ctx context.Context) Status {
 		st.DoorUnlocked = ds.Unlocked
 		st.DoorOpen = ds.HasSensor && ds.Open
 	}
+	if known, open, held, forced, since := a.doorWatchStatus(); known {
+		st.DoorOpen, st.DoorHeldOpen, st.DoorForced, st.DoorAlarmSince = open, held, forced, since
+	}
+	st.PINLockedUntil = a.pinLockedUntil()
 	return st
 }

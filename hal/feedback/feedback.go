@@ -199,11 +199,14 @@ func (o *Output) stopLocked() error {
 	return nil
 }
 
-// Play starts p, replacing whatever plays, and returns at once: the line
-// is on for p[0], off for p[1], and so on, off at the end. It returns the
-// first step's line failure (wrapping hal.ErrFault); later steps' failures
-// are logged and reported by Err.
-func (o *Output) Play(p Pattern) error {
+// Play starts the pattern steps (a Pattern; the plain slice type lets a
+// consumer declare this method without importing this package, and the
+// GPIO library it links), replacing whatever plays, and returns at once:
+// the line is on for steps[0], off for steps[1], and so on, off at the
+// end. It returns the first step's line failure (wrapping hal.ErrFault);
+// later steps' failures are logged and reported by Err.
+func (o *Output) Play(steps []time.Duration) error {
+	p := Pattern(steps)
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("feedback %s: %w", o.cfg.name(), err)
 	}
