@@ -24,8 +24,9 @@
 #
 # Environment: CUTS (power cuts per architecture, default 20), ONLY (the
 # scenarios to run, e.g. "1 4"; default all), ST_TIMEOUT
-# (seconds per wait, default 90), KEEP=1 keeps the work directory. Every wait
-# is bounded; nothing but loopback is used on this side.
+# (seconds per wait, default 90), ST_DEADLINE (seconds for the whole run,
+# default 900), KEEP=1 keeps the work directory. Every wait is bounded;
+# nothing but loopback is used on this side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 2 ] || { sed -n '2,6p' "$0" >&2; exit 2; }
@@ -422,12 +423,24 @@ for a in "${archs[@]}"; do
 	(run_arch "$a") >"$top/$a.out" 2>&1 &
 	arch_pids+=($!)
 done
+# A bound on the whole run, whatever happens inside (default 15 min).
+(
+	sleep "${ST_DEADLINE:-900}" &
+	s=$!
+	trap 'kill "$s" 2>/dev/null; exit 0' TERM
+	wait "$s"
+	echo "system-test: deadline of ${ST_DEADLINE:-900}s passed: stopping" >&2
+	echo "stopped at the deadline (ST_DEADLINE=${ST_DEADLINE:-900}s)" >"$top/deadline"
+	for p in "${arch_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+) &
+watchdog=$!
 for p in "${arch_pids[@]}"; do wait "$p" || true; done
+kill "$watchdog" 2>/dev/null || true
 
 passed=0 failed=0 skipped=0
 printf '%-6s %-2s %-55s %-5s %s\n' ARCH N SCENARIO RESULT FIGURES
 for a in "${archs[@]}"; do
-	[ -s "$top/$a/rows" ] || { printf '%-6s %-2s %-55s %-5s %s\n' "$a" - "setup" FAIL "$(tail -n 3 "$top/$a.out" | tr '\n' ' ')"; failed=$((failed + 1)); continue; }
+	[ -s "$top/$a/rows" ] || { printf '%-6s %-2s %-55s %-5s %s\n' "$a" - "setup" FAIL "$(cat "$top/deadline" 2>/dev/null) $(tail -n 3 "$top/$a.out" | tr '\n' ' ')"; failed=$((failed + 1)); continue; }
 	while IFS=$'\t' read -r ar n title result fig; do
 		printf '%-6s %-2s %-55s %-5s %s\n' "$ar" "$n" "$title" "$result" "$fig"
 		case "$result" in PASS) passed=$((passed + 1)) ;; FAIL) failed=$((failed + 1)) ;; SKIP) skipped=$((skipped + 1)) ;; esac
