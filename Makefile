@@ -97,7 +97,7 @@ IMAGE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/termagent-image
 SYSTEM_TEST_ARCHS ?= arm64 armv7
 
 rootfs: ## the files a device image needs, as a tarball for Buildroot/Yocto: dist/termagent-rootfs-*-linux-$(ARCH).tar.gz
-	$(MAKE) $(if $(filter armv7,$(ARCH)),arm,$(ARCH))
+	$(MAKE) $(if $(filter armv7,$(ARCH)),arm,$(ARCH)) CROSS_CMDS=./cmd/termagent
 	./scripts/rootfs.sh $(ARCH) $(DIST) $(VERSION)
 
 image: rootfs ## a bootable QEMU virt test image (Debian kernel, BusyBox init, the rootfs tarball) in dist/image-linux-$(ARCH)/

@@ -18,9 +18,10 @@
 #     nothing lost
 #   3 the GPIO door on a gpio-sim chip (skipped, with the reason, when the
 #     image has no gpio-sim module)
-#   4 power cuts: QEMU killed with SIGKILL at random moments during swipes
-#     and drains (CUTS times, default 20), booted again each time; every
-#     record whose relay click termsim saw reaches the server exactly once
+#   4 power cuts: QEMU killed with SIGKILL during swipes and drains (CUTS
+#     times, default 20: half at random moments, half the instant termsim
+#     hears a relay click), booted again each time; every record whose relay
+#     click termsim saw reaches the server exactly once
 #
 # Environment: CUTS (power cuts per architecture, default 20), ONLY (the
 # scenarios to run, e.g. "1 4"; default all), ST_TIMEOUT
@@ -366,10 +367,21 @@ s_power() {
 		# Every other cycle the server answers slowly: records queue up
 		# and the next boot starts with a drain.
 		if ((cut_n % 2 == 0)); then server faults -delay 700ms >/dev/null; else server faults -delay 0s >/dev/null; fi
+		local c_start
+		c_start=$(clicks)
 		swiper "$st" &
 		local sw=$!
-		# A random moment: 0.2 s to 4 s into this boot's swipes (and drain).
-		sleep "$((RANDOM % 4)).$((RANDOM % 10))"
+		if ((cut_n % 2 == 1)); then
+			# A random moment: 0 s to 4 s into this boot's swipes (and drain).
+			sleep "$((RANDOM % 4)).$((RANDOM % 10))"
+			echo random >"$st/when"
+		else
+			# The moment the relay clicks for the 1st to 3rd swipe: the
+			# record must already be safe (at most 10 s, then at once).
+			local want=$((c_start + 1 + RANDOM % 3)) deadline=$((SECONDS + 10))
+			while [ "$(clicks)" -lt "$want" ] && [ $SECONDS -lt $deadline ]; do sleep 0.02; done
+			echo at-click >"$st/when"
+		fi
 		cut
 		touch "$st/stop"
 		wait "$sw" 2>/dev/null || true
@@ -408,7 +420,7 @@ s_power() {
 	# (termagent logs it): count those boots; the check above says whether
 	# records were lost with it.
 	salvaged=$(cat "$w"/console*.log | grep -ac 'damaged database moved aside' || true)
-	local fig="cuts $cuts, swipes $(cat "$w"/cut*/swipes | wc -l), clicks $(wc -l <"$clicked"), records delivered $delivered, resends dropped by session_id $(dups), duplicates $twice, lost $lost, databases salvaged $salvaged"
+	local fig="cuts $cuts ($(cat "$w"/cut*/when | grep -c at-click) at a click), swipes $(cat "$w"/cut*/swipes | wc -l), clicks $(wc -l <"$clicked"), records delivered $delivered, resends dropped by session_id $(dups), duplicates $twice, lost $lost, databases salvaged $salvaged"
 	figures "$fig"
 	[ "$lost" = 0 ] || fail "$fig; lost cards:$lost_cards"
 	[ "$twice" = 0 ] || fail "$fig"
