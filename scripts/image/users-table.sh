@@ -6,6 +6,8 @@
 #
 #   username uid group gid password home shell groups comment...
 #
+# (the password field is ignored here: the user never logs in)
+#
 # uid/gid -1 take the next free number from 100 (system accounts); missing
 # supplementary groups are created. Used by scripts/image.sh for the test
 # image; Buildroot itself needs only the table.
