@@ -17,7 +17,7 @@ TESTFLAGS ?=
 export CGO_ENABLED = 1
 
 .PHONY: all help build test vet fmt-check tidy-check bench fuzz demo clean
-.PHONY: arm arm64 test-arm test-arm64 footprint dist faults
+.PHONY: arm arm64 test-arm test-arm64 footprint dist faults rootfs image system-test
 
 # Cross-builds for the terminal: static, stripped, cgo through a C cross
 # compiler. `make arm CC=...` (or ARM_CC= / ARM64_CC=) points them at a vendor
@@ -88,6 +88,25 @@ footprint: ## memory, idle CPU and start-up time of termagent, on amd64 and ARM6
 
 dist: arm arm64 ## arm + arm64, then one install tarball per architecture in dist/
 	./scripts/dist.sh $(DIST) $(VERSION) linux-armv7 linux-arm64
+
+# The device-image targets: ARCH=arm64 (default) or armv7.
+ARCH      ?= arm64
+ROOTFS     = $(DIST)/termagent-rootfs-$(VERSION)-linux-$(ARCH).tar.gz
+# Downloaded kernels, BusyBox and built modules are kept here between runs.
+IMAGE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/termagent-image
+SYSTEM_TEST_ARCHS ?= arm64 armv7
+
+rootfs: ## the files a device image needs, as a tarball for Buildroot/Yocto: dist/termagent-rootfs-*-linux-$(ARCH).tar.gz
+	$(MAKE) $(if $(filter armv7,$(ARCH)),arm,$(ARCH)) CROSS_CMDS=./cmd/termagent
+	./scripts/rootfs.sh $(ARCH) $(DIST) $(VERSION)
+
+image: rootfs ## a bootable QEMU virt test image (Debian kernel, BusyBox init, the rootfs tarball) in dist/image-linux-$(ARCH)/
+	IMAGE_CACHE='$(IMAGE_CACHE)' ./scripts/image.sh $(ARCH) $(ROOTFS) $(DIST)/image-linux-$(ARCH)
+
+system-test: ## both architectures' images under qemu-system: push/swipe/relay, kill, GPIO door, power cuts
+	for a in $(SYSTEM_TEST_ARCHS); do $(MAKE) image ARCH=$$a || exit 1; done
+	$(GO) build -o $(DIST)/host/ ./cmd/termserver ./cmd/termsim
+	IMAGE_CACHE='$(IMAGE_CACHE)' ./scripts/system-test.sh $(DIST) $(SYSTEM_TEST_ARCHS)
 
 clean: ## remove build output
 	rm -rf $(BIN) dist

@@ -12,7 +12,9 @@
 #                none: neither; auto (default): systemd when the system (or
 #                DESTDIR) has systemd, else sysv
 #   --inittab    with sysv: add "::respawn:/etc/init.d/termagent run" to
-#                $DESTDIR/etc/inittab (BusyBox init) if it is not there
+#                $DESTDIR/etc/inittab (BusyBox init) if it is not there; a
+#                tree without an inittab gets none (only a warning): a
+#                one-line inittab would replace BusyBox's built-in default
 #   --now        not with DESTDIR: (re)start the service after installing
 #
 # Environment: DESTDIR (image root, default none), PREFIX (default /usr/local),
@@ -53,7 +55,7 @@ while [ $# -gt 0 ]; do
 	--init=*) init=${1#--init=}; shift ;;
 	--inittab) inittab=1; shift ;;
 	--now) now=1; shift ;;
-	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,22p' "$0"; exit 0 ;;
 	*) echo "install.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -218,11 +220,22 @@ sysv)
 	put_bindir "$here/termagent.init" "$DESTDIR/etc/init.d/termagent" 0755
 	if [ "$inittab" = 1 ]; then
 		line="::respawn:/etc/init.d/termagent run"
-		if ! grep -qxF "$line" "$DESTDIR/etc/inittab" 2>/dev/null; then
+		if [ ! -f "$DESTDIR/etc/inittab" ]; then
+			# BusyBox init without /etc/inittab runs its built-in default
+			# (rcS, shells on the consoles). A new inittab holding only our
+			# line would replace all of that and the image would not boot.
+			say "warning: no /etc/inittab in ${DESTDIR:-this system}: not creating one (it would replace BusyBox's built-in default); add '$line' to the image's inittab, or run '/etc/init.d/termagent start' from rcS" >&2
+		elif grep -qxF "$line" "$DESTDIR/etc/inittab"; then
+			say "/etc/inittab already has '$line'"
+		else
+			# Keep the file's last line intact if it lacks a newline.
+			if [ -s "$DESTDIR/etc/inittab" ] && [ "$(tail -c 1 "$DESTDIR/etc/inittab" | od -An -c | tr -d ' ')" != '\n' ]; then
+				echo >>"$DESTDIR/etc/inittab"
+			fi
 			echo "$line" >>"$DESTDIR/etc/inittab"
 			say "added '$line' to /etc/inittab"
+			if [ -z "$DESTDIR" ]; then kill -HUP 1 2>/dev/null || true; fi
 		fi
-		[ -z "$DESTDIR" ] && kill -HUP 1 2>/dev/null || true
 	elif [ -z "$DESTDIR" ] && command -v update-rc.d >/dev/null 2>&1; then
 		update-rc.d termagent defaults >/dev/null
 	else

@@ -584,3 +584,47 @@ stat -c '%a' /usr/local/bin/termagent >"$T/bin.out"
 		t.Errorf("the host's /etc/passwd changed")
 	}
 }
+
+// TestInstallInittabMissing: a tree without /etc/inittab gets none. BusyBox
+// init without one runs its built-in default (rcS, console shells); a file
+// holding only termagent's line would replace that and the image would not
+// boot.
+func TestInstallInittabMissing(t *testing.T) {
+	dest := t.TempDir()
+	path, _ := tripwirePath(t)
+	bin := fakeBinary(t, "exit 0\n")
+	env := []string{"DESTDIR=" + dest, "PATH=" + path}
+
+	out := runInstall(t, env, "--bin", bin, "--init", "sysv", "--inittab")
+
+	if _, err := os.Stat(filepath.Join(dest, "etc/inittab")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("install.sh --inittab created an inittab in a tree that had none (%v)", err)
+	}
+	if !strings.Contains(out, "no /etc/inittab") {
+		t.Errorf("install.sh did not say why it left the inittab alone:\n%s", out)
+	}
+	wantMode(t, dest, "etc/init.d/termagent", false, 0o755)
+}
+
+// TestInstallInittabNoFinalNewline: the line goes on a line of its own even
+// when the image's inittab does not end in a newline.
+func TestInstallInittabNoFinalNewline(t *testing.T) {
+	dest := t.TempDir()
+	path, _ := tripwirePath(t)
+	bin := fakeBinary(t, "exit 0\n")
+	if err := os.MkdirAll(filepath.Join(dest, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	inittab := "::sysinit:/etc/init.d/rcS"
+	if err := os.WriteFile(filepath.Join(dest, "etc/inittab"), []byte(inittab), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DESTDIR=" + dest, "PATH=" + path}
+
+	runInstall(t, env, "--bin", bin, "--init", "sysv", "--inittab")
+
+	want := inittab + "\n::respawn:/etc/init.d/termagent run\n"
+	if got := readFile(t, filepath.Join(dest, "etc/inittab")); got != want {
+		t.Errorf("inittab:\n%q\nwant:\n%q", got, want)
+	}
+}
