@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -82,24 +81,6 @@ func addPersonKey(t *testing.T, db *store.DB, id string, cardNo int, key string)
 	}
 }
 
-// logBuffer collects the agent's log lines, to prove what is never logged.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // expectUpload waits for the next upload and checks its person and type.
 func expectUpload(t *testing.T, srv *testServer, person string, kind int) *protocol.AccessInfo {
 	t.Helper()
@@ -150,7 +131,7 @@ func TestFaultWrongPINLockout(t *testing.T) {
 	db := openStore(t, store.Config{})
 	h := newTermRig(t, sim.DevRelay, sim.DevKeypad)
 	addPersonKey(t, db, "p1", 31337, "97531864")
-	logs := &logBuffer{}
+	logs := &haltest.Buffer{}
 	cfg := agent.Config{Link: agent.LinkConfig{ServerAddress: srv.addr, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond},
 		Upload: agent.UploadConfig{Window: 1, RetryMin: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond},
 		Access: agent.AccessConfig{DoorPulse: 100 * time.Millisecond, RecordDenied: true},
@@ -188,7 +169,7 @@ func TestFaultWrongPINLockout(t *testing.T) {
 }
 
 // startAgentWithLog is startAgent with the agent's logs copied to buf.
-func startAgentWithLog(t *testing.T, cfg agent.Config, parts agent.Parts, buf *logBuffer) *runningAgent {
+func startAgentWithLog(t *testing.T, cfg agent.Config, parts agent.Parts, buf *haltest.Buffer) *runningAgent {
 	t.Helper()
 	cfg.Logger = zerolog.New(zerolog.MultiLevelWriter(zerolog.NewTestWriter(t), buf)).Level(zerolog.DebugLevel)
 	a, err := agent.New(cfg, parts)

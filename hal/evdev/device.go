@@ -14,6 +14,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/card"
+	"termagent/hal/internal/chanq"
 	"termagent/hal/serialport"
 )
 
@@ -343,23 +344,6 @@ func (d *device) close() error {
 	return nil
 }
 
-// deliver queues v without blocking; when the queue is full it drops the
-// oldest and reports true.
-func deliver[T any](ch chan T, v T) (dropped bool) {
-	for {
-		select {
-		case ch <- v:
-			return dropped
-		default:
-		}
-		select {
-		case <-ch:
-			dropped = true
-		default:
-		}
-	}
-}
-
 func take[T any](ctx context.Context, ch chan T, stop chan struct{}, dev string) (T, error) {
 	var zero T
 	select {
@@ -447,7 +431,7 @@ func (h *cardHandler) handle(ev Event) {
 	}
 	h.dev.count(func(s *Stats) { s.Cards++ })
 	h.dev.log.Debug().Str(logNumber, number).Msg("card")
-	if deliver(h.cards, hal.Card{Number: number, Raw: rd.UID, At: ev.Time}) {
+	if chanq.DropOldest(h.cards, hal.Card{Number: number, Raw: rd.UID, At: ev.Time}) {
 		h.dev.count(func(s *Stats) { s.Overflow++ })
 		h.dev.log.Warn().Msg("card queue full; dropped the oldest")
 	}
@@ -512,7 +496,7 @@ func (h *keyHandler) handle(ev Event) {
 		return
 	}
 	h.dev.count(func(s *Stats) { s.Keys++ })
-	if deliver(h.keys, hal.Key{Char: c, At: ev.Time}) {
+	if chanq.DropOldest(h.keys, hal.Key{Char: c, At: ev.Time}) {
 		h.dev.count(func(s *Stats) { s.Overflow++ })
 		h.dev.log.Warn().Int(logCount, h.dev.getStats().Overflow).Msg("key queue full; dropped the oldest")
 	}

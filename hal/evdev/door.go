@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"termagent/hal"
+	"termagent/hal/internal/chanq"
 	"termagent/hal/serialport"
 )
 
@@ -184,7 +185,7 @@ func (h *doorHandler) handle(ev Event) {
 func (h *doorHandler) deliver(in hal.DoorInput) {
 	h.dev.count(func(s *Stats) { s.Keys++ })
 	h.dev.log.Info().Str("input", in.Kind.String()).Bool("active", in.Active).Msg("door input")
-	if deliver(h.inputs, in) {
+	if chanq.DropOldest(h.inputs, in) {
 		h.dev.count(func(s *Stats) { s.Overflow++ })
 		h.dev.log.Warn().Msg("door input queue full; dropped the oldest")
 	}

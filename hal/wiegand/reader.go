@@ -11,6 +11,7 @@ import (
 
 	"termagent/hal"
 	"termagent/hal/card"
+	"termagent/hal/internal/chanq"
 )
 
 // Lines is the D0/D1 pair as the Reader uses it: falling edges in the order
@@ -270,12 +271,12 @@ func (r *Reader) handle(b Burst) {
 		}
 		r.count(func(s *Stats) { s.Cards++ })
 		r.log.Debug().Int(logBits, b.Bits).Str(logNumber, number).Msg("card")
-		if deliver(r.cards, hal.Card{Number: number, Raw: b.Data, At: now}) {
+		if chanq.DropOldest(r.cards, hal.Card{Number: number, Raw: b.Data, At: now}) {
 			r.dropped()
 		}
 	case KindKey:
 		r.count(func(s *Stats) { s.Keys++ })
-		if deliver(r.keys, hal.Key{Char: b.Key, At: now}) {
+		if chanq.DropOldest(r.keys, hal.Key{Char: b.Key, At: now}) {
 			r.dropped()
 		}
 	default:
@@ -302,23 +303,6 @@ func (r *Reader) count(f func(*Stats)) {
 func (r *Reader) dropped() {
 	r.count(func(s *Stats) { s.Dropped++ })
 	r.log.Warn().Int(logCount, r.Stats().Dropped).Msg("wiegand queue full; dropped the oldest")
-}
-
-// deliver queues v without blocking; when the queue is full it drops the
-// oldest and reports true.
-func deliver[T any](ch chan T, v T) (dropped bool) {
-	for {
-		select {
-		case ch <- v:
-			return dropped
-		default:
-		}
-		select {
-		case <-ch:
-			dropped = true
-		default:
-		}
-	}
 }
 
 // Close stops reading and releases the lines, which wakes ReadCard and
