@@ -46,28 +46,28 @@ type Config struct {
 	// Device is the input device's path: preferably its udev name
 	// /dev/input/by-id/usb-<Vendor>_<Product>-event-kbd, else
 	// /dev/input/eventN. Required.
-	Device string
+	Device string `yaml:"device"`
 	// EventSize is the input_event record size in bytes, 16 or 24; zero
 	// means the running process's (24 on 64-bit, 16 on 32-bit).
-	EventSize int
+	EventSize int `yaml:"event_size"`
 	// KeyGap (card mode) is the silence after which a partial card
 	// number is dropped; zero means 100 ms.
-	KeyGap time.Duration
+	KeyGap time.Duration `yaml:"key_gap"`
 	// Line (card mode) says which numbers are accepted: decimal or hex
 	// digits, their count (hal/card's line rules; zero: decimal, 6 to 19
 	// digits).
-	Line card.Line
+	Line card.Line `yaml:"-"`
 	// Format (card mode) turns the number into the server's card_number;
 	// zero means the 10-digit decimal of the low 32 bits, which is the
 	// typed number itself for 10-digit readers.
-	Format card.Format
+	Format card.Format `yaml:"-"`
 	// Backoff paces reopening a vanished device; zero fields mean 100 ms
 	// doubling to 2 s.
-	Backoff serialport.Backoff
+	Backoff serialport.Backoff `yaml:"-"`
 	// Logger receives faults (warn), reopens (info), dropped input (warn,
 	// with counts) and cards (debug). Keys are never logged. The zero
 	// Logger discards.
-	Logger zerolog.Logger
+	Logger zerolog.Logger `yaml:"-"`
 }
 
 func (c Config) validate() (Config, error) {

@@ -29,12 +29,12 @@ const (
 type DoorInputCode struct {
 	// Type is the event type: EvSw (a level switch, the usual for a
 	// door contact) or EvKey (a button).
-	Type uint16
+	Type uint16 `yaml:"type"`
 	// Code is the switch or key code.
-	Code uint16
+	Code uint16 `yaml:"code"`
 	// Inverted says value 1 means inactive (door shut, button up), as
 	// SW_MACHINE_COVER's "cover closed" does.
-	Inverted bool
+	Inverted bool `yaml:"inverted"`
 }
 
 // DoorConfig configures DoorInputs. Zero values mean the documented
@@ -43,26 +43,26 @@ type DoorConfig struct {
 	// Device is the input device of the door's inputs, typically the
 	// kernel's gpio-keys device: /dev/input/by-path/platform-<node>-event.
 	// Required.
-	Device string
+	Device string `yaml:"device"`
 	// EventSize is the input_event record size in bytes, 16 or 24; zero
 	// means the running process's.
-	EventSize int
+	EventSize int `yaml:"event_size"`
 	// Sensor is the door-position switch's event; zero means EV_SW
 	// SW_MACHINE_COVER, inverted (set while the door is shut).
-	Sensor DoorInputCode
+	Sensor DoorInputCode `yaml:"sensor"`
 	// NoSensor says no door-position switch is wired.
-	NoSensor bool
+	NoSensor bool `yaml:"no_sensor"`
 	// Button is the exit button's event; zero means EV_KEY KEY_OPEN,
 	// value 1 while pressed.
-	Button DoorInputCode
+	Button DoorInputCode `yaml:"exit_button"`
 	// NoButton says no exit button is wired.
-	NoButton bool
+	NoButton bool `yaml:"no_button"`
 	// Backoff paces reopening a vanished device; zero fields mean 100 ms
 	// doubling to 2 s.
-	Backoff serialport.Backoff
+	Backoff serialport.Backoff `yaml:"-"`
 	// Logger receives input changes (info), faults (warn) and reopens
 	// (info). The zero Logger discards.
-	Logger zerolog.Logger
+	Logger zerolog.Logger `yaml:"-"`
 }
 
 // DoorInputs reads a door's sensor and exit button from an input device:
