@@ -147,9 +147,13 @@ func openDevice(cfg Config, kind string, h handler) (*device, error) {
 		done:  make(chan struct{}),
 		hwake: make(chan struct{}),
 	}
+	// A device missing (or not grabbable) at open is in the state of one
+	// lost later: reported lost, and reopened by run with the backoff.
 	f, err := openGrab(cfg.Device)
 	if err != nil {
-		return nil, err
+		d.health = hal.Health{OK: false, Err: err, Since: time.Now()}
+		d.log.Warn().Err(err).Msg("input device missing at start; opening it when it appears")
+		return d, nil
 	}
 	d.f = f
 	d.health = hal.Health{OK: true, Since: time.Now()}
@@ -159,7 +163,7 @@ func openDevice(cfg Config, kind string, h handler) (*device, error) {
 // start reads the device's state (openHook) and starts the read goroutine;
 // the caller has made its handler ready.
 func (d *device) start() {
-	if oh, ok := d.h.(openHook); ok {
+	if oh, ok := d.h.(openHook); ok && d.f != nil {
 		oh.opened(d.f)
 	}
 	go d.run()
@@ -393,8 +397,11 @@ var (
 )
 
 // OpenCardReader opens and grabs cfg.Device and starts reading card
-// numbers from it. A missing device, or a grab refused on a character
-// device, is an error wrapping hal.ErrFault. The caller closes the reader.
+// numbers from it. Like a serial device, a device missing at open (or whose grab is
+// refused: another program reads it) is in the state of one lost later:
+// Health reports a fault wrapping hal.ErrFault and the device is opened
+// with the backoff when it can be. Open fails only for an invalid
+// configuration. The caller closes the reader.
 func OpenCardReader(cfg Config) (*CardReader, error) {
 	cfg, err := cfg.validate()
 	if err != nil {
@@ -484,9 +491,12 @@ var (
 )
 
 // OpenKeypad opens and grabs cfg.Device (Line, Format and KeyGap are not
-// used) and starts reading keys from it. A missing device, or a grab
-// refused on a character device, is an error wrapping hal.ErrFault. The
-// caller closes the keypad.
+// used) and starts reading keys from it. Like a serial device, a device missing at open (or whose grab is
+// refused: another program reads it) is in the state of one lost later:
+// Health reports a fault wrapping hal.ErrFault and the device is opened
+// with the backoff when it can be. Open fails only for an invalid
+// configuration. The caller closes
+// the keypad.
 func OpenKeypad(cfg Config) (*Keypad, error) {
 	cfg, err := cfg.validate()
 	if err != nil {

@@ -88,7 +88,11 @@ var (
 
 // OpenDoorInputs opens and grabs cfg.Device, reads the sensor's current
 // state where the device can tell (EVIOCGSW on a switch) and starts
-// watching. A missing device is an error wrapping hal.ErrFault. The caller
+// watching. Like a serial device, a device missing at open (or whose grab is
+// refused: another program reads it) is in the state of one lost later:
+// Health reports a fault wrapping hal.ErrFault and the device is opened
+// with the backoff when it can be. Open fails only for an invalid
+// configuration. The caller
 // closes the DoorInputs.
 func OpenDoorInputs(cfg DoorConfig) (*DoorInputs, error) {
 	dc, err := Config{Device: cfg.Device, EventSize: cfg.EventSize, Backoff: cfg.Backoff, Logger: cfg.Logger}.validate()
