@@ -46,9 +46,9 @@ func (h HALConfig) sameWiegandLines() bool {
 // module); the door "none" still records the logical lock state. A device
 // missing at start is not an error: its driver reports it lost (the agent
 // shows it faulty and sends the event) and reopens it with its own backoff,
-// exactly as when it is unplugged later. Only a bad configuration, or a
-// GPIO line that does not exist (the relay, Wiegand D0/D1, feedback
-// outputs: parts of the board), fails here.
+// exactly as when it is unplugged later (serial ports, input devices,
+// Wiegand D0/D1 lines). Only a bad configuration, or a relay or feedback
+// GPIO line that does not exist (parts of the board), fails here.
 func (d *daemon) openDevices() error {
 	h := d.cfg.HAL
 	var wr *wiegand.Reader // the Wiegand reader, when the card reader is one
