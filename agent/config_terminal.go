@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -12,24 +14,77 @@ import (
 type PINConfig struct {
 	// Enter is the key that ends a PIN. Default '#'. hal.KeyEnter (the
 	// Enter/OK key of keypads that have one) always ends a PIN too.
-	Enter byte
+	Enter PINKey `yaml:"enter"`
 	// Clear is the key that discards the keys typed so far. Default '*'.
 	// hal.KeyEscape always clears too; hal.KeyBackspace removes one key.
-	Clear byte
+	Clear PINKey `yaml:"clear"`
 	// MaxLength is the longest PIN, in keys. A PIN typed longer is
 	// refused, as a wrong one, when it is ended. Default 12; at most 64.
-	MaxLength int
+	MaxLength int `yaml:"max_length"`
 	// Timeout discards the keys typed when no key follows for this long.
 	// Default 10 s.
-	Timeout time.Duration
+	Timeout time.Duration `yaml:"timeout"`
 	// LockoutAfter wrong PINs within LockoutWindow lock the keypad for
 	// LockoutFor: every PIN is refused unchecked meanwhile, and a "PIN
 	// lockout" device event (Events.PINLockout) is sent. A right PIN does
 	// not reset the count (one known PIN must not buy more guesses).
 	// Default 3, window 60 s, lockout 60 s. Counted per terminal.
-	LockoutAfter  int
-	LockoutWindow time.Duration
-	LockoutFor    time.Duration
+	LockoutAfter  int           `yaml:"lockout_after"`
+	LockoutWindow time.Duration `yaml:"lockout_window"`
+	LockoutFor    time.Duration `yaml:"lockout_for"`
+}
+
+// PINKey is a keypad key that ends or clears a PIN. In the configuration
+// file it is written as the key itself: "#", "*", "A".."D".
+type PINKey byte
+
+// UnmarshalText reads one key.
+func (k *PINKey) UnmarshalText(b []byte) error {
+	if len(b) != 1 {
+		return fmt.Errorf("%q is not one key (* # or A-D)", b)
+	}
+	*k = PINKey(b[0])
+	return nil
+}
+
+// MarshalText writes the key.
+func (k PINKey) MarshalText() ([]byte, error) { return []byte{byte(k)}, nil }
+
+// Pattern is a feedback pattern: durations alternately on and off,
+// starting with on (hal/feedback's Pattern). In the configuration file it
+// is written "100ms,100ms,100ms".
+type Pattern []time.Duration
+
+// UnmarshalText reads durations separated by commas; "" is the nil
+// Pattern (the default). The limits of the output driver are checked
+// where the outputs are opened.
+func (p *Pattern) UnmarshalText(b []byte) error {
+	if strings.TrimSpace(string(b)) == "" {
+		*p = nil
+		return nil
+	}
+	var out Pattern
+	for f := range strings.SplitSeq(string(b), ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil {
+			return fmt.Errorf("%q is not a duration (e.g. 200ms)", strings.TrimSpace(f))
+		}
+		if d <= 0 {
+			return errors.New(strings.TrimSpace(f) + " is not positive")
+		}
+		out = append(out, d)
+	}
+	*p = out
+	return nil
+}
+
+// MarshalText writes p as UnmarshalText reads it.
+func (p Pattern) MarshalText() ([]byte, error) {
+	parts := make([]string, len(p))
+	for i, d := range p {
+		parts[i] = d.String()
+	}
+	return []byte(strings.Join(parts, ",")), nil
 }
 
 // Verification modes (VerifyConfig.Mode).
@@ -48,10 +103,10 @@ const (
 // VerifyConfig says which credentials open the door.
 type VerifyConfig struct {
 	// Mode is VerifyAny (default) or VerifyCardPIN.
-	Mode string
+	Mode string `yaml:"mode"`
 	// PINTimeout is how long after a card its PIN may be typed in
 	// card+pin mode. Default 10 s.
-	PINTimeout time.Duration
+	PINTimeout time.Duration `yaml:"pin_timeout"`
 }
 
 // DoorWatchConfig supervises the door-position sensor (Parts.DoorInputs,
@@ -63,23 +118,24 @@ type VerifyConfig struct {
 type DoorWatchConfig struct {
 	// HeldOpen is how long a door may stay open after an allowed
 	// opening. Default 30 s; negative: never reported.
-	HeldOpen time.Duration
+	HeldOpen time.Duration `yaml:"held_open"`
 	// Grace is added to Access.DoorPulse: a door that opens up to
 	// DoorPulse+Grace after the lock was released opened allowed (the
 	// sensor's debounce and delivery). Default 1 s.
-	Grace time.Duration
+	Grace time.Duration `yaml:"grace"`
 	// RecordExit records an opening by the exit button as an access with
 	// open_door_type OpenDoorTypes.ExitButton, in_out_type 2 (out) and no
 	// person. Default false: the button only opens.
-	RecordExit bool
+	RecordExit bool `yaml:"record_exit"`
 }
 
 // FeedbackPatterns are the patterns played on each output for one
-// result: durations alternately on and off, starting with on (hal/feedback's
-// Pattern; cmd parses "100ms,100ms,100ms" with feedback.ParsePattern, which
-// also checks that driver's limits). A nil pattern takes the default.
+// result (Pattern; cmd/termagent also checks each against hal/feedback's
+// limits). A nil pattern takes the default.
 type FeedbackPatterns struct {
-	Buzzer, Green, Red []time.Duration
+	Buzzer Pattern `yaml:"buzzer"`
+	Green  Pattern `yaml:"green"`
+	Red    Pattern `yaml:"red"`
 }
 
 // FeedbackConfig says how a grant and a refusal show (Parts.Buzzer,
@@ -87,10 +143,10 @@ type FeedbackPatterns struct {
 type FeedbackConfig struct {
 	// Grant is played on a granted access (the exit button and remote
 	// opens included). Default: buzzer 150 ms, green 2 s, red not lit.
-	Grant FeedbackPatterns
+	Grant FeedbackPatterns `yaml:"grant"`
 	// Deny is played on a refusal and on a PIN lockout. Default: buzzer
 	// three 100 ms beeps, red 2 s, green not lit.
-	Deny FeedbackPatterns
+	Deny FeedbackPatterns `yaml:"deny"`
 	// Hook, when set, is run (directly, never through a shell; bounded by
 	// Hooks.Timeout; in the background, one at a time, at most 16
 	// waiting, more dropped and logged) after every decision with three
@@ -98,7 +154,7 @@ type FeedbackConfig struct {
 	// card+pin mode waits for the PIN), the way in ("card", "face",
 	// "fingerprint", "pin", "remote", "exit") and the person_id ("" when
 	// unknown). Never a PIN.
-	Hook string
+	Hook string `yaml:"hook"`
 }
 
 // Limits of the terminal configuration.
@@ -137,7 +193,7 @@ func (c *Config) terminalDefaults() {
 	patDefault(&f.Deny.Red, 2*time.Second)
 }
 
-func patDefault(p *[]time.Duration, steps ...time.Duration) {
+func patDefault(p *Pattern, steps ...time.Duration) {
 	if len(*p) == 0 {
 		*p = steps
 	}
@@ -149,7 +205,7 @@ func (c Config) validateTerminal(bad func(field, format string, args ...any)) {
 	p := c.PIN
 	for _, k := range []struct {
 		name string
-		key  byte
+		key  PINKey
 	}{{"PIN.Enter", p.Enter}, {"PIN.Clear", p.Clear}} {
 		if !controlKey(k.key) {
 			bad(k.name, "%q is not * # or A-D", k.key)
@@ -205,7 +261,7 @@ func (c Config) validateTerminal(bad func(field, format string, args ...any)) {
 
 // controlKey reports whether k may end or clear a PIN: a keypad key that
 // is no digit.
-func controlKey(k byte) bool {
+func controlKey(k PINKey) bool {
 	return k == '*' || k == '#' || k >= 'A' && k <= 'D'
 }
 

@@ -18,8 +18,8 @@ func TestTerminalConfigDefaults(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"PIN.Enter", c.PIN.Enter, byte('#')},
-		{"PIN.Clear", c.PIN.Clear, byte('*')},
+		{"PIN.Enter", c.PIN.Enter, PINKey('#')},
+		{"PIN.Clear", c.PIN.Clear, PINKey('*')},
 		{"PIN.MaxLength", c.PIN.MaxLength, 12},
 		{"PIN.Timeout", c.PIN.Timeout, 10 * time.Second},
 		{"PIN.LockoutAfter", c.PIN.LockoutAfter, 3},

@@ -68,7 +68,7 @@ func (a *Agent) runKeypad(ctx context.Context) {
 		}
 		a.moduleOK(moduleKeypad)
 		switch k.Char {
-		case cfg.Enter, hal.KeyEnter:
+		case byte(cfg.Enter), hal.KeyEnter:
 			if len(buf) == 0 && !over {
 				return nil
 			}
@@ -78,7 +78,7 @@ func (a *Agent) runKeypad(ctx context.Context) {
 			}
 			a.submitPIN(ctx, buf, over, at)
 			reset()
-		case cfg.Clear, hal.KeyEscape:
+		case byte(cfg.Clear), hal.KeyEscape:
 			reset()
 		case hal.KeyBackspace:
 			if len(buf) > 0 {

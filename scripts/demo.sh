@@ -2,8 +2,10 @@
 # The demo (make demo): builds termserver, termsim and termagent, then runs
 # `termserver demo`, which starts the three on loopback in a temp dir and
 # plays the scenario: enrol three persons (card, face photo, fingerprint
-# template), present each credential, a stranger, a network cut and its
-# recovery, a remote open. It prints the story and a summary table and exits
+# template, one a PIN), present each credential, a stranger, a network cut
+# and its recovery, a remote open, a lost acknowledgement, then the keypad
+# and the door watch: three wrong PINs (lockout event), the exit button, a
+# forced door and a door held open (each an event at the server). It prints the story and a summary table and exits
 # 0 only if the summary adds up, so CI runs it as a test.
 #
 # No hardware, no root, no network beyond loopback. Extra arguments go to

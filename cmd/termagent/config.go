@@ -20,8 +20,12 @@ import (
 	"termagent/agent"
 	"termagent/hal/card"
 	"termagent/hal/door"
+	"termagent/hal/evdev"
 	"termagent/hal/face"
+	"termagent/hal/feedback"
 	"termagent/hal/fingerprint"
+	"termagent/hal/keypad"
+	"termagent/hal/wiegand"
 	"termagent/store"
 )
 
@@ -49,8 +53,14 @@ type Config struct {
 	// Commands nil (absent from the file) means agent.DefaultCommands().
 	Commands map[int]agent.Command `yaml:"commands" agent:"Commands"`
 	Hooks    agent.Hooks           `yaml:"hooks" agent:"Hooks"`
-	Control  ControlConfig         `yaml:"control"`
-	Log      LogConfig             `yaml:"log"`
+	// PIN, Verify, DoorWatch and Feedback are the terminal's PIN entry,
+	// verification mode, door supervision and grant/deny feedback.
+	PIN       agent.PINConfig       `yaml:"pin" agent:"PIN"`
+	Verify    agent.VerifyConfig    `yaml:"verify" agent:"Verify"`
+	DoorWatch agent.DoorWatchConfig `yaml:"door_watch" agent:"DoorWatch"`
+	Feedback  agent.FeedbackConfig  `yaml:"feedback" agent:"Feedback"`
+	Control   ControlConfig         `yaml:"control"`
+	Log       LogConfig             `yaml:"log"`
 }
 
 // ServerConfig is the server section: agent.LinkConfig and listen mode.
@@ -101,10 +111,62 @@ type StoreConfig struct {
 // HALConfig is the hardware: each driver's own configuration. A driver
 // "none" (the default) means the terminal has no such module.
 type HALConfig struct {
-	Card        card.Config       `yaml:"card"`
+	Card        CardConfig        `yaml:"card"`
 	Fingerprint FingerprintConfig `yaml:"fingerprint"`
 	Face        FaceConfig        `yaml:"face"`
 	Door        door.Config       `yaml:"door"`
+	Keypad      KeypadConfig      `yaml:"keypad"`
+	DoorInputs  DoorInputsConfig  `yaml:"door_inputs"`
+	Feedback    FeedbackHAL       `yaml:"feedback"`
+}
+
+// Drivers that are not serial card protocols (hal.card, hal.keypad).
+const (
+	driverEvdev   = "evdev"
+	driverWiegand = "wiegand"
+	driverSerial  = "serial"
+)
+
+// CardConfig is hal.card: the serial readers' card.Config (its format
+// and line keys serve every driver), the USB keyboard-wedge reader's
+// input device (driver evdev) and the Wiegand reader's lines (driver
+// wiegand).
+type CardConfig struct {
+	card.Config `yaml:",inline"`
+	Evdev       evdev.Config   `yaml:"evdev"`
+	Wiegand     wiegand.Config `yaml:"wiegand"`
+}
+
+// KeypadConfig is hal.keypad: none (default), serial (one ASCII byte a
+// key), evdev (a USB keypad) or wiegand (a Wiegand reader's keys; the
+// same reader as hal.card when both are wiegand on the same lines).
+type KeypadConfig struct {
+	Driver        string `yaml:"driver"`
+	keypad.Config `yaml:",inline"`
+	Evdev         evdev.Config   `yaml:"evdev"`
+	Wiegand       wiegand.Config `yaml:"wiegand"`
+}
+
+// DoorInputsConfig is hal.door_inputs: none (default) or evdev, the door
+// sensor and exit button as an input device (gpio-keys).
+type DoorInputsConfig struct {
+	Driver           string `yaml:"driver"`
+	evdev.DoorConfig `yaml:",inline"`
+}
+
+// FeedbackHAL is hal.feedback: the buzzer and LED lines.
+type FeedbackHAL struct {
+	Buzzer OutputConfig `yaml:"buzzer"`
+	Green  OutputConfig `yaml:"green"`
+	Red    OutputConfig `yaml:"red"`
+}
+
+// OutputConfig is one feedback output's GPIO line; line "" (the default)
+// means not wired.
+type OutputConfig struct {
+	Chip      string `yaml:"chip"`
+	Line      string `yaml:"line"`
+	ActiveLow bool   `yaml:"active_low"`
 }
 
 // FingerprintConfig is hal.fingerprint: none (default) or r30x.
@@ -149,6 +211,8 @@ func (c Config) withDefaults() Config {
 	setDefault(&h.Fingerprint.Driver, driverNone)
 	setDefault(&h.Face.Driver, driverNone)
 	setDefault(&h.Door.Driver, driverNone)
+	setDefault(&h.Keypad.Driver, driverNone)
+	setDefault(&h.DoorInputs.Driver, driverNone)
 	setDefault(&c.Store.Path, defaultStorePath)
 	setDefault(&c.Store.WhenFull, "drop_oldest")
 	setDefault(&c.Control.Socket, filepath.Join(filepath.Dir(c.Store.Path), "termagent.sock"))
@@ -189,6 +253,11 @@ func (c Config) agentConfig() agent.Config {
 		Hooks:    c.Hooks,
 		Events:   c.Events,
 		Modules:  c.Modules,
+
+		PIN:       c.PIN,
+		Verify:    c.Verify,
+		DoorWatch: c.DoorWatch,
+		Feedback:  c.Feedback,
 	}
 }
 
@@ -309,6 +378,7 @@ func (c Config) validate() []*configError {
 	h := c.HAL
 	for _, m := range []struct{ module, driver string }{
 		{"card", string(h.Card.Driver)}, {"fingerprint", h.Fingerprint.Driver}, {"face", h.Face.Driver}, {"door", h.Door.Driver},
+		{"keypad", h.Keypad.Driver}, {"door_inputs", h.DoorInputs.Driver},
 	} {
 		if !slices.Contains(drivers[m.module], m.driver) {
 			bad("hal."+m.module+".driver", "%q is not one of %s", m.driver, strings.Join(drivers[m.module], ", "))
@@ -324,9 +394,10 @@ func (c Config) validate() []*configError {
 		name, driver, port string
 		baud               int
 	}{
-		{"hal.card", string(h.Card.Driver), h.Card.Port, h.Card.Baud},
+		{"hal.card", cardPortDriver(h.Card.Driver), h.Card.Port, h.Card.Baud},
 		{"hal.fingerprint", h.Fingerprint.Driver, h.Fingerprint.Port, h.Fingerprint.Baud},
 		{"hal.face", h.Face.Driver, h.Face.Port, h.Face.Baud},
+		{"hal.keypad", keypadPortDriver(h.Keypad.Driver), h.Keypad.Port, h.Keypad.Baud},
 	} {
 		if sp.driver != driverNone && sp.port == "" {
 			bad(sp.name+".port", "required with driver %s", sp.driver)
@@ -347,6 +418,7 @@ func (c Config) validate() []*configError {
 	if v := h.Face.MaxPhoto; v != 0 && (v < 1024 || v > 16<<20) {
 		bad("hal.face.max_photo", "%d is outside 1024..16777216 bytes", v)
 	}
+	c.validateTerminalHAL(bad)
 	d := h.Door.WithDefaults()
 	if d.Pulse < 100*time.Millisecond || d.Pulse > 60*time.Second {
 		bad("hal.door.pulse", "%v is outside 100ms..60s", d.Pulse)
@@ -371,10 +443,11 @@ func (c Config) validate() []*configError {
 	// Two drivers on one serial port would each read the other's frames.
 	ports := map[string]string{}
 	for _, p := range []struct{ key, driver, port string }{
-		{"hal.card.port", string(h.Card.Driver), h.Card.Port},
+		{"hal.card.port", cardPortDriver(h.Card.Driver), h.Card.Port},
 		{"hal.fingerprint.port", h.Fingerprint.Driver, h.Fingerprint.Port},
 		{"hal.face.port", h.Face.Driver, h.Face.Port},
 		{"hal.door.port", d.Driver, d.LCUS.Port},
+		{"hal.keypad.port", keypadPortDriver(h.Keypad.Driver), h.Keypad.Port},
 	} {
 		if p.driver == driverNone || p.driver == door.DriverGPIO || p.port == "" {
 			continue
@@ -610,16 +683,124 @@ func (c Config) warnings() []string {
 	}
 	h := c.HAL
 	for _, p := range []struct{ key, driver, port string }{
-		{"hal.card.port", string(h.Card.Driver), h.Card.Port},
+		{"hal.card.port", cardPortDriver(h.Card.Driver), h.Card.Port},
 		{"hal.fingerprint.port", h.Fingerprint.Driver, h.Fingerprint.Port},
 		{"hal.face.port", h.Face.Driver, h.Face.Port},
+		{"hal.keypad.port", keypadPortDriver(h.Keypad.Driver), h.Keypad.Port},
 	} {
 		if p.driver != driverNone {
 			check(p.key, p.port, false)
 		}
 	}
+	if h.Card.Driver == driverEvdev {
+		check("hal.card.evdev.device", h.Card.Evdev.Device, false)
+	}
+	if h.Keypad.Driver == driverEvdev {
+		check("hal.keypad.evdev.device", h.Keypad.Evdev.Device, false)
+	}
+	if h.DoorInputs.Driver == driverEvdev {
+		check("hal.door_inputs.device", h.DoorInputs.Device, false)
+	}
+	check("feedback.hook", c.Feedback.Hook, true)
 	if h.Door.Driver == door.DriverLCUS {
 		check("hal.door.port", h.Door.LCUS.Port, false)
 	}
 	return out
+}
+
+// cardPortDriver is the card driver when it reads a serial port, else
+// "none" (the port key is then unused).
+func cardPortDriver(driver card.Protocol) string {
+	if !serialCard(driver) {
+		return driverNone
+	}
+	return string(driver)
+}
+
+// keypadPortDriver is the keypad driver when it reads a serial port, else
+// "none".
+func keypadPortDriver(driver string) string {
+	if driver != driverSerial {
+		return driverNone
+	}
+	return driver
+}
+
+// validateTerminalHAL reports, through bad, the problems of the keypad,
+// Wiegand, input-device and feedback keys, and of the feedback patterns
+// against the output driver's limits.
+func (c Config) validateTerminalHAL(bad func(key, format string, args ...any)) {
+	h := c.HAL
+	evdevKeys := func(key string, ec evdev.Config) {
+		if ec.Device == "" {
+			bad(key+".device", "required with driver evdev")
+		}
+		if ec.EventSize != 0 && ec.EventSize != 16 && ec.EventSize != 24 {
+			bad(key+".event_size", "%d is not 16 or 24", ec.EventSize)
+		}
+	}
+	wiegandKeys := func(key string, wc wiegand.Config) {
+		if wc.D0 == "" {
+			bad(key+".d0", "required with driver wiegand")
+		}
+		if wc.D1 == "" {
+			bad(key+".d1", "required with driver wiegand")
+		}
+		if wc.D0 != "" && wc.D0 == wc.D1 {
+			bad(key+".d1", "%q is also d0", wc.D1)
+		}
+	}
+	switch h.Card.Driver {
+	case driverEvdev:
+		evdevKeys("hal.card.evdev", h.Card.Evdev)
+	case driverWiegand:
+		wiegandKeys("hal.card.wiegand", h.Card.Wiegand)
+	}
+	switch h.Keypad.Driver {
+	case driverEvdev:
+		evdevKeys("hal.keypad.evdev", h.Keypad.Evdev)
+	case driverWiegand:
+		if !h.sameWiegandLines() {
+			wiegandKeys("hal.keypad.wiegand", h.Keypad.Wiegand)
+		}
+	}
+	if h.Card.Driver == driverEvdev && h.Keypad.Driver == driverEvdev && h.Card.Evdev.Device != "" &&
+		filepath.Clean(h.Card.Evdev.Device) == filepath.Clean(h.Keypad.Evdev.Device) {
+		bad("hal.keypad.evdev.device", "%q is also hal.card.evdev.device: one input device, one driver", h.Keypad.Evdev.Device)
+	}
+	if h.DoorInputs.Driver == driverEvdev {
+		di := h.DoorInputs
+		if di.Device == "" {
+			bad("hal.door_inputs.device", "required with driver evdev")
+		}
+		if di.EventSize != 0 && di.EventSize != 16 && di.EventSize != 24 {
+			bad("hal.door_inputs.event_size", "%d is not 16 or 24", di.EventSize)
+		}
+		for _, in := range []struct {
+			key  string
+			code evdev.DoorInputCode
+		}{{"hal.door_inputs.sensor.type", di.Sensor}, {"hal.door_inputs.exit_button.type", di.Button}} {
+			if in.code != (evdev.DoorInputCode{}) && in.code.Type != evdev.EvSw && in.code.Type != evdev.EvKey {
+				bad(in.key, "%d is not %d (EV_SW) or %d (EV_KEY)", in.code.Type, evdev.EvSw, evdev.EvKey)
+			}
+		}
+	}
+	if c.Verify.Mode == agent.VerifyCardPIN && (h.Card.Driver == driverNone || h.Keypad.Driver == driverNone) {
+		bad("verify.mode", "%s needs a card reader (hal.card) and a keypad (hal.keypad)", agent.VerifyCardPIN)
+	}
+	for _, p := range []struct {
+		key string
+		p   agent.Pattern
+	}{
+		{"feedback.grant.buzzer", c.Feedback.Grant.Buzzer}, {"feedback.grant.green", c.Feedback.Grant.Green},
+		{"feedback.grant.red", c.Feedback.Grant.Red}, {"feedback.deny.buzzer", c.Feedback.Deny.Buzzer},
+		{"feedback.deny.green", c.Feedback.Deny.Green}, {"feedback.deny.red", c.Feedback.Deny.Red},
+	} {
+		if len(p.p) == 0 {
+			continue // the default
+		}
+		if err := feedback.Pattern(p.p).Validate(); err != nil {
+			bad(p.key, "%s", strings.TrimPrefix(err.Error(), feedback.ErrPattern.Error()+": "))
+		}
+	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"termagent/agent"
 	"termagent/hal/card"
+	"termagent/hal/evdev"
+	"termagent/hal/wiegand"
 	"termagent/store"
 )
 
@@ -71,7 +73,15 @@ func allDefaults(c Config) Config {
 	c.Access = a.Access
 	c.Upload.UploadConfig = a.Upload
 	c.Modules, c.Events, c.Commands, c.Hooks = a.Modules, a.Events, a.Commands, a.Hooks
-	c.HAL.Card = c.HAL.Card.WithDefaults()
+	c.PIN, c.Verify, c.DoorWatch, c.Feedback = a.PIN, a.Verify, a.DoorWatch, a.Feedback
+	for _, ec := range []*evdev.Config{&c.HAL.Card.Evdev, &c.HAL.Keypad.Evdev} {
+		setDefault(&ec.KeyGap, evdev.DefaultKeyGap) // evdev.Config: zero means DefaultKeyGap
+	}
+	for _, wc := range []*wiegand.Config{&c.HAL.Card.Wiegand, &c.HAL.Keypad.Wiegand} {
+		setDefault(&wc.Gap, wiegand.DefaultGap)
+	}
+	setDefault(&c.HAL.Keypad.Baud, 9600) // keypad.Config: zero means 9600
+	c.HAL.Card.Config = c.HAL.Card.Config.WithDefaults()
 	c.HAL.Fingerprint.Config = c.HAL.Fingerprint.Config.WithDefaults()
 	c.HAL.Face.Config = c.HAL.Face.Config.WithDefaults()
 	c.HAL.Door = c.HAL.Door.WithDefaults()
@@ -289,7 +299,7 @@ func TestConfigErrors(t *testing.T) {
 		{"bad number", head + "hal:\n  card:\n    baud: fast\n",
 			`config line 5: hal.card.baud: "fast" is not a number`},
 		{"unknown key", head + "hal:\n  card:\n    speed: 9600\n",
-			`config line 5: hal.card.speed: unknown key (known here: driver, port, baud, format, line, repeat_window)`},
+			`config line 5: hal.card.speed: unknown key (known here: driver, port, baud, format, line, repeat_window, evdev, wiegand)`},
 		{"unknown section", head + "\nlogging:\n  level: info\n",
 			`config line 4: logging: unknown key`},
 		{"repeated key", head + "log:\n  level: info\n  level: debug\n",
@@ -462,5 +472,105 @@ hooks: {restart: reboot}
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("problems at\n%v\nwant\n%v\n%v", got, want, err)
+	}
+}
+
+// The terminal's keys (PIN entry, verification, door watch, feedback and
+// the drivers of issue 14) reach the agent and the drivers.
+func TestTerminalKeysReachTheAgent(t *testing.T) {
+	c, err := loadConfig(writeConfig(t, `
+server: {address: "192.0.2.1:1"}
+pin: {enter: "A", clear: "B", max_length: 6, timeout: 4s, lockout_after: 5, lockout_window: 2m, lockout_for: 5s}
+verify: {mode: card+pin, pin_timeout: 7s}
+door_watch: {held_open: 3s, grace: 500ms, record_exit: true}
+feedback:
+  grant: {buzzer: "50ms", red: "1s,200ms,1s"}
+  deny: {green: "300ms"}
+  hook: /usr/local/bin/show
+access: {open_door_type: {exit_button: 16}}
+events: {pin_lockout: 18, door_held_open: 19, door_forced: 20}
+hal:
+  card: {driver: wiegand, wiegand: {chip: gpiochip1, d0: "5", d1: "6", gap: 30ms}, format: {style: w26}}
+  keypad: {driver: wiegand, wiegand: {chip: gpiochip1, d0: "5", d1: "6"}}
+  door_inputs: {driver: evdev, device: /dev/input/by-path/platform-gpio-keys-event, sensor: {type: 1, code: 200}, no_button: true}
+  feedback: {buzzer: {line: BUZZER, active_low: true}, red: {chip: gpiochip2, line: "7"}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.agentConfig().WithDefaults()
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ck := range []struct {
+		key       string
+		got, want any
+	}{
+		{"pin.enter", a.PIN.Enter, agent.PINKey('A')},
+		{"pin.clear", a.PIN.Clear, agent.PINKey('B')},
+		{"pin.max_length", a.PIN.MaxLength, 6},
+		{"pin.timeout", a.PIN.Timeout, 4 * time.Second},
+		{"pin.lockout_after", a.PIN.LockoutAfter, 5},
+		{"pin.lockout_window", a.PIN.LockoutWindow, 2 * time.Minute},
+		{"pin.lockout_for", a.PIN.LockoutFor, 5 * time.Second},
+		{"verify.mode", a.Verify.Mode, agent.VerifyCardPIN},
+		{"verify.pin_timeout", a.Verify.PINTimeout, 7 * time.Second},
+		{"door_watch.held_open", a.DoorWatch.HeldOpen, 3 * time.Second},
+		{"door_watch.grace", a.DoorWatch.Grace, 500 * time.Millisecond},
+		{"door_watch.record_exit", a.DoorWatch.RecordExit, true},
+		{"feedback.grant.buzzer", a.Feedback.Grant.Buzzer, agent.Pattern{50 * time.Millisecond}},
+		{"feedback.grant.red", a.Feedback.Grant.Red, agent.Pattern{time.Second, 200 * time.Millisecond, time.Second}},
+		{"feedback.grant.green (default)", a.Feedback.Grant.Green, agent.Pattern{2 * time.Second}},
+		{"feedback.deny.green", a.Feedback.Deny.Green, agent.Pattern{300 * time.Millisecond}},
+		{"feedback.hook", a.Feedback.Hook, "/usr/local/bin/show"},
+		{"access.open_door_type.exit_button", a.Access.OpenDoorTypes.ExitButton, 16},
+		{"events.pin_lockout", a.Events.PINLockout, 18},
+		{"events.door_held_open", a.Events.DoorHeldOpen, 19},
+		{"events.door_forced", a.Events.DoorForced, 20},
+		{"hal.card.wiegand.d0", c.HAL.Card.Wiegand.D0, "5"},
+		{"hal.card.wiegand.gap", c.HAL.Card.Wiegand.Gap, 30 * time.Millisecond},
+		{"one wiegand reader", c.HAL.sameWiegandLines(), true},
+		{"hal.door_inputs.device", c.HAL.DoorInputs.Device, "/dev/input/by-path/platform-gpio-keys-event"},
+		{"hal.door_inputs.sensor", c.HAL.DoorInputs.Sensor, evdev.DoorInputCode{Type: 1, Code: 200}},
+		{"hal.door_inputs.no_button", c.HAL.DoorInputs.NoButton, true},
+		{"hal.feedback.buzzer", c.HAL.Feedback.Buzzer, OutputConfig{Line: "BUZZER", ActiveLow: true}},
+		{"hal.feedback.red", c.HAL.Feedback.Red, OutputConfig{Chip: "gpiochip2", Line: "7"}},
+	} {
+		if !reflect.DeepEqual(ck.got, ck.want) {
+			t.Errorf("%s = %#v, want %#v", ck.key, ck.got, ck.want)
+		}
+	}
+}
+
+// Bad terminal values are each named by their key in the file.
+func TestTerminalConfigErrors(t *testing.T) {
+	const head = "server:\n  address: 192.0.2.10:49003\n" // lines 1-2
+	for _, c := range []struct {
+		name, text, want string
+	}{
+		{"long key", head + "pin:\n  enter: \"##\"\n", `config line 4: pin.enter: "##" is not one key (* # or A-D)`},
+		{"digit key", head + "pin:\n  clear: \"5\"\n", `pin.clear: '5' is not * # or A-D`},
+		{"same keys", head + "pin:\n  clear: \"#\"\n", `pin.clear: '#' is also PIN.Enter`},
+		{"pin length", head + "pin:\n  max_length: 65\n", `pin.max_length: 65 is outside 1..64`},
+		{"lockout", head + "pin:\n  lockout_after: 0\n  lockout_for: -1s\n", `config line 5: pin.lockout_for: -1s is negative`},
+		{"verify mode", head + "verify:\n  mode: face+pin\n", `verify.mode: "face+pin" is not "any" or "card+pin"`},
+		{"card+pin without keypad", head + "verify:\n  mode: card+pin\n", `verify.mode: card+pin needs a card reader (hal.card) and a keypad (hal.keypad)`},
+		{"pattern syntax", head + "feedback:\n  grant:\n    buzzer: 100ms,loud\n", `config line 5: feedback.grant.buzzer: "loud" is not a duration (e.g. 200ms)`},
+		{"pattern limits", head + "feedback:\n  deny:\n    red: 11s\n", `feedback.deny.red: step 1 is 11s, want 1ms..10s`},
+		{"keypad driver", head + "hal:\n  keypad:\n    driver: usb\n", `hal.keypad.driver: "usb" is not one of none, serial, evdev, wiegand`},
+		{"keypad port", head + "hal:\n  keypad:\n    driver: serial\n", `hal.keypad.port: required with driver serial`},
+		{"keypad port shared", head + "hal:\n  keypad: {driver: serial, port: /dev/ttyS1}\n  card: {driver: rdm6300, port: /dev/ttyS1}\n", `hal.keypad.port: "/dev/ttyS1" is also hal.card.port`},
+		{"wedge device", head + "hal:\n  card:\n    driver: evdev\n", `hal.card.evdev.device: required with driver evdev`},
+		{"wedge event size", head + "hal:\n  card: {driver: evdev, evdev: {device: /dev/input/event3, event_size: 20}}\n", `hal.card.evdev.event_size: 20 is not 16 or 24`},
+		{"wiegand lines", head + "hal:\n  keypad: {driver: wiegand, wiegand: {d0: \"5\"}}\n", `hal.keypad.wiegand.d1: required with driver wiegand`},
+		{"door inputs", head + "hal:\n  door_inputs: {driver: evdev}\n", `hal.door_inputs.device: required with driver evdev`},
+		{"door input type", head + "hal:\n  door_inputs: {driver: evdev, device: /dev/input/event1, sensor: {type: 3, code: 1}}\n", `hal.door_inputs.sensor.type: 3 is not 5 (EV_SW) or 1 (EV_KEY)`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := loadConfig(writeConfig(t, c.text))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error\n  %v\nwant\n  %s", err, c.want)
+			}
+		})
 	}
 }

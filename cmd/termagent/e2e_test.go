@@ -29,6 +29,8 @@ type rig struct {
 	relay  *sim.Relay
 	finger *sim.Fingerprint
 	face   *sim.Face
+	keypad *sim.Keypad
+	doorio *sim.InputDevice
 	notify <-chan string
 	env    string // NOTIFY_SOCKET=...
 }
@@ -46,6 +48,9 @@ type rigOpts struct {
 	biometrics bool
 	// server is appended to the server section (keys indented by two).
 	server string
+	// terminal adds a serial keypad (DIR/keypad) and gpio-keys door
+	// inputs (DIR/doorio).
+	terminal bool
 }
 
 // newRig builds the hardware and writes the config.
@@ -88,6 +93,18 @@ func newRigOpts(t *testing.T, serverAddr string, o rigOpts) *rig {
 		devs["finger"], devs["face"] = r.finger, r.face
 		hal = fmt.Sprintf("  fingerprint:\n    driver: r30x\n    port: %s\n  face:\n    driver: fm22x\n    port: %s\n    photo_enroll_msg_id: 0xF7\n",
 			filepath.Join(dir, "finger"), filepath.Join(dir, "face"))
+	}
+	if o.terminal {
+		if r.keypad, err = sim.NewKeypad(sim.KeypadConfig{KeyEvery: 10 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		devs["keypad"] = r.keypad
+		if r.doorio, err = sim.NewInputDevice(filepath.Join(dir, "doorio"), sim.InputConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.doorio.Close() })
+		hal += fmt.Sprintf("  keypad:\n    driver: serial\n    port: %s\n  door_inputs:\n    driver: evdev\n    device: %s\n",
+			filepath.Join(dir, "keypad"), filepath.Join(dir, "doorio"))
 	}
 	for link, dev := range devs {
 		plug, err := sim.Attach(dev, filepath.Join(dir, link))
@@ -445,5 +462,93 @@ func TestDaemonBiometrics(t *testing.T) {
 	}
 	if r.relay.State().On {
 		t.Error("relay still on after SIGTERM")
+	}
+}
+
+// nextEvent waits for the server to receive a device event of type typ
+// (other events are skipped) and returns its value.
+func (s *testServer) nextEvent(t *testing.T, typ int, what string) string {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case ev := <-s.events:
+			if ev.CommandType == typ {
+				return ev.CommandValue
+			}
+		case <-deadline:
+			t.Fatalf("no %s event (type %d) at the server within 30s", what, typ)
+		}
+	}
+}
+
+// The whole terminal through the real binary and the real drivers: a
+// serial keypad and gpio-keys door inputs (evdev) wired from the file. A
+// door opened with no grant reaches the server as "door forced"; the
+// downloaded person's PIN opens the door (record type 5); three wrong
+// PINs send "PIN lockout"; a door held open after the grant sends "door
+// held open"; each closing is sent too.
+func TestDaemonPINAndDoorWatch(t *testing.T) {
+	srv := startServer(t, "127.0.0.1:0")
+	r := newRigOpts(t, srv.addr, rigOpts{
+		terminal: true,
+		extra:    "pin:\n  lockout_for: 2s\ndoor_watch:\n  held_open: 1s\n",
+	})
+	d := r.start()
+	peer := srv.nextPeer()
+	r.waitStatus("keypad and door inputs up", func(s agent.Status) bool {
+		return s.Modules["keypad"].State == agent.ModuleOK
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req := protocol.NewRequest(protocol.ModDownloadPerson)
+	req.PersonInfo = &protocol.PersonInfo{PersonID: "p9", PersonName: "Pin", KeyNumber: "2468"}
+	if _, err := peer.Call(ctx, req); err != nil {
+		t.Fatalf("download_person: %v", err)
+	}
+
+	if err := r.doorio.SetDoor(true); err != nil {
+		t.Fatal(err)
+	}
+	if v := srv.nextEvent(t, 10, "door forced"); strings.HasPrefix(v, "closed") {
+		t.Errorf("door forced event %q", v)
+	}
+	if err := r.doorio.SetDoor(false); err != nil {
+		t.Fatal(err)
+	}
+	if v := srv.nextEvent(t, 10, "door forced, closed"); !strings.HasPrefix(v, "closed") {
+		t.Errorf("door forced closing event %q", v)
+	}
+
+	if err := r.keypad.Press(ctx, "2468#"); err != nil {
+		t.Fatal(err)
+	}
+	if ai := srv.nextUpload().AccessInfo; ai == nil || ai.PersonID != "p9" || ai.OpenDoorType != 5 {
+		t.Fatalf("PIN access: %+v", ai)
+	}
+	if !r.relay.State().On {
+		t.Error("door not unlocked by the PIN")
+	}
+	if err := r.doorio.SetDoor(true); err != nil { // within the grant: allowed, then held
+		t.Fatal(err)
+	}
+	if v := srv.nextEvent(t, 9, "door held open"); strings.HasPrefix(v, "closed") {
+		t.Errorf("door held open event %q", v)
+	}
+	if err := r.doorio.SetDoor(false); err != nil {
+		t.Fatal(err)
+	}
+	if v := srv.nextEvent(t, 9, "door held open, closed"); !strings.HasPrefix(v, "closed") {
+		t.Errorf("door held open closing event %q", v)
+	}
+
+	for range 3 {
+		if err := r.keypad.Press(ctx, "1111#"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.nextEvent(t, 8, "PIN lockout")
+	if code, _ := d.stop(syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status after SIGTERM = %d", code)
 	}
 }

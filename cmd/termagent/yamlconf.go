@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -44,7 +45,8 @@ const maxConfigSize = 1 << 20
 // values of the wrong type are errors naming the key path and line; the
 // decoding goes on after each, and every one is returned (configErrors).
 // A file that is not one YAML document is one error. A key with an empty
-// value leaves the field at its zero value (the default).
+// value leaves the field at its zero value (the default). A field whose
+// type implements encoding.TextUnmarshaler reads its one value itself.
 func decodeStrict(r io.Reader, v any) (map[string]int, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxConfigSize+1))
 	if err != nil {
@@ -121,6 +123,16 @@ func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) {
 	}
 	if v.Type() == durationType {
 		d.duration(n, path, v)
+		return
+	}
+	if tu, ok := v.Addr().Interface().(encoding.TextUnmarshaler); ok {
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n, path, "want a single value, not a %s", kindName(n.Kind))
+			return
+		}
+		if err := tu.UnmarshalText([]byte(n.Value)); err != nil {
+			d.fail(n, path, "%v", err)
+		}
 		return
 	}
 	switch v.Kind() {

@@ -34,15 +34,16 @@ import (
 // each credential on the simulator.
 type demoPerson struct {
 	ID, Name, Card string
-	FaceUser       int // the face module's user id (enrolment order, from 1)
-	FingerSlot     int // the fingerprint slot (enrolment order, from 0)
+	FaceUser       int    // the face module's user id (enrolment order, from 1)
+	FingerSlot     int    // the fingerprint slot (enrolment order, from 0)
+	PIN            string // key_number typed on the keypad; "" = none
 }
 
 // The three persons. The face module gives ids from 1 and the agent
 // allocates fingerprint slots from 0, in enrolment order; the scenario
 // checks the records' person_id, so a different assignment fails it.
 var demoPersons = []demoPerson{
-	{ID: "1001", Name: "Alice", Card: "0006547886", FaceUser: 1, FingerSlot: 0},
+	{ID: "1001", Name: "Alice", Card: "0006547886", FaceUser: 1, FingerSlot: 0, PIN: "2468"},
 	{ID: "1002", Name: "Bob", Card: "0012345678", FaceUser: 2, FingerSlot: 1},
 	{ID: "1003", Name: "Carol", Card: "0087654321", FaceUser: 3, FingerSlot: 2},
 }
@@ -60,8 +61,10 @@ type demo struct {
 	ctl      *sim.Control
 	procs    []*demoProc
 	uuid     string
-	opens    int // door openings seen on the relay
-	expected int // door openings the scenario caused on purpose
+	opens    int         // door openings seen on the relay
+	expected int         // door openings the scenario caused on purpose, each with a record
+	exits    int         // door openings by the exit button (no record)
+	events   map[int]int // device events seen at the server, by type
 	steps    []demoStep
 	start    time.Time
 }
@@ -93,7 +96,7 @@ func cmdDemo(ctx context.Context, c *client, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 110*time.Second)
 	defer cancel()
-	d := &demo{out: c.stdout, bin: *bin, start: time.Now()}
+	d := &demo{out: c.stdout, bin: *bin, start: time.Now(), events: map[int]int{}}
 	if err := d.checkBinaries(); err != nil {
 		return err
 	}
@@ -158,9 +161,10 @@ func (d *demo) check(what, want, got string, ok bool) {
 }
 
 func (d *demo) run(ctx context.Context) error {
-	fmt.Fprintln(d.out, "termagent demo: a terminal with a card reader, a face module, a fingerprint module")
-	fmt.Fprintln(d.out, "and a door relay (all simulated on pseudo-terminals by termsim), run by termagent,")
-	fmt.Fprintln(d.out, "managed by termserver. Everything runs on loopback in", d.dir)
+	fmt.Fprintln(d.out, "termagent demo: a terminal with a card reader, a face module, a fingerprint module,")
+	fmt.Fprintln(d.out, "a keypad, a door relay, a door sensor and an exit button (all simulated by termsim:")
+	fmt.Fprintln(d.out, "pseudo-terminals, and gpio-keys input events on a FIFO), run by termagent, managed by")
+	fmt.Fprintln(d.out, "termserver. Everything runs on loopback in", d.dir)
 	fmt.Fprintln(d.out)
 
 	if err := d.writePersons(); err != nil {
@@ -201,7 +205,11 @@ func (d *demo) run(ctx context.Context) error {
 			{1, "swipes card " + p.Card, func() error { return d.ctl.Swipe(ctx, p.Card) }},
 			{2, fmt.Sprintf("shows their face (face user %d)", p.FaceUser), func() error { return d.ctl.Face(ctx, p.FaceUser) }},
 			{3, fmt.Sprintf("places their finger (slot %d)", p.FingerSlot), func() error { return d.ctl.Finger(ctx, p.FingerSlot) }},
+			{5, "types their PIN on the keypad", func() error { return d.ctl.Pin(ctx, p.PIN+"#") }},
 		} {
+			if way.kind == 5 && p.PIN == "" {
+				continue
+			}
 			if err := d.present(ctx, p, way.kind, way.act, way.do); err != nil {
 				return err
 			}
@@ -245,6 +253,9 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	if err := d.lostAck(ctx); err != nil {
+		return err
+	}
+	if err := d.doorWatch(ctx); err != nil {
 		return err
 	}
 	return d.summary(ctx)
@@ -442,11 +453,14 @@ func (d *demo) summary(ctx context.Context) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", name, want, got, mark)
 	}
 	row("persons enrolled", len(demoPersons), st.Persons)
-	row("door opens (relay)", d.expected, d.opens)
+	row("door opens (relay)", d.expected+d.exits, d.opens)
 	row("records made (terminal)", d.expected, made)
 	row("records acknowledged (terminal)", d.expected, int(st.Uploaded))
 	row("records still queued (terminal)", 0, st.OutboxDepth)
 	row("records stored (server)", d.expected, len(recs))
+	row("PIN lockout events (server)", 1, d.events[demoEventLockout])
+	row("door forced events (server)", 1, d.events[demoEventForced])
+	row("door held open events (server)", 1, d.events[demoEventHeldOpen])
 	tw.Flush()
 	fmt.Fprintf(d.out, "server: %d uploads, %d duplicates dropped; terminal %s\n", stats.Uploads, stats.Duplicates, d.uuid)
 	fmt.Fprintln(d.out)
@@ -474,7 +488,7 @@ func (d *demo) summary(ctx context.Context) error {
 	if len(wrong) > 0 {
 		return fmt.Errorf("%d check(s) failed:\n  %s", len(wrong), strings.Join(wrong, "\n  "))
 	}
-	fmt.Fprintf(d.out, "DEMO OK in %.1fs: every presentation opened the door and reached the server once; the stranger did not; the record made during the network cut arrived after it; the record whose answer was lost was resent and its copy dropped.\n",
+	fmt.Fprintf(d.out, "DEMO OK in %.1fs: every presentation opened the door and reached the server once; the stranger did not; the record made during the network cut arrived after it; the record whose answer was lost was resent and its copy dropped; the PIN lockout, the forced door and the door held open each reached the server.\n",
 		time.Since(d.start).Seconds())
 	return nil
 }
@@ -486,7 +500,7 @@ func (d *demo) writePersons() error {
 		return fmt.Errorf("demo data: %w", err)
 	}
 	var csv bytes.Buffer
-	csv.WriteString("person_id,person_name,card_number,face,left_code\n")
+	csv.WriteString("person_id,person_name,card_number,key_number,face,left_code\n")
 	for i, p := range demoPersons {
 		photo, tpl := demoPhoto(i), demoTemplate(i)
 		face, code := strings.ToLower(p.Name)+".jpg", strings.ToLower(p.Name)+".tpl"
@@ -496,7 +510,7 @@ func (d *demo) writePersons() error {
 		if err := os.WriteFile(filepath.Join(dir, code), tpl, 0o600); err != nil {
 			return fmt.Errorf("demo data: %w", err)
 		}
-		fmt.Fprintf(&csv, "%s,%s,%s,%s,%s\n", p.ID, p.Name, p.Card, face, code)
+		fmt.Fprintf(&csv, "%s,%s,%s,%s,%s,%s\n", p.ID, p.Name, p.Card, p.PIN, face, code)
 	}
 	return os.WriteFile(filepath.Join(dir, "persons.csv"), csv.Bytes(), 0o600)
 }
@@ -661,7 +675,7 @@ func (d *demo) startSim(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	d.say("termsim: card reader, relay, fingerprint and face modules on pseudo-terminals in %s", simDir)
+	d.say("termsim: card reader, relay, fingerprint and face modules and keypad on pseudo-terminals, door sensor and exit button (gpio-keys) in %s", simDir)
 	return nil
 }
 
@@ -693,6 +707,16 @@ hal:
     driver: lcus
     port: %q
     pulse: 1s
+  keypad:
+    driver: serial
+    port: %q
+  door_inputs:
+    driver: evdev
+    device: %q
+pin:
+  lockout_for: 5s
+door_watch:
+  held_open: 3s
 upload:
   retry_min: 200ms
   retry_max: 1s
@@ -703,7 +727,8 @@ log:
   format: console
 `, d.termAddr, filepath.Join(d.dir, "agent", "termagent.db"),
 		filepath.Join(sim, "card"), filepath.Join(sim, "fingerprint"), filepath.Join(sim, "face"),
-		filepath.Join(sim, "relay"), filepath.Join(d.dir, "agent", "termagent.sock"))
+		filepath.Join(sim, "relay"), filepath.Join(sim, "keypad"), filepath.Join(sim, "doorio"),
+		filepath.Join(d.dir, "agent", "termagent.sock"))
 }
 
 func (d *demo) startAgent(ctx context.Context) error {

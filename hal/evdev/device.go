@@ -47,28 +47,28 @@ type Config struct {
 	// Device is the input device's path: preferably its udev name
 	// /dev/input/by-id/usb-<Vendor>_<Product>-event-kbd, else
 	// /dev/input/eventN. Required.
-	Device string
+	Device string `yaml:"device"`
 	// EventSize is the input_event record size in bytes, 16 or 24; zero
 	// means the running process's (24 on 64-bit, 16 on 32-bit).
-	EventSize int
+	EventSize int `yaml:"event_size"`
 	// KeyGap (card mode) is the silence after which a partial card
 	// number is dropped; zero means 100 ms.
-	KeyGap time.Duration
+	KeyGap time.Duration `yaml:"key_gap"`
 	// Line (card mode) says which numbers are accepted: decimal or hex
 	// digits, their count (hal/card's line rules; zero: decimal, 6 to 19
 	// digits).
-	Line card.Line
+	Line card.Line `yaml:"-"`
 	// Format (card mode) turns the number into the server's card_number;
 	// zero means the 10-digit decimal of the low 32 bits, which is the
 	// typed number itself for 10-digit readers.
-	Format card.Format
+	Format card.Format `yaml:"-"`
 	// Backoff paces reopening a vanished device; zero fields mean 100 ms
 	// doubling to 2 s.
-	Backoff serialport.Backoff
+	Backoff serialport.Backoff `yaml:"-"`
 	// Logger receives faults (warn), reopens (info), dropped input (warn,
 	// with counts) and cards (debug). Keys are never logged. The zero
 	// Logger discards.
-	Logger zerolog.Logger
+	Logger zerolog.Logger `yaml:"-"`
 }
 
 func (c Config) validate() (Config, error) {
@@ -148,9 +148,13 @@ func openDevice(cfg Config, kind string, h handler) (*device, error) {
 		done:  make(chan struct{}),
 		hwake: make(chan struct{}),
 	}
+	// A device missing (or not grabbable) at open is in the state of one
+	// lost later: reported lost, and reopened by run with the backoff.
 	f, err := openGrab(cfg.Device)
 	if err != nil {
-		return nil, err
+		d.health = hal.Health{OK: false, Err: err, Since: time.Now()}
+		d.log.Warn().Err(err).Msg("input device missing at start; opening it when it appears")
+		return d, nil
 	}
 	d.f = f
 	d.health = hal.Health{OK: true, Since: time.Now()}
@@ -160,7 +164,7 @@ func openDevice(cfg Config, kind string, h handler) (*device, error) {
 // start reads the device's state (openHook) and starts the read goroutine;
 // the caller has made its handler ready.
 func (d *device) start() {
-	if oh, ok := d.h.(openHook); ok {
+	if oh, ok := d.h.(openHook); ok && d.f != nil {
 		oh.opened(d.f)
 	}
 	go d.run()
@@ -377,8 +381,11 @@ var (
 )
 
 // OpenCardReader opens and grabs cfg.Device and starts reading card
-// numbers from it. A missing device, or a grab refused on a character
-// device, is an error wrapping hal.ErrFault. The caller closes the reader.
+// numbers from it. Like a serial device, a device missing at open (or whose grab is
+// refused: another program reads it) is in the state of one lost later:
+// Health reports a fault wrapping hal.ErrFault and the device is opened
+// with the backoff when it can be. Open fails only for an invalid
+// configuration. The caller closes the reader.
 func OpenCardReader(cfg Config) (*CardReader, error) {
 	cfg, err := cfg.validate()
 	if err != nil {
@@ -468,9 +475,12 @@ var (
 )
 
 // OpenKeypad opens and grabs cfg.Device (Line, Format and KeyGap are not
-// used) and starts reading keys from it. A missing device, or a grab
-// refused on a character device, is an error wrapping hal.ErrFault. The
-// caller closes the keypad.
+// used) and starts reading keys from it. Like a serial device, a device missing at open (or whose grab is
+// refused: another program reads it) is in the state of one lost later:
+// Health reports a fault wrapping hal.ErrFault and the device is opened
+// with the backoff when it can be. Open fails only for an invalid
+// configuration. The caller closes
+// the keypad.
 func OpenKeypad(cfg Config) (*Keypad, error) {
 	cfg, err := cfg.validate()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,13 +160,18 @@ func TestCloseUnblocksAndIsIdempotent(t *testing.T) {
 }
 
 func TestOpenErrors(t *testing.T) {
-	if _, err := evdev.OpenCardReader(evdev.Config{Device: filepath.Join(t.TempDir(), "none")}); !errors.Is(err, hal.ErrFault) {
-		t.Fatalf("missing device: %v", err)
-	}
 	// /dev/null is a character device that refuses EVIOCGRAB: a device
 	// that cannot be grabbed is a fault, not silently shared.
-	if _, err := evdev.OpenKeypad(evdev.Config{Device: "/dev/null"}); !errors.Is(err, hal.ErrFault) {
+	k, err := evdev.OpenKeypad(evdev.Config{Device: "/dev/null"})
+	if err != nil {
 		t.Fatalf("ungrabbable character device: %v", err)
+	}
+	if h, _ := k.Health(); h.OK || !errors.Is(h.Err, hal.ErrFault) || !strings.Contains(h.Err.Error(), "grab") {
+		t.Fatalf("ungrabbable character device: health %+v", h)
+	}
+	k.Close()
+	if _, err := evdev.OpenKeypad(evdev.Config{}); err == nil {
+		t.Fatal("no device path was taken")
 	}
 	if _, err := evdev.OpenKeypad(evdev.Config{Device: "/dev/null", EventSize: 20}); !errors.Is(err, evdev.ErrEventSize) {
 		t.Fatalf("event size 20: %v", err)
@@ -218,4 +224,58 @@ func TestFaultInputUnplugged(t *testing.T) {
 	}
 	t.Logf("FAULTROW\t%s\t%s\t%s", "USB wedge reader unplugged and replugged", "health lost (fault), device reopened by path, next card reads",
 		fmt.Sprintf("detect %v, reopens %d", detect.Round(time.Microsecond), r.Stats().Reopens))
+}
+
+// A device missing at open is in the state of one unplugged later: Open
+// succeeds, Health reports the fault, and the device is opened with the
+// backoff when it appears (a USB reader plugged in after boot).
+func TestFaultInputMissingAtStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "event-kbd")
+	cfg := evdev.Config{
+		Device:  path,
+		Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+		Logger:  zerolog.New(zerolog.NewTestWriter(t)),
+	}
+	r, err := evdev.OpenCardReader(cfg)
+	if err != nil {
+		t.Fatalf("missing device at open: %v", err)
+	}
+	defer r.Close()
+	h, wake := r.Health()
+	if h.OK || !errors.Is(h.Err, hal.ErrFault) {
+		t.Fatalf("health of a missing device %+v", h)
+	}
+	ctx := ctxT(t)
+	plugged := time.Now()
+	dev, err := sim.NewInputDevice(path, sim.InputConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	select {
+	case <-wake:
+	case <-ctx.Done():
+		t.Fatal("device plugged in after open not noticed")
+	}
+	if h, _ := r.Health(); !h.OK {
+		t.Fatalf("health after plug-in %+v", h)
+	}
+	found := time.Since(plugged)
+	if err := dev.Type(ctx, "0006547886\n", 0); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := r.ReadCard(ctx); err != nil || c.Number != "0006547886" {
+		t.Fatalf("card after plug-in %+v %v", c, err)
+	}
+	// The door inputs take the same path.
+	in, err := evdev.OpenDoorInputs(evdev.DoorConfig{Device: filepath.Join(t.TempDir(), "gpio-keys")})
+	if err != nil {
+		t.Fatalf("missing door inputs at open: %v", err)
+	}
+	defer in.Close()
+	if h, _ := in.Health(); h.OK || !errors.Is(h.Err, hal.ErrFault) {
+		t.Fatalf("health of missing door inputs %+v", h)
+	}
+	t.Logf("FAULTROW\t%s\t%s\t%s", "USB wedge reader missing at start", "starts lost (fault shown), opened when it appears, next card reads",
+		fmt.Sprintf("found %v after plug-in", found.Round(time.Millisecond)))
 }

@@ -30,12 +30,12 @@ const (
 type DoorInputCode struct {
 	// Type is the event type: EvSw (a level switch, the usual for a
 	// door contact) or EvKey (a button).
-	Type uint16
+	Type uint16 `yaml:"type"`
 	// Code is the switch or key code.
-	Code uint16
+	Code uint16 `yaml:"code"`
 	// Inverted says value 1 means inactive (door shut, button up), as
 	// SW_MACHINE_COVER's "cover closed" does.
-	Inverted bool
+	Inverted bool `yaml:"inverted"`
 }
 
 // DoorConfig configures DoorInputs. Zero values mean the documented
@@ -44,26 +44,26 @@ type DoorConfig struct {
 	// Device is the input device of the door's inputs, typically the
 	// kernel's gpio-keys device: /dev/input/by-path/platform-<node>-event.
 	// Required.
-	Device string
+	Device string `yaml:"device"`
 	// EventSize is the input_event record size in bytes, 16 or 24; zero
 	// means the running process's.
-	EventSize int
+	EventSize int `yaml:"event_size"`
 	// Sensor is the door-position switch's event; zero means EV_SW
 	// SW_MACHINE_COVER, inverted (set while the door is shut).
-	Sensor DoorInputCode
+	Sensor DoorInputCode `yaml:"sensor"`
 	// NoSensor says no door-position switch is wired.
-	NoSensor bool
+	NoSensor bool `yaml:"no_sensor"`
 	// Button is the exit button's event; zero means EV_KEY KEY_OPEN,
 	// value 1 while pressed.
-	Button DoorInputCode
+	Button DoorInputCode `yaml:"exit_button"`
 	// NoButton says no exit button is wired.
-	NoButton bool
+	NoButton bool `yaml:"no_button"`
 	// Backoff paces reopening a vanished device; zero fields mean 100 ms
 	// doubling to 2 s.
-	Backoff serialport.Backoff
+	Backoff serialport.Backoff `yaml:"-"`
 	// Logger receives input changes (info), faults (warn) and reopens
 	// (info). The zero Logger discards.
-	Logger zerolog.Logger
+	Logger zerolog.Logger `yaml:"-"`
 }
 
 // DoorInputs reads a door's sensor and exit button from an input device:
@@ -89,7 +89,11 @@ var (
 
 // OpenDoorInputs opens and grabs cfg.Device, reads the sensor's current
 // state where the device can tell (EVIOCGSW on a switch) and starts
-// watching. A missing device is an error wrapping hal.ErrFault. The caller
+// watching. Like a serial device, a device missing at open (or whose grab is
+// refused: another program reads it) is in the state of one lost later:
+// Health reports a fault wrapping hal.ErrFault and the device is opened
+// with the backoff when it can be. Open fails only for an invalid
+// configuration. The caller
 // closes the DoorInputs.
 func OpenDoorInputs(cfg DoorConfig) (*DoorInputs, error) {
 	dc, err := Config{Device: cfg.Device, EventSize: cfg.EventSize, Backoff: cfg.Backoff, Logger: cfg.Logger}.validate()

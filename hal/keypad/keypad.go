@@ -69,15 +69,15 @@ func (d *Decoder) Push(b byte) (char byte, ok, noise bool) {
 // defaults.
 type Config struct {
 	// Port is the serial device path, e.g. /dev/ttyS3. Required.
-	Port string
+	Port string `yaml:"port"`
 	// Baud is the line speed in bits per second; zero means 9600.
-	Baud int
+	Baud int `yaml:"baud"`
 	// Backoff paces reopening a vanished port; zero means serialport's
 	// defaults (100 ms doubling to 2 s).
-	Backoff serialport.Backoff
+	Backoff serialport.Backoff `yaml:"-"`
 	// Logger receives faults (warn), reconnects (info) and noise counts
 	// (debug). Keys are never logged. The zero Logger discards.
-	Logger zerolog.Logger
+	Logger zerolog.Logger `yaml:"-"`
 }
 
 // Bounds.

@@ -165,33 +165,107 @@ func (c *CdevLines) Close() error {
 	return err
 }
 
-// Open finds cfg.Chip and the lines cfg.D0 and cfg.D1 (by name or offset),
-// requests them and starts a Reader on them. A missing chip or line is an
-// error wrapping hal.ErrFault. The caller closes the Reader.
+// Open starts a Reader on cfg.Chip's lines cfg.D0 and cfg.D1 (by name or
+// offset). Like a serial device, a chip or line missing at Open (a GPIO
+// expander probed later) is in the state of lines lost later: Health
+// reports a fault wrapping hal.ErrFault and the lines are requested again
+// every second until they exist. Open fails only for a configuration
+// without both lines. The caller closes the Reader.
 func Open(cfg Config) (*Reader, error) {
 	if cfg.D0 == "" || cfg.D1 == "" {
 		return nil, errors.New("wiegand: D0 and D1 lines are required")
 	}
-	chip, err := gpiofind.Chip(cfg.Chip)
-	if err != nil {
-		return nil, fmt.Errorf("wiegand: %w", err)
-	}
-	d0, err := gpiofind.Line(chip, cfg.D0)
-	if err != nil {
-		return nil, fmt.Errorf("wiegand D0: %w", err)
-	}
-	d1, err := gpiofind.Line(chip, cfg.D1)
-	if err != nil {
-		return nil, fmt.Errorf("wiegand D1: %w", err)
-	}
-	lines, err := OpenCdev(chip.Path(), d0.Number(), d1.Number())
-	if err != nil {
-		return nil, err
-	}
+	lines := &chipLines{cfg: cfg}
+	_, openErr := lines.get()
 	r, err := New(cfg, lines)
 	if err != nil {
 		lines.Close()
 		return nil, err
 	}
+	if openErr != nil {
+		r.setHealth(false, openErr)
+	}
 	return r, nil
+}
+
+// chipLines are D0 and D1 found on cfg.Chip and requested when needed: at
+// Open, and again after they failed (the Reader retries every second).
+type chipLines struct {
+	cfg Config
+
+	mu     sync.Mutex
+	c      *CdevLines // nil while not requested
+	closed bool
+}
+
+// get returns the requested lines, requesting them if need be.
+func (l *chipLines) get() (*CdevLines, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c != nil || l.closed {
+		return l.c, nil
+	}
+	chip, err := gpiofind.Chip(l.cfg.Chip)
+	if err != nil {
+		return nil, fmt.Errorf("wiegand: %w", err)
+	}
+	d0, err := gpiofind.Line(chip, l.cfg.D0)
+	if err != nil {
+		return nil, fmt.Errorf("wiegand D0: %w", err)
+	}
+	d1, err := gpiofind.Line(chip, l.cfg.D1)
+	if err != nil {
+		return nil, fmt.Errorf("wiegand D1: %w", err)
+	}
+	c, err := OpenCdev(chip.Path(), d0.Number(), d1.Number())
+	if err != nil {
+		return nil, err
+	}
+	l.c = c
+	return c, nil
+}
+
+// WaitEdge requests the lines if need be and waits on them; lines that
+// fail are released, to be requested again at the next call.
+func (l *chipLines) WaitEdge(timeout time.Duration) (Edge, bool, error) {
+	c, err := l.get()
+	if err != nil {
+		return Edge{}, false, err
+	}
+	if c == nil { // closed
+		return Edge{}, false, nil
+	}
+	e, ok, err := c.WaitEdge(timeout)
+	if err != nil {
+		l.mu.Lock()
+		if l.c == c {
+			l.c = nil
+			c.Close()
+		}
+		l.mu.Unlock()
+	}
+	return e, ok, err
+}
+
+// Halt interrupts a pending WaitEdge.
+func (l *chipLines) Halt() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c == nil {
+		return nil
+	}
+	return l.c.Halt()
+}
+
+// Close releases the lines; idempotent.
+func (l *chipLines) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.c == nil {
+		return nil
+	}
+	err := l.c.Close()
+	l.c = nil
+	return err
 }

@@ -53,21 +53,22 @@ type Config struct {
 	// Chip is the GPIO chip: its name (gpiochip0), label
 	// (pinctrl-bcm2711) or path (/dev/gpiochip0); zero means the first.
 	// Used by Open only.
-	Chip string
+	Chip string `yaml:"chip"`
 	// D0 and D1 are the data lines' names (e.g. "GPIO17") or offsets on
 	// the chip ("17"). Required by Open.
-	D0, D1 string
+	D0 string `yaml:"d0"`
+	D1 string `yaml:"d1"`
 	// Gap is the silence that ends a burst; zero means 25 ms. It must
 	// exceed the reader's bit period (1–3 ms) and stay below the silence
 	// between frames (50 ms or more).
-	Gap time.Duration
+	Gap time.Duration `yaml:"gap"`
 	// Format turns a card's payload into the server's card_number; zero
 	// means the 10-digit decimal of the low 32 bits.
-	Format card.Format
+	Format card.Format `yaml:"-"`
 	// Logger receives read errors (warn, with their bit count), line
 	// failures (error) and cards (debug). Keys are never logged. The zero
 	// Logger discards.
-	Logger zerolog.Logger
+	Logger zerolog.Logger `yaml:"-"`
 }
 
 // Stats counts what a Reader decoded since it started.
