@@ -561,7 +561,9 @@ func openDoorName(t int) string {
 	case 4:
 		return "remote"
 	case 5:
-		return "key"
+		return "pin"
+	case 6:
+		return "exit"
 	}
 	return strconv.Itoa(t)
 }
