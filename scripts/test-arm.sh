@@ -40,9 +40,12 @@ timeout=${TEST_TIMEOUT:-5m}
 declare -A QEMU_SKIP=(
 	# Re-executes its own test binary as a child (to crash it mid-write):
 	# qemu-user cannot exec an ARM binary without binfmt_misc registration.
-	[termagent/store]='^TestCrashLosesNothing$'
+	# The file-system fault tests (store/faultfs) re-execute it too, under
+	# unshare -m, to mount a tmpfs or a loop device in a private namespace.
+	[termagent/store]='^(TestCrashLosesNothing|TestFaultReadOnlyFileSystemAtOpen)$'
 	# The same: kills a child agent mid-message.
 	[termagent/agent]='^TestFaultKilledMidBigMessage$'
+	[termagent/cmd/termagent]='^(TestFaultReadOnlyStoreAtStart|TestFaultDiskFull|TestFaultReadOnlyStoreMidRun)$'
 )
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/termagent-test-$arch.XXXXXX")
