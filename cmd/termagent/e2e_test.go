@@ -99,11 +99,14 @@ func newRigOpts(t *testing.T, serverAddr string, o rigOpts) *rig {
 			t.Fatal(err)
 		}
 		devs["keypad"] = r.keypad
-		if r.doorio, err = sim.NewInputDevice(filepath.Join(dir, "doorio"), sim.InputConfig{}); err != nil {
+		// The record layout is stated on both sides: the daemon is built
+		// for the build machine, while this test may run under qemu-user
+		// as a 32-bit ARM program whose native layout is 16 bytes.
+		if r.doorio, err = sim.NewInputDevice(filepath.Join(dir, "doorio"), sim.InputConfig{EventSize: 24}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { r.doorio.Close() })
-		hal += fmt.Sprintf("  keypad:\n    driver: serial\n    port: %s\n  door_inputs:\n    driver: evdev\n    device: %s\n",
+		hal += fmt.Sprintf("  keypad:\n    driver: serial\n    port: %s\n  door_inputs:\n    driver: evdev\n    device: %s\n    event_size: 24\n",
 			filepath.Join(dir, "keypad"), filepath.Join(dir, "doorio"))
 	}
 	for link, dev := range devs {
