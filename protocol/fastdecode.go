@@ -17,7 +17,7 @@ import (
 // encoding/json path, which also words the errors. FuzzDecode checks that
 // both paths agree wherever this one answers.
 func fastDecode(b []byte) (m *Message, ok bool) {
-	return fastDecodeWith(&fastParser{b: b})
+	return fastDecodeWith(&fastParser{cursor: cursor{b: b}})
 }
 
 // fastDecodeWith is fastDecode with a parser that may carry spooled blob
@@ -44,8 +44,7 @@ func fastDecodeWith(p *fastParser) (m *Message, ok bool) {
 }
 
 type fastParser struct {
-	b     []byte
-	i     int
+	cursor
 	depth int
 
 	// spooled holds the files of the blob data a Reader spooled, by
@@ -62,15 +61,42 @@ type fastParser struct {
 	msg                string
 }
 
-func (p *fastParser) ws() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
+// cursor is a place in JSON text, as the fast decoder and the strict
+// checker walk it.
+type cursor struct {
+	b []byte
+	i int
+}
+
+// ws skips white space.
+func (c *cursor) ws() {
+	for c.i < len(c.b) {
+		switch c.b[c.i] {
 		case ' ', '\t', '\n', '\r':
-			p.i++
+			c.i++
 		default:
 			return
 		}
 	}
+}
+
+// next skips white space and what ends a member of an object or an
+// element of a list: a comma (more) or end ('}' or ']'). ok is false
+// for anything else.
+func (c *cursor) next(end byte) (more, ok bool) {
+	c.ws()
+	if c.i >= len(c.b) {
+		return false, false
+	}
+	switch c.b[c.i] {
+	case ',':
+		c.i++
+		return true, true
+	case end:
+		c.i++
+		return false, true
+	}
+	return false, false
 }
 
 // object parses {"key": value, ...}, calling field for each key with the
@@ -126,18 +152,8 @@ func (p *fastParser) members(field func(key []byte) bool) bool {
 		if !field(key) {
 			return false
 		}
-		p.ws()
-		if p.i >= len(p.b) {
-			return false
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			return true
-		default:
-			return false
+		if more, ok := p.next('}'); !more {
+			return ok
 		}
 	}
 }
@@ -427,19 +443,9 @@ func (p *fastParser) stringList(dst *[]string) bool {
 			return false
 		}
 		out = append(out, string(s))
-		p.ws()
-		if p.i >= len(p.b) {
-			return false
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
+		if more, ok := p.next(']'); !more {
 			*dst = out
-			return true
-		default:
-			return false
+			return ok
 		}
 	}
 }
@@ -488,19 +494,9 @@ func (p *fastParser) skip() bool {
 			if !p.skip() {
 				return false
 			}
-			p.ws()
-			if p.i >= len(p.b) {
-				return false
-			}
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-			case ']':
-				p.i++
+			if more, ok := p.next(']'); !more {
 				p.depth--
-				return true
-			default:
-				return false
+				return ok
 			}
 		}
 	case c == 't':
