@@ -47,6 +47,20 @@ func goldens() []golden {
 		return fmt.Sprintf(`{"width":520,"height":690,"format":2,"length":123221,"data":"%s"}`, b64(d))
 	}
 	codeJSON := func(d []byte) string { return fmt.Sprintf(`{"length":123221,"data":"%s"}`, b64(d)) }
+	command := func(mod string) golden {
+		return golden{
+			name: mod + " request",
+			in: `{
+                 "mod":"` + mod + `",
+                 "session_id":"de6a6236-db52-11e9-aaa8-00e04c110030",
+                 "type":1,
+                 "command_type":2,
+                 "command_value":"test!"
+             }`,
+			want:    &Message{Mod: mod, SessionID: docSession, Type: 1, CommandType: 2, CommandValue: "test!"},
+			encoded: `{"mod":"` + mod + `","session_id":"` + docSession + `","type":1,"command_type":2,"command_value":"test!"}`,
+		}
+	}
 	ok := func(mod string) golden {
 		return golden{
 			name: mod + " response",
@@ -211,31 +225,9 @@ func goldens() []golden {
 			encoded: `{"mod":"upload_access_info","session_id":"` + docSession + `","type":1,"access_info":{"person_id":"3413123123","time":"20190823123435","id_number":"1545123","card_number":"123123123","role":12,"open_door_type":2,"in_out_type":2,"community_code":"1231321"}}`,
 		},
 		ok(ModUploadAccessInfo),
-		{
-			name: "send_user_command request",
-			in: `{
-                 "mod":"send_user_command",
-                 "session_id":"de6a6236-db52-11e9-aaa8-00e04c110030",
-                 "type":1,
-                 "command_type":2,
-                 "command_value":"test!"
-             }`,
-			want:    &Message{Mod: ModSendUserCommand, SessionID: docSession, Type: 1, CommandType: 2, CommandValue: "test!"},
-			encoded: `{"mod":"send_user_command","session_id":"` + docSession + `","type":1,"command_type":2,"command_value":"test!"}`,
-		},
+		command(ModSendUserCommand),
 		ok(ModSendUserCommand),
-		{
-			name: "send_device_command request",
-			in: `{
-                 "mod":"send_device_command",
-                 "session_id":"de6a6236-db52-11e9-aaa8-00e04c110030",
-                 "type":1,
-                 "command_type":2,
-                 "command_value":"test!"
-             }`,
-			want:    &Message{Mod: ModSendDeviceCommand, SessionID: docSession, Type: 1, CommandType: 2, CommandValue: "test!"},
-			encoded: `{"mod":"send_device_command","session_id":"` + docSession + `","type":1,"command_type":2,"command_value":"test!"}`,
-		},
+		command(ModSendDeviceCommand),
 		ok(ModSendDeviceCommand),
 	}
 }
