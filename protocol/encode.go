@@ -26,12 +26,8 @@ func appendMessage(b []byte, m *Message) []byte {
 		b = appendString(b, m.Text)
 	}
 	if d := m.DeviceInfo; d != nil {
-		fields := d.Fields
-		if fields == 0 {
-			fields = AllDeviceFields
-		}
 		b = append(b, `,"device_info":`...)
-		b = append(appendMembers(b, d, deviceMembers, fields, false), '}')
+		b = append(appendMembers(b, d, deviceMembers, d.Fields, false), '}')
 	}
 	if p := m.PersonInfo; p != nil {
 		b = append(b, `,"person_info":`...)

@@ -176,9 +176,13 @@ func (p *fastParser) blobData(v *Biometric, key []byte, seen *fields) (handled, 
 }
 
 // appendMembers appends '{' and the members of v its table names, but the
-// DeviceInfo members not in fields, the nil blobs, and for a template
-// (image false) the image-only members.
+// DeviceInfo members not in fields (zero fields is all of them: a full
+// device_info), the nil blobs, and for a template (image false) the
+// image-only members.
 func appendMembers[T any](b []byte, v *T, table []member[T], fields DeviceField, image bool) []byte {
+	if fields == 0 {
+		fields = AllDeviceFields
+	}
 	b = append(b, '{')
 	first := true
 	for i := range table {
