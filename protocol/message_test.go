@@ -47,33 +47,26 @@ func goldens() []golden {
 		return fmt.Sprintf(`{"width":520,"height":690,"format":2,"length":123221,"data":"%s"}`, b64(d))
 	}
 	codeJSON := func(d []byte) string { return fmt.Sprintf(`{"length":123221,"data":"%s"}`, b64(d)) }
-	command := func(mod string) golden {
+	// simple is the golden of a message with only flat members after
+	// the session id (members as written, want without mod and session).
+	simple := func(name, mod, members string, want Message) golden {
+		want.Mod, want.SessionID = mod, docSession
 		return golden{
-			name: mod + " request",
+			name: mod + " " + name,
 			in: `{
                  "mod":"` + mod + `",
                  "session_id":"de6a6236-db52-11e9-aaa8-00e04c110030",
-                 "type":1,
-                 "command_type":2,
-                 "command_value":"test!"
+                 ` + strings.ReplaceAll(members, ",", ",\n                 ") + `
              }`,
-			want:    &Message{Mod: mod, SessionID: docSession, Type: 1, CommandType: 2, CommandValue: "test!"},
-			encoded: `{"mod":"` + mod + `","session_id":"` + docSession + `","type":1,"command_type":2,"command_value":"test!"}`,
+			want:    &want,
+			encoded: `{"mod":"` + mod + `","session_id":"` + docSession + `",` + members + `}`,
 		}
 	}
+	command := func(mod string) golden {
+		return simple("request", mod, `"type":1,"command_type":2,"command_value":"test!"`, Message{Type: 1, CommandType: 2, CommandValue: "test!"})
+	}
 	ok := func(mod string) golden {
-		return golden{
-			name: mod + " response",
-			in: `{
-                 "mod":"` + mod + `",
-                 "session_id":"de6a6236-db52-11e9-aaa8-00e04c110030",
-                 "type":2,
-                 "code":0,
-                 "message":""
-             }`,
-			want:    &Message{Mod: mod, SessionID: docSession, Type: 2, HasCode: true},
-			encoded: `{"mod":"` + mod + `","session_id":"` + docSession + `","type":2,"code":0,"message":""}`,
-		}
+		return simple("response", mod, `"type":2,"code":0,"message":""`, Message{Type: 2, HasCode: true})
 	}
 	return []golden{
 		{
