@@ -17,7 +17,7 @@ import (
 // its value lives. Exactly one of str, num and blob is set.
 type member[T any] struct {
 	name string
-	key  string // `"name":`, as written
+	key  string // `,"name":`, as written after another member
 
 	str  func(*T) *string
 	num  func(*T) *int
@@ -29,15 +29,15 @@ type member[T any] struct {
 }
 
 func strMember[T any](name string, f func(*T) *string) member[T] {
-	return member[T]{name: name, key: `"` + name + `":`, str: f}
+	return member[T]{name: name, key: `,"` + name + `":`, str: f}
 }
 
 func numMember[T any](name string, f func(*T) *int) member[T] {
-	return member[T]{name: name, key: `"` + name + `":`, num: f}
+	return member[T]{name: name, key: `,"` + name + `":`, num: f}
 }
 
 func blobMember(name string, image bool, f func(*PersonInfo) **Biometric) member[PersonInfo] {
-	return member[PersonInfo]{name: name, key: `"` + name + `":`, blob: f, image: image}
+	return member[PersonInfo]{name: name, key: `,"` + name + `":`, blob: f, image: image}
 }
 
 func deviceMember(bit DeviceField, m member[DeviceInfo]) member[DeviceInfo] {
@@ -113,7 +113,7 @@ func decodeObject[T any](p *fastParser, dst **T, table []member[T], rest func(v 
 	ok := p.object(func(key []byte) bool {
 		for i := range table {
 			m := &table[i]
-			if !fold(key, m.name) {
+			if len(key) != len(m.name) || !fold(key, m.name) {
 				continue
 			}
 			if !seen.once(uint(i)) {
@@ -184,7 +184,7 @@ func appendMembers[T any](b []byte, v *T, table []member[T], fields DeviceField,
 		fields = AllDeviceFields
 	}
 	b = append(b, '{')
-	first := true
+	first := 1 // the key's comma is left out before the first member
 	for i := range table {
 		m := &table[i]
 		if (m.bit != 0 && fields&m.bit == 0) || (m.imageOnly && !image) {
@@ -196,11 +196,8 @@ func appendMembers[T any](b []byte, v *T, table []member[T], fields DeviceField,
 				continue
 			}
 		}
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = append(b, m.key...)
+		b = append(b, m.key[first:]...)
+		first = 0
 		switch {
 		case m.str != nil:
 			b = appendString(b, *m.str(v))
