@@ -410,11 +410,11 @@ func (p *fastParser) topField(m *Message, key []byte) bool {
 	case fold(key, "person_ids"):
 		return p.once(11) && p.stringList(&m.PersonIDs)
 	case fold(key, "device_info"):
-		return p.once(12) && decodeObject(p, &m.DeviceInfo, deviceMembers, nil)
+		return p.once(12) && decodeObject(p, &m.DeviceInfo, deviceMembers)
 	case fold(key, "person_info"):
-		return p.once(13) && decodeObject(p, &m.PersonInfo, personMembers, nil)
+		return p.once(13) && decodeObject(p, &m.PersonInfo, personMembers)
 	case fold(key, "access_info"):
-		return p.once(14) && decodeObject(p, &m.AccessInfo, accessMembers, nil)
+		return p.once(14) && decodeObject(p, &m.AccessInfo, accessMembers)
 	case fold(key, "device_status"):
 		return false
 	}

@@ -14,7 +14,7 @@ import (
 // A table's order is the order Marshal writes the members in.
 
 // member is one member of a wire object of Go type T: its name and where
-// its value lives. Exactly one of str, num and blob is set.
+// its value lives. Exactly one of str, num, blob and data is set.
 type member[T any] struct {
 	name string
 	key  string // `,"name":`, as written after another member
@@ -22,6 +22,7 @@ type member[T any] struct {
 	str  func(*T) *string
 	num  func(*T) *int
 	blob func(*T) **Biometric
+	data bool // a Biometric's data: read by blobData, written by appendBlob
 
 	image     bool        // blob: an image (width, height, format written), not a template
 	imageOnly bool        // a Biometric member written only for images
@@ -79,13 +80,14 @@ var personMembers = []member[PersonInfo]{
 	blobMember("right_code", false, func(p *PersonInfo) **Biometric { return &p.RightCode }),
 }
 
-// biometricMembers are the members of a blob but its data, which the
-// decoder (spooling) and the encoder handle apart and write last.
+// biometricMembers are the members of a blob. Its data, last, may be
+// spooled: blobData reads it and appendBlob writes it.
 var biometricMembers = []member[Biometric]{
 	imageMember(numMember("width", func(b *Biometric) *int { return &b.Width })),
 	imageMember(numMember("height", func(b *Biometric) *int { return &b.Height })),
 	imageMember(numMember("format", func(b *Biometric) *int { return &b.Format })),
 	numMember("length", func(b *Biometric) *int { return &b.Length }),
+	{name: "data", key: `,"data":`, data: true},
 }
 
 // accessMembers are the members of access_info.
@@ -101,10 +103,8 @@ var accessMembers = []member[AccessInfo]{
 }
 
 // decodeObject parses a nested object by its table into a new T stored in
-// *dst; null leaves *dst alone. rest, if not nil, parses the members the
-// table does not name (handled false leaves the key unknown); seen holds
-// the table's members by index, and may take more.
-func decodeObject[T any](p *fastParser, dst **T, table []member[T], rest func(v *T, key []byte, seen *fields) (handled, ok bool)) bool {
+// *dst; null leaves *dst alone.
+func decodeObject[T any](p *fastParser, dst **T, table []member[T]) bool {
 	if p.isNull() {
 		return true
 	}
@@ -132,13 +132,10 @@ func decodeObject[T any](p *fastParser, dst **T, table []member[T], rest func(v 
 					any(v).(*DeviceInfo).Fields |= m.bit
 				}
 				return ok
+			case m.blob != nil:
+				return decodeObject(p, m.blob(v), biometricMembers)
 			default:
-				return decodeObject(p, m.blob(v), biometricMembers, p.blobData)
-			}
-		}
-		if rest != nil {
-			if handled, ok := rest(v, key, &seen); handled {
-				return ok
+				return p.blobData(any(v).(*Biometric))
 			}
 		}
 		return p.unknown(key)
@@ -149,36 +146,30 @@ func decodeObject[T any](p *fastParser, dst **T, table []member[T], rest func(v 
 
 // blobData parses a blob's data member: spooled, null, or standard base64
 // decoded as encoding/json decodes it ("" is an empty, non-nil slice).
-func (p *fastParser) blobData(v *Biometric, key []byte, seen *fields) (handled, ok bool) {
-	if !fold(key, "data") {
-		return false, false
-	}
-	if !seen.once(uint(len(biometricMembers))) {
-		return true, false
-	}
+func (p *fastParser) blobData(v *Biometric) bool {
 	if handled, ok := p.spooledBlob(v); handled {
-		return true, ok
+		return ok
 	}
 	if p.isNull() {
-		return true, true
+		return true
 	}
 	s, ok := p.stringValue()
 	if !ok {
-		return true, false
+		return false
 	}
 	data := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
 	n, err := base64.StdEncoding.Decode(data, s)
 	if err != nil {
-		return true, false
+		return false
 	}
 	v.Data = data[:n]
-	return true, true
+	return true
 }
 
 // appendMembers appends '{' and the members of v its table names, but the
 // DeviceInfo members not in fields (zero fields is all of them: a full
-// device_info), the nil blobs, and for a template (image false) the
-// image-only members.
+// device_info), the nil blobs, a blob's data (appendBlob writes it), and
+// for a template (image false) the image-only members.
 func appendMembers[T any](b []byte, v *T, table []member[T], fields DeviceField, image bool) []byte {
 	if fields == 0 {
 		fields = AllDeviceFields
@@ -187,7 +178,7 @@ func appendMembers[T any](b []byte, v *T, table []member[T], fields DeviceField,
 	first := 1 // the key's comma is left out before the first member
 	for i := range table {
 		m := &table[i]
-		if (m.bit != 0 && fields&m.bit == 0) || (m.imageOnly && !image) {
+		if (m.bit != 0 && fields&m.bit == 0) || (m.imageOnly && !image) || m.data {
 			continue
 		}
 		var blob *Biometric
