@@ -26,26 +26,16 @@ func appendMessage(b []byte, m *Message) []byte {
 		b = appendString(b, m.Text)
 	}
 	if d := m.DeviceInfo; d != nil {
-		b = appendDeviceInfo(b, d)
+		b = append(b, `,"device_info":`...)
+		b = append(appendMembers(b, d, deviceMembers, d.Fields, false), '}')
 	}
 	if p := m.PersonInfo; p != nil {
-		b = appendPersonInfo(b, p)
+		b = append(b, `,"person_info":`...)
+		b = append(appendMembers(b, p, personMembers, 0, false), '}')
 	}
 	if a := m.AccessInfo; a != nil {
-		b = append(b, `,"access_info":{"person_id":`...)
-		b = appendString(b, a.PersonID)
-		b = append(b, `,"time":`...)
-		b = appendString(b, a.Time)
-		b = append(b, `,"id_number":`...)
-		b = appendString(b, a.IDNumber)
-		b = append(b, `,"card_number":`...)
-		b = appendString(b, a.CardNumber)
-		b = appendInt(b, `,"role":`, a.Role)
-		b = appendInt(b, `,"open_door_type":`, a.OpenDoorType)
-		b = appendInt(b, `,"in_out_type":`, a.InOutType)
-		b = append(b, `,"community_code":`...)
-		b = appendString(b, a.CommunityCode)
-		b = append(b, '}')
+		b = append(b, `,"access_info":`...)
+		b = append(appendMembers(b, a, accessMembers, 0, false), '}')
 	}
 	if writeCommand(m) {
 		b = appendInt(b, `,"command_type":`, m.CommandType)
@@ -84,83 +74,10 @@ func writeCommand(m *Message) bool {
 	return set || (command && !m.HasCode)
 }
 
-func appendDeviceInfo(b []byte, d *DeviceInfo) []byte {
-	fields := d.Fields
-	if fields == 0 {
-		fields = AllDeviceFields
-	}
-	b = append(b, `,"device_info":{`...)
-	first := true
-	key := func(name string) {
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = append(b, '"')
-		b = append(b, name...)
-		b = append(b, '"', ':')
-	}
-	str := func(f DeviceField, name, v string) {
-		if fields&f != 0 {
-			key(name)
-			b = appendString(b, v)
-		}
-	}
-	num := func(f DeviceField, name string, v int) {
-		if fields&f != 0 {
-			key(name)
-			b = strconv.AppendInt(b, int64(v), 10)
-		}
-	}
-	str(FieldUUID, "uuid", d.UUID)
-	str(FieldDeviceIP, "device_ip", d.DeviceIP)
-	num(FieldDevicePort, "device_port", d.DevicePort)
-	str(FieldServerIP, "server_ip", d.ServerIP)
-	num(FieldServerPort, "server_port", d.ServerPort)
-	str(FieldAddress, "address", d.Address)
-	str(FieldCommunityCode, "community_code", d.CommunityCode)
-	str(FieldSoftwareVersion, "software_version", d.SoftwareVersion)
-	str(FieldHardwareVersion, "hardware_version", d.HardwareVersion)
-	return append(b, '}')
-}
-
-func appendPersonInfo(b []byte, p *PersonInfo) []byte {
-	b = append(b, `,"person_info":{"person_id":`...)
-	b = appendString(b, p.PersonID)
-	b = append(b, `,"person_name":`...)
-	b = appendString(b, p.PersonName)
-	b = append(b, `,"id_number":`...)
-	b = appendString(b, p.IDNumber)
-	b = append(b, `,"card_number":`...)
-	b = appendString(b, p.CardNumber)
-	b = append(b, `,"key_number":`...)
-	b = appendString(b, p.KeyNumber)
-	b = append(b, `,"department_number":`...)
-	b = appendString(b, p.DepartmentNumber)
-	b = appendInt(b, `,"role":`, p.Role)
-	b = appendBlob(b, `,"face":`, p.Face, true)
-	b = appendBlob(b, `,"left_image":`, p.LeftImage, true)
-	b = appendBlob(b, `,"left_code":`, p.LeftCode, false)
-	b = appendBlob(b, `,"right_image":`, p.RightImage, true)
-	b = appendBlob(b, `,"right_code":`, p.RightCode, false)
-	return append(b, '}')
-}
-
 // appendBlob writes an image (with its size and format) or a template
-// (length and data only); nil writes nothing.
-func appendBlob(b []byte, key string, v *Biometric, image bool) []byte {
-	if v == nil {
-		return b
-	}
-	b = append(b, key...)
-	if image {
-		b = appendInt(b, `{"width":`, v.Width)
-		b = appendInt(b, `,"height":`, v.Height)
-		b = appendInt(b, `,"format":`, v.Format)
-		b = appendInt(b, `,"length":`, v.Length)
-	} else {
-		b = appendInt(b, `{"length":`, v.Length)
-	}
+// (length and data only).
+func appendBlob(b []byte, v *Biometric, image bool) []byte {
+	b = appendMembers(b, v, biometricMembers, 0, image)
 	b = append(b, `,"data":"`...)
 	if v.spool != nil {
 		// A received blob sent on: decoded and encoded again a piece at a

@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"encoding/base64"
 	"os"
 	"strconv"
 	"unicode"
@@ -18,7 +17,7 @@ import (
 // encoding/json path, which also words the errors. FuzzDecode checks that
 // both paths agree wherever this one answers.
 func fastDecode(b []byte) (m *Message, ok bool) {
-	return fastDecodeWith(&fastParser{b: b})
+	return fastDecodeWith(&fastParser{cursor: cursor{b: b}})
 }
 
 // fastDecodeWith is fastDecode with a parser that may carry spooled blob
@@ -45,8 +44,7 @@ func fastDecodeWith(p *fastParser) (m *Message, ok bool) {
 }
 
 type fastParser struct {
-	b     []byte
-	i     int
+	cursor
 	depth int
 
 	// spooled holds the files of the blob data a Reader spooled, by
@@ -63,15 +61,42 @@ type fastParser struct {
 	msg                string
 }
 
-func (p *fastParser) ws() {
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
+// cursor is a place in JSON text, as the fast decoder and the strict
+// checker walk it.
+type cursor struct {
+	b []byte
+	i int
+}
+
+// ws skips white space.
+func (c *cursor) ws() {
+	for c.i < len(c.b) {
+		switch c.b[c.i] {
 		case ' ', '\t', '\n', '\r':
-			p.i++
+			c.i++
 		default:
 			return
 		}
 	}
+}
+
+// next skips white space and what ends a member of an object or an
+// element of a list: a comma (more) or end ('}' or ']'). ok is false
+// for anything else.
+func (c *cursor) next(end byte) (more, ok bool) {
+	c.ws()
+	if c.i >= len(c.b) {
+		return false, false
+	}
+	switch c.b[c.i] {
+	case ',':
+		c.i++
+		return true, true
+	case end:
+		c.i++
+		return false, true
+	}
+	return false, false
 }
 
 // object parses {"key": value, ...}, calling field for each key with the
@@ -127,18 +152,8 @@ func (p *fastParser) members(field func(key []byte) bool) bool {
 		if !field(key) {
 			return false
 		}
-		p.ws()
-		if p.i >= len(p.b) {
-			return false
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			return true
-		default:
-			return false
+		if more, ok := p.next('}'); !more {
+			return ok
 		}
 	}
 }
@@ -395,11 +410,11 @@ func (p *fastParser) topField(m *Message, key []byte) bool {
 	case fold(key, "person_ids"):
 		return p.once(11) && p.stringList(&m.PersonIDs)
 	case fold(key, "device_info"):
-		return p.once(12) && p.deviceInfo(&m.DeviceInfo)
+		return p.once(12) && decodeObject(p, &m.DeviceInfo, deviceMembers)
 	case fold(key, "person_info"):
-		return p.once(13) && p.personInfo(&m.PersonInfo)
+		return p.once(13) && decodeObject(p, &m.PersonInfo, personMembers)
 	case fold(key, "access_info"):
-		return p.once(14) && p.accessInfo(&m.AccessInfo)
+		return p.once(14) && decodeObject(p, &m.AccessInfo, accessMembers)
 	case fold(key, "device_status"):
 		return false
 	}
@@ -428,19 +443,9 @@ func (p *fastParser) stringList(dst *[]string) bool {
 			return false
 		}
 		out = append(out, string(s))
-		p.ws()
-		if p.i >= len(p.b) {
-			return false
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
+		if more, ok := p.next(']'); !more {
 			*dst = out
-			return true
-		default:
-			return false
+			return ok
 		}
 	}
 }
@@ -454,169 +459,6 @@ func (f *fields) once(bit uint) bool {
 	}
 	*f |= 1 << bit
 	return true
-}
-
-func (p *fastParser) deviceInfo(dst **DeviceInfo) bool {
-	if p.isNull() {
-		return true
-	}
-	d := &DeviceInfo{}
-	var seen fields
-	str := func(bit uint, f DeviceField, v *string) bool {
-		ok, set := p.str(v)
-		if set {
-			d.Fields |= f
-		}
-		return seen.once(bit) && ok
-	}
-	num := func(bit uint, f DeviceField, v *int) bool {
-		ok, set := p.integer(v)
-		if set {
-			d.Fields |= f
-		}
-		return seen.once(bit) && ok
-	}
-	ok := p.object(func(key []byte) bool {
-		switch {
-		case fold(key, "uuid"):
-			return str(0, FieldUUID, &d.UUID)
-		case fold(key, "device_ip"):
-			return str(1, FieldDeviceIP, &d.DeviceIP)
-		case fold(key, "device_port"):
-			return num(2, FieldDevicePort, &d.DevicePort)
-		case fold(key, "server_ip"):
-			return str(3, FieldServerIP, &d.ServerIP)
-		case fold(key, "server_port"):
-			return num(4, FieldServerPort, &d.ServerPort)
-		case fold(key, "address"):
-			return str(5, FieldAddress, &d.Address)
-		case fold(key, "community_code"):
-			return str(6, FieldCommunityCode, &d.CommunityCode)
-		case fold(key, "software_version"):
-			return str(7, FieldSoftwareVersion, &d.SoftwareVersion)
-		case fold(key, "hardware_version"):
-			return str(8, FieldHardwareVersion, &d.HardwareVersion)
-		}
-		return p.unknown(key)
-	})
-	*dst = d
-	return ok
-}
-
-func (p *fastParser) personInfo(dst **PersonInfo) bool {
-	if p.isNull() {
-		return true
-	}
-	v := &PersonInfo{}
-	var seen fields
-	ok := p.object(func(key []byte) bool {
-		switch {
-		case fold(key, "person_id"):
-			return seen.once(0) && p.strField(&v.PersonID)
-		case fold(key, "person_name"):
-			return seen.once(1) && p.strField(&v.PersonName)
-		case fold(key, "id_number"):
-			return seen.once(2) && p.strField(&v.IDNumber)
-		case fold(key, "card_number"):
-			return seen.once(3) && p.strField(&v.CardNumber)
-		case fold(key, "key_number"):
-			return seen.once(4) && p.strField(&v.KeyNumber)
-		case fold(key, "department_number"):
-			return seen.once(5) && p.strField(&v.DepartmentNumber)
-		case fold(key, "role"):
-			return seen.once(6) && p.intField(&v.Role)
-		case fold(key, "face"):
-			return seen.once(7) && p.blob(&v.Face)
-		case fold(key, "left_image"):
-			return seen.once(8) && p.blob(&v.LeftImage)
-		case fold(key, "right_image"):
-			return seen.once(9) && p.blob(&v.RightImage)
-		case fold(key, "left_code"):
-			return seen.once(10) && p.blob(&v.LeftCode)
-		case fold(key, "right_code"):
-			return seen.once(11) && p.blob(&v.RightCode)
-		}
-		return p.unknown(key)
-	})
-	*dst = v
-	return ok
-}
-
-func (p *fastParser) blob(dst **Biometric) bool {
-	if p.isNull() {
-		return true
-	}
-	v := &Biometric{}
-	var seen fields
-	ok := p.object(func(key []byte) bool {
-		switch {
-		case fold(key, "width"):
-			return seen.once(0) && p.intField(&v.Width)
-		case fold(key, "height"):
-			return seen.once(1) && p.intField(&v.Height)
-		case fold(key, "format"):
-			return seen.once(2) && p.intField(&v.Format)
-		case fold(key, "length"):
-			return seen.once(3) && p.intField(&v.Length)
-		case fold(key, "data"):
-			if !seen.once(4) {
-				return false
-			}
-			if handled, ok := p.spooledBlob(v); handled {
-				return ok
-			}
-			if p.isNull() {
-				return true
-			}
-			s, ok := p.stringValue()
-			if !ok {
-				return false
-			}
-			// As encoding/json does: standard base64, "" is an empty,
-			// non-nil slice.
-			data := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
-			n, err := base64.StdEncoding.Decode(data, s)
-			if err != nil {
-				return false
-			}
-			v.Data = data[:n]
-			return true
-		}
-		return p.unknown(key)
-	})
-	*dst = v
-	return ok
-}
-
-func (p *fastParser) accessInfo(dst **AccessInfo) bool {
-	if p.isNull() {
-		return true
-	}
-	v := &AccessInfo{}
-	var seen fields
-	ok := p.object(func(key []byte) bool {
-		switch {
-		case fold(key, "person_id"):
-			return seen.once(0) && p.strField(&v.PersonID)
-		case fold(key, "time"):
-			return seen.once(1) && p.strField(&v.Time)
-		case fold(key, "id_number"):
-			return seen.once(2) && p.strField(&v.IDNumber)
-		case fold(key, "card_number"):
-			return seen.once(3) && p.strField(&v.CardNumber)
-		case fold(key, "role"):
-			return seen.once(4) && p.intField(&v.Role)
-		case fold(key, "open_door_type"):
-			return seen.once(5) && p.intField(&v.OpenDoorType)
-		case fold(key, "in_out_type"):
-			return seen.once(6) && p.intField(&v.InOutType)
-		case fold(key, "community_code"):
-			return seen.once(7) && p.strField(&v.CommunityCode)
-		}
-		return p.unknown(key)
-	})
-	*dst = v
-	return ok
 }
 
 // skip parses and discards any JSON value, strictly; strings with escapes
@@ -652,19 +494,9 @@ func (p *fastParser) skip() bool {
 			if !p.skip() {
 				return false
 			}
-			p.ws()
-			if p.i >= len(p.b) {
-				return false
-			}
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-			case ']':
-				p.i++
+			if more, ok := p.next(']'); !more {
 				p.depth--
-				return true
-			default:
-				return false
+				return ok
 			}
 		}
 	case c == 't':

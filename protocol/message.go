@@ -274,12 +274,12 @@ func (m *Message) Validate() error {
 		if p.PersonID == "" {
 			return fmt.Errorf("%w: person_info.person_id is missing", ErrInvalid)
 		}
-		for _, b := range []struct {
-			name string
-			b    *Biometric
-		}{{"face", p.Face}, {"left_image", p.LeftImage}, {"right_image", p.RightImage}, {"left_code", p.LeftCode}, {"right_code", p.RightCode}} {
-			if b.b != nil && b.b.Length != b.b.Len() {
-				return fmt.Errorf("%w: person_info.%s.length is %d but data decodes to %d bytes", ErrInvalid, b.name, b.b.Length, b.b.Len())
+		for _, f := range personMembers {
+			if f.blob == nil {
+				continue
+			}
+			if b := *f.blob(p); b != nil && b.Length != b.Len() {
+				return fmt.Errorf("%w: person_info.%s.length is %d but data decodes to %d bytes", ErrInvalid, f.name, b.Length, b.Len())
 			}
 		}
 	case ModRemovePerson:
@@ -424,7 +424,7 @@ func explain(err error) string {
 
 func (p *PersonInfo) blobSize() int {
 	n := 0
-	for _, b := range []*Biometric{p.Face, p.LeftImage, p.RightImage, p.LeftCode, p.RightCode} {
+	for _, b := range p.blobs() {
 		if b != nil {
 			n += b.Len()
 		}

@@ -47,19 +47,26 @@ func goldens() []golden {
 		return fmt.Sprintf(`{"width":520,"height":690,"format":2,"length":123221,"data":"%s"}`, b64(d))
 	}
 	codeJSON := func(d []byte) string { return fmt.Sprintf(`{"length":123221,"data":"%s"}`, b64(d)) }
-	ok := func(mod string) golden {
+	// simple is the golden of a message with only flat members after
+	// the session id (members as written, want without mod and session).
+	simple := func(name, mod, members string, want Message) golden {
+		want.Mod, want.SessionID = mod, docSession
 		return golden{
-			name: mod + " response",
+			name: mod + " " + name,
 			in: `{
                  "mod":"` + mod + `",
                  "session_id":"de6a6236-db52-11e9-aaa8-00e04c110030",
-                 "type":2,
-                 "code":0,
-                 "message":""
+                 ` + strings.ReplaceAll(members, ",", ",\n                 ") + `
              }`,
-			want:    &Message{Mod: mod, SessionID: docSession, Type: 2, HasCode: true},
-			encoded: `{"mod":"` + mod + `","session_id":"` + docSession + `","type":2,"code":0,"message":""}`,
+			want:    &want,
+			encoded: `{"mod":"` + mod + `","session_id":"` + docSession + `",` + members + `}`,
 		}
+	}
+	command := func(mod string) golden {
+		return simple("request", mod, `"type":1,"command_type":2,"command_value":"test!"`, Message{Type: 1, CommandType: 2, CommandValue: "test!"})
+	}
+	ok := func(mod string) golden {
+		return simple("response", mod, `"type":2,"code":0,"message":""`, Message{Type: 2, HasCode: true})
 	}
 	return []golden{
 		{
@@ -211,31 +218,9 @@ func goldens() []golden {
 			encoded: `{"mod":"upload_access_info","session_id":"` + docSession + `","type":1,"access_info":{"person_id":"3413123123","time":"20190823123435","id_number":"1545123","card_number":"123123123","role":12,"open_door_type":2,"in_out_type":2,"community_code":"1231321"}}`,
 		},
 		ok(ModUploadAccessInfo),
-		{
-			name: "send_user_command request",
-			in: `{
-                 "mod":"send_user_command",
-                 "session_id":"de6a6236-db52-11e9-aaa8-00e04c110030",
-                 "type":1,
-                 "command_type":2,
-                 "command_value":"test!"
-             }`,
-			want:    &Message{Mod: ModSendUserCommand, SessionID: docSession, Type: 1, CommandType: 2, CommandValue: "test!"},
-			encoded: `{"mod":"send_user_command","session_id":"` + docSession + `","type":1,"command_type":2,"command_value":"test!"}`,
-		},
+		command(ModSendUserCommand),
 		ok(ModSendUserCommand),
-		{
-			name: "send_device_command request",
-			in: `{
-                 "mod":"send_device_command",
-                 "session_id":"de6a6236-db52-11e9-aaa8-00e04c110030",
-                 "type":1,
-                 "command_type":2,
-                 "command_value":"test!"
-             }`,
-			want:    &Message{Mod: ModSendDeviceCommand, SessionID: docSession, Type: 1, CommandType: 2, CommandValue: "test!"},
-			encoded: `{"mod":"send_device_command","session_id":"` + docSession + `","type":1,"command_type":2,"command_value":"test!"}`,
-		},
+		command(ModSendDeviceCommand),
 		ok(ModSendDeviceCommand),
 	}
 }

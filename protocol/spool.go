@@ -171,7 +171,7 @@ func (s *Spool) Decode(b []byte) (*Message, error) {
 	if len(files) == 0 {
 		return Decode(b)
 	}
-	p := fastParser{b: b, spooled: maps.Clone(files)}
+	p := fastParser{cursor: cursor{b: b}, spooled: maps.Clone(files)}
 	if m, ok := fastDecodeWith(&p); ok && len(p.spooled) == 0 {
 		return m, nil
 	}

@@ -293,16 +293,7 @@ func TestSpooledMessageMarshals(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := []byte(spoolCases()[0])
-	r := NewReader(bytes.NewReader(in), 1<<20)
-	r.UseSpool(sp)
-	b, err := r.ReadMessage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := sp.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := readOneSpooled(t, sp, in)
 	defer m.Close()
 	if !m.PersonInfo.Face.Spooled() {
 		t.Fatal("face not spooled")
@@ -334,6 +325,17 @@ func TestSpoolWithoutAFileReadsIntoMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := []byte(spoolCases()[0])
+	m := readOneSpooled(t, sp, in)
+	want, _ := Decode(in)
+	if m.PersonInfo.Face.Spooled() || !reflect.DeepEqual(m, want) {
+		t.Fatalf("decoded without a spool file:\n%s\nwant\n%s", summary(m), summary(want))
+	}
+}
+
+// readOneSpooled reads the one message in through a Reader using sp and
+// decodes it with sp.
+func readOneSpooled(t *testing.T, sp *Spool, in []byte) *Message {
+	t.Helper()
 	r := NewReader(bytes.NewReader(in), 1<<20)
 	r.UseSpool(sp)
 	b, err := r.ReadMessage()
@@ -344,8 +346,5 @@ func TestSpoolWithoutAFileReadsIntoMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := Decode(in)
-	if m.PersonInfo.Face.Spooled() || !reflect.DeepEqual(m, want) {
-		t.Fatalf("decoded without a spool file:\n%s\nwant\n%s", summary(m), summary(want))
-	}
+	return m
 }

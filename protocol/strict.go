@@ -15,7 +15,7 @@ import (
 // ErrMalformed and names the field. It returns nil for anything else,
 // syntax errors included: encoding/json reports those.
 func checkStrict(b []byte) error {
-	c := strictChecker{b: b}
+	c := strictChecker{cursor: cursor{b: b}}
 	c.ws()
 	if err := c.value(""); err != nil && err != errSyntax {
 		return err
@@ -32,20 +32,8 @@ var errSyntax = fmt.Errorf("%w: syntax", ErrMalformed)
 const strictMaxDepth = 10000
 
 type strictChecker struct {
-	b     []byte
-	i     int
+	cursor
 	depth int
-}
-
-func (c *strictChecker) ws() {
-	for c.i < len(c.b) {
-		switch c.b[c.i] {
-		case ' ', '\t', '\n', '\r':
-			c.i++
-		default:
-			return
-		}
-	}
 }
 
 func (c *strictChecker) value(path string) error {
@@ -120,18 +108,8 @@ func (c *strictChecker) object(path string) error {
 		if err := c.value(name); err != nil {
 			return err
 		}
-		c.ws()
-		if c.i >= len(c.b) {
-			return errSyntax
-		}
-		switch c.b[c.i] {
-		case ',':
-			c.i++
-		case '}':
-			c.i++
-			return nil
-		default:
-			return errSyntax
+		if more, err := c.after('}'); !more {
+			return err
 		}
 	}
 }
@@ -152,18 +130,8 @@ func (c *strictChecker) list(path string) error {
 		if err := c.value(path + "[" + strconv.Itoa(n) + "]"); err != nil {
 			return err
 		}
-		c.ws()
-		if c.i >= len(c.b) {
-			return errSyntax
-		}
-		switch c.b[c.i] {
-		case ',':
-			c.i++
-		case ']':
-			c.i++
-			return nil
-		default:
-			return errSyntax
+		if more, err := c.after(']'); !more {
+			return err
 		}
 	}
 }
@@ -286,4 +254,13 @@ func foldKey(key string) string {
 		out = append(out, m)
 	}
 	return string(out)
+}
+
+// after is cursor.next with errSyntax where no comma or end follows.
+func (c *strictChecker) after(end byte) (more bool, err error) {
+	more, ok := c.next(end)
+	if !ok {
+		return false, errSyntax
+	}
+	return more, nil
 }
