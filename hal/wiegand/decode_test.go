@@ -164,7 +164,7 @@ func FuzzDecode(f *testing.F) {
 // Golden layout of the kernel structs (linux/gpio.h).
 func TestLineRequestLayout(t *testing.T) {
 	if gpioV2GetLineIoctl != 0xC250B407 {
-		t.Fatalf("GPIO_V2_GET_LINE_IOCTL %#x, want 0xC250B407", gpioV2GetLineIoctl)
+		t.Fatalf("GPIO_V2_GET_LINE_IOCTL %#x, want 0xC250B407", uint32(gpioV2GetLineIoctl))
 	}
 	req := encodeLineRequest([]uint32{17, 27}, "termagent-wiegand")
 	le := func(off int) uint32 {
