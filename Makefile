@@ -95,6 +95,8 @@ ROOTFS     = $(DIST)/termagent-rootfs-$(VERSION)-linux-$(ARCH).tar.gz
 # Downloaded kernels, BusyBox and built modules are kept here between runs.
 IMAGE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/termagent-image
 SYSTEM_TEST_ARCHS ?= arm64 armv7
+# The packages whose kernel-interface tests (uinput, gpio-sim) the system test runs inside the guest.
+KERNEL_TEST_PKGS ?= ./hal/evdev ./hal/wiegand
 
 rootfs: ## the files a device image needs, as a tarball for Buildroot/Yocto: dist/termagent-rootfs-*-linux-$(ARCH).tar.gz
 	$(MAKE) $(if $(filter armv7,$(ARCH)),arm,$(ARCH)) CROSS_CMDS=./cmd/termagent
@@ -103,8 +105,9 @@ rootfs: ## the files a device image needs, as a tarball for Buildroot/Yocto: dis
 image: rootfs ## a bootable QEMU virt test image (Debian kernel, BusyBox init, the rootfs tarball) in dist/image-linux-$(ARCH)/
 	IMAGE_CACHE='$(IMAGE_CACHE)' ./scripts/image.sh $(ARCH) $(ROOTFS) $(DIST)/image-linux-$(ARCH)
 
-system-test: ## both architectures' images under qemu-system: push/swipe/relay, kill, GPIO door, power cuts
+system-test: ## both architectures' images under qemu-system: push/swipe/relay, kill, GPIO door, power cuts, input drivers on uinput/gpio-sim
 	for a in $(SYSTEM_TEST_ARCHS); do $(MAKE) image ARCH=$$a || exit 1; done
+	for a in $(SYSTEM_TEST_ARCHS); do $(CROSS) -t $$a $(DIST)/kerneltests-linux-$$a $(KERNEL_TEST_PKGS) || exit 1; done
 	$(GO) build -o $(DIST)/host/ ./cmd/termserver ./cmd/termsim
 	IMAGE_CACHE='$(IMAGE_CACHE)' ./scripts/system-test.sh $(DIST) $(SYSTEM_TEST_ARCHS)
 

@@ -22,6 +22,12 @@
 #     times, default 20: half at random moments, half the instant termsim
 #     hears a relay click), booted again each time; every record whose relay
 #     click termsim saw reaches the server exactly once
+#   5 the input drivers' kernel-interface tests inside the guest, as root:
+#     hal/evdev's TestCardReaderOnUinput on a uinput keyboard and hal/wiegand's
+#     TestReaderOnGPIOSim on a gpio-sim chip; the test binaries (DIST/
+#     kerneltests-linux-ARCH/, scripts/cross.sh -t) come on a second virtio
+#     disk (/dev/vdb). Each named test must report --- PASS: a skip fails the
+#     row. (Skipped, with the reason, when the image has no gpio-sim module.)
 #
 # Environment: CUTS (power cuts per architecture, default 20), ONLY (the
 # scenarios to run, e.g. "1 4"; default all), ST_TIMEOUT
@@ -52,6 +58,7 @@ run_arch() {
 	limit=${ST_TIMEOUT:-90}
 	cuts=${CUTS:-20}
 	pids=()
+	extra_disk=
 	qpid=
 	. scripts/lib.sh
 	trap 'cleanup_arch' EXIT
@@ -88,6 +95,11 @@ run_arch() {
 		printf '%s\t3\t%s\tSKIP\t%s\n' "$arch" "GPIO door on gpio-sim" "the image has no gpio-sim module: $(cat "$img/gpio-sim.why" 2>/dev/null || echo 'not built')" >>"$rows"
 	fi
 	scenario 4 "power cuts (QEMU SIGKILLed) during swipes and drains" s_power
+	if [[ " $features " == *" gpio-sim "* ]]; then
+		scenario 5 "evdev on uinput, Wiegand on gpio-sim (Go tests in guest)" s_kernel
+	elif [[ " ${ONLY:-5} " == *" 5 "* ]]; then
+		printf '%s\t5\t%s\tSKIP\t%s\n' "$arch" "evdev on uinput, Wiegand on gpio-sim" "the image has no gpio-sim module: $(cat "$img/gpio-sim.why" 2>/dev/null || echo 'not built')" >>"$rows"
+	fi
 }
 
 cleanup_arch() {
@@ -107,7 +119,7 @@ fail() {
 # scenario N TITLE FUNCTION: runs FUNCTION in a subshell and appends its row.
 scenario() {
 	local n=$1 title=$2 fn=$3 t0=$SECONDS rc=0
-	[[ " ${ONLY:-1 2 3 4} " == *" $n "* ]] || return 0
+	[[ " ${ONLY:-1 2 3 4 5} " == *" $n "* ]] || return 0
 	rm -f "$w/why" "$w/figures"
 	log "scenario $n: $title"
 	("$fn") >>"$w/scenario$n.out" 2>&1 || rc=$?
@@ -170,7 +182,7 @@ boot() {
 		-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:49003-cmd:socat - TCP:127.0.0.1:$port" \
 		-device virtio-net-pci,netdev=n0,romfile= \
 		-drive "file=$w/disk.img,if=none,format=raw,id=d0" -device virtio-blk-pci,drive=d0 \
-		"${dev[@]}" >>"$w/qemu.log" 2>&1 &
+		"${dev[@]}" ${extra_disk:+-drive "file=$extra_disk,if=none,format=raw,id=d1,readonly=on" -device virtio-blk-pci,drive=d1} >>"$w/qemu.log" 2>&1 &
 	qpid=$!
 	echo "$qpid" >"$w/qpid"
 	boots=$((${boots:-0} + 1))
@@ -425,6 +437,50 @@ s_power() {
 	[ "$lost" = 0 ] || fail "$fig; lost cards:$lost_cards"
 	[ "$twice" = 0 ] || fail "$fig"
 	[ "$(wc -l <"$clicked")" -gt 0 ] || fail "$fig: no swipe clicked"
+}
+
+# ---- scenario 5 (the drivers' kernel-interface tests inside the guest)
+# The tests and the packages whose test binaries hold them.
+kernel_tests=("evdev TestCardReaderOnUinput" "wiegand TestReaderOnGPIOSim")
+
+s_kernel() {
+	local tdir=$dist/kerneltests-linux-$arch pkg name bin passed=0 got="" out
+	rm -rf "$w/kt"
+	mkdir -p "$w/kt"
+	for t in "${kernel_tests[@]}"; do
+		read -r pkg name <<<"$t"
+		bin=$tdir/termagent_hal_$pkg.test
+		[ -x "$bin" ] || fail "$bin missing (make system-test builds it with scripts/cross.sh -t $arch)"
+		cp "$bin" "$w/kt/"
+	done
+	rm -f "$w/tests.img"
+	mkfs.ext4 -q -F -L tests -d "$w/kt" "$w/tests.img" 64M || fail "mkfs.ext4 -d of the test disk"
+	new_disk
+	extra_disk=$w/tests.img
+	boot lcus
+	extra_disk=
+	local a0
+	a0=$(accepted)
+	wait_connected $((a0 + 1))
+	# /dev/vda is the store (rcS mounted it), /dev/vdb the tests.
+	guest "mkdir -p /mnt/tests && mount -t ext4 -o ro /dev/vdb /mnt/tests && ls /mnt/tests" >"$w/kt.ls" || fail "cannot mount the test disk /dev/vdb: $(tr '\n' ' ' <"$w/kt.ls")"
+	guest "modprobe uinput; modprobe gpiosim; ls -l /dev/uinput && ls -d /sys/kernel/config/gpio-sim" >"$w/kt.dev" ||
+		fail "no /dev/uinput or /sys/kernel/config/gpio-sim in the guest: $(tr '\n' ' ' <"$w/kt.dev")"
+	for t in "${kernel_tests[@]}"; do
+		read -r pkg name <<<"$t"
+		# The binary's output goes to a file in the guest (the console also
+		# carries termagent's log); the verdict is read from that file.
+		guest "cd /tmp && /mnt/tests/termagent_hal_$pkg.test -test.run '^(TestCardReaderOnUinput|TestReaderOnGPIOSim)\$' -test.v -test.timeout 60s >/tmp/$pkg.out 2>&1; echo rc=\$?; cat /tmp/$pkg.out" >"$w/kt.$pkg.out" || true
+		out=$(guest "sed -n 's/^--- \([A-Z]*\): $name (\([0-9.]*s\))\$/\1 \2/p' /tmp/$pkg.out" | grep -E '^[A-Z]+ [0-9.]+s$' | head -n 1) || true
+		case "$out" in
+		PASS\ *) passed=$((passed + 1)) got="$got, $name PASS ${out#PASS }" ;;
+		'') got="$got, $name did not run ($(grep -aE '^(rc=|FAIL|ok|PASS|panic|.*no such)' "$w/kt.$pkg.out" | tr -d '\r' | head -n 3 | tr '\n' ' '))" ;;
+		*) got="$got, $name ${out% *}: $(grep -aE '(_test\.go:[0-9]+:|SKIP|skip)' "$w/kt.$pkg.out" | tr -d '\r' | head -n 2 | sed 's/^ *//' | tr '\n' ' ')" ;;
+		esac
+	done
+	got=${got#, }
+	figures "tests passed $passed of ${#kernel_tests[@]}: $got"
+	[ "$passed" = "${#kernel_tests[@]}" ] || fail "tests passed $passed of ${#kernel_tests[@]}: $got"
 }
 
 # ---- all architectures side by side.

@@ -3,6 +3,7 @@ package evdev_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"termagent/hal"
 	"termagent/hal/evdev"
 )
 
@@ -107,10 +109,19 @@ func TestCardReaderOnUinput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	// The grab is exclusive: a second reader is refused.
-	if second, err := evdev.OpenKeypad(evdev.Config{Device: kb.event}); err == nil {
-		second.Close()
-		t.Fatal("a grabbed device was opened again")
+	if h, _ := r.Health(); !h.OK {
+		t.Fatalf("the first reader: health %+v, want OK (its grab taken)", h)
+	}
+	// The grab is exclusive: a second reader's grab is refused (EBUSY), and,
+	// like a device missing at open, it starts lost instead of reading too.
+	second, err := evdev.OpenKeypad(evdev.Config{Device: kb.event})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := second.Health()
+	second.Close()
+	if h.OK || !errors.Is(h.Err, hal.ErrFault) || !errors.Is(h.Err, unix.EBUSY) {
+		t.Fatalf("a second reader of a grabbed device: health %+v, want a fault wrapping EBUSY", h)
 	}
 	// 0006547886 Enter
 	kb.typeKeys(t, evdev.Key0, evdev.Key0, evdev.Key0, evdev.Key1+5, evdev.Key1+4, evdev.Key1+3, evdev.Key1+6,
