@@ -20,6 +20,7 @@ import (
 	"termagent/cmd/termserver/internal/admin"
 	"termagent/cmd/termserver/internal/recordstore"
 	"termagent/cmd/termserver/internal/server"
+	"termagent/hal/backoff"
 	"termagent/protocol"
 )
 
@@ -673,7 +674,7 @@ func cmdWait(ctx context.Context, c *client, args []string) error {
 		if last == nil {
 			return nil
 		}
-		if !sleepCtx(ctx, 100*time.Millisecond) {
+		if !backoff.Sleep(ctx, 100*time.Millisecond) {
 			return fmt.Errorf("wait: not within %v: %w", *timeout, last)
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"termagent/cmd/termserver/internal/admin"
 	"termagent/cmd/termserver/internal/recordstore"
 	"termagent/cmd/termserver/internal/server"
+	"termagent/hal/backoff"
 	"termagent/hal/sim"
 	"termagent/protocol"
 )
@@ -627,7 +628,7 @@ func (d *demo) poll(ctx context.Context, limit time.Duration, what string, cond 
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: not within %v", what, limit)
 		}
-		if !sleepCtx(ctx, 50*time.Millisecond) {
+		if !backoff.Sleep(ctx, 50*time.Millisecond) {
 			return fmt.Errorf("%s: %w", what, ctx.Err())
 		}
 	}

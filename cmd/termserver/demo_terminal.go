@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"termagent/cmd/termserver/internal/server"
+	"termagent/hal/backoff"
 )
 
 // The device events the demo's terminal sends (termagent's defaults,
@@ -51,7 +52,7 @@ func (d *demo) doorWatch(ctx context.Context) error {
 	d.check("exit button", "door opens", map[bool]string{true: "door opened", false: "door stayed shut"}[opened], opened)
 
 	d.say("9. The door is forced open while locked (event %d), then shut", demoEventForced)
-	if !sleepCtx(ctx, demoGrace) { // the exit button's opening window ends
+	if !backoff.Sleep(ctx, demoGrace) { // the exit button's opening window ends
 		return ctx.Err()
 	}
 	if err := d.ctl.Door(ctx, true); err != nil {

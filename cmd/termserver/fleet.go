@@ -21,6 +21,7 @@ import (
 	"termagent/cmd/termserver/internal/faults"
 	"termagent/cmd/termserver/internal/server"
 	"termagent/hal"
+	"termagent/hal/backoff"
 	"termagent/store"
 )
 
@@ -385,7 +386,7 @@ func (f *fleet) connect(ctx context.Context, progress io.Writer) error {
 				f.rep.Connected++
 			}
 		}
-		if f.rep.Connected == len(f.terms) || time.Now().After(deadline) || !sleepCtx(ctx, 100*time.Millisecond) {
+		if f.rep.Connected == len(f.terms) || time.Now().After(deadline) || !backoff.Sleep(ctx, 100*time.Millisecond) {
 			break
 		}
 	}
@@ -419,7 +420,7 @@ func (f *fleet) measure(ctx context.Context) error {
 	m := &f.m
 	drainDeadline := time.Now().Add(f.cfg.Drain)
 	for m.acked.Load() < m.recorded.Load() || m.recorded.Load() < m.presented.Load() {
-		if (f.cfg.Drain > 0 && time.Now().After(drainDeadline)) || !sleepCtx(ctx, 50*time.Millisecond) {
+		if (f.cfg.Drain > 0 && time.Now().After(drainDeadline)) || !backoff.Sleep(ctx, 50*time.Millisecond) {
 			break
 		}
 	}
@@ -508,7 +509,7 @@ func enrolCard(ctx context.Context, db *store.DB, id, num string) error {
 // generate presents the terminal's card every period (first after a
 // random phase, so the fleet's events spread evenly) until ctx is done.
 func (t *fleetTerminal) generate(ctx context.Context, period time.Duration) {
-	if !sleepCtx(ctx, rand.N(period)) {
+	if !backoff.Sleep(ctx, rand.N(period)) {
 		return
 	}
 	tick := time.NewTicker(period)
@@ -538,18 +539,6 @@ func (s *fleetStore) unpresent() {
 	}
 	s.mu.Unlock()
 	s.m.presented.Add(-1)
-}
-
-// sleepCtx waits d; false when ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // cpuTime is this process's user+system CPU time so far.
