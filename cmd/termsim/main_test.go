@@ -174,18 +174,27 @@ func TestConsole(t *testing.T) {
 	}
 }
 
-// TestDriversThroughTermsim drives the real card and door drivers against
-// termsim's devices through its control socket, as the demo and the agent's
-// end-to-end tests do.
-func TestDriversThroughTermsim(t *testing.T) {
-	s := start(t, strings.NewReader(""), "-devices", "card,relay")
+// startControlled starts termsim with devices (a comma list) and no
+// console input, and dials its control socket; both end with the test.
+// The context bounds the whole test (hangDeadline).
+func startControlled(t *testing.T, devices string) (*session, context.Context, *sim.Control) {
+	t.Helper()
+	s := start(t, strings.NewReader(""), "-devices", devices)
 	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
-	defer cancel()
+	t.Cleanup(cancel)
 	ctl, err := sim.Dial(ctx, filepath.Join(s.dir, "control.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ctl.Close()
+	t.Cleanup(func() { ctl.Close() })
+	return s, ctx, ctl
+}
+
+// TestDriversThroughTermsim drives the real card and door drivers against
+// termsim's devices through its control socket, as the demo and the agent's
+// end-to-end tests do.
+func TestDriversThroughTermsim(t *testing.T) {
+	s, ctx, ctl := startControlled(t, "card,relay")
 
 	reader, err := card.Open(card.Config{Port: filepath.Join(s.dir, "card")})
 	if err != nil {
@@ -310,14 +319,7 @@ func TestExampleScenarioRuns(t *testing.T) {
 // TestModulesThroughTermsim drives the fingerprint and face drivers against
 // termsim's modules through the control socket.
 func TestModulesThroughTermsim(t *testing.T) {
-	s := start(t, strings.NewReader(""), "-devices", "fingerprint,face")
-	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
-	defer cancel()
-	ctl, err := sim.Dial(ctx, filepath.Join(s.dir, "control.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctl.Close()
+	s, ctx, ctl := startControlled(t, "fingerprint,face")
 
 	fp, err := fingerprint.Open(fingerprint.Config{Port: filepath.Join(s.dir, "fingerprint")})
 	if err != nil {
@@ -360,14 +362,7 @@ func TestModulesThroughTermsim(t *testing.T) {
 // TestKeypadAndWedgeThroughTermsim drives the real serial keypad and evdev
 // card reader drivers against termsim's keypad and wedge devices.
 func TestKeypadAndWedgeThroughTermsim(t *testing.T) {
-	s := start(t, strings.NewReader(""), "-devices", "keypad,wedge")
-	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
-	defer cancel()
-	ctl, err := sim.Dial(ctx, filepath.Join(s.dir, "control.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctl.Close()
+	s, ctx, ctl := startControlled(t, "keypad,wedge")
 
 	kp, err := keypad.Open(keypad.Config{Port: filepath.Join(s.dir, "keypad")})
 	if err != nil {
@@ -405,14 +400,7 @@ func TestKeypadAndWedgeThroughTermsim(t *testing.T) {
 // TestDoorIOThroughTermsim: "door open", "button" and "door closed" reach
 // the evdev door inputs driver through termsim's doorio device.
 func TestDoorIOThroughTermsim(t *testing.T) {
-	s := start(t, strings.NewReader(""), "-devices", "doorio")
-	ctx, cancel := context.WithTimeout(context.Background(), hangDeadline)
-	defer cancel()
-	ctl, err := sim.Dial(ctx, filepath.Join(s.dir, "control.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctl.Close()
+	s, ctx, ctl := startControlled(t, "doorio")
 	in, err := evdev.OpenDoorInputs(evdev.DoorConfig{Device: filepath.Join(s.dir, "doorio")})
 	if err != nil {
 		t.Fatal(err)
