@@ -239,11 +239,15 @@ func TestDownloadAllOrNothingWhenAModuleFails(t *testing.T) {
 	if _, code, msg := call(t, peer, m); code != 0 {
 		t.Fatalf("download p1: %d %q", code, msg)
 	}
-	old, _ := db.Person(ctx, "p1")
-	// Fill the face module so the next enrolment fails.
-	if _, err := facesim.AddUser("walk-in"); err != nil {
-		t.Fatal(err)
+	// Fill the face module (2 users) so the next enrolment fails: with a
+	// person of the database, not a user added behind the agent's back,
+	// which the start-up resynchronisation (running meanwhile) may delete.
+	m = req(protocol.ModDownloadPerson)
+	m.PersonInfo = &protocol.PersonInfo{PersonID: "p0", CardNumber: "10", Face: blob(photo(3000, 4))}
+	if _, code, msg := call(t, peer, m); code != 0 {
+		t.Fatalf("download p0: %d %q", code, msg)
 	}
+	old, _ := db.Person(ctx, "p1")
 	slotsBefore := fsim.Slots()
 	usersBefore := facesim.Users()
 
