@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/hal/internal/chanq"
 	"termagent/hal/serialport"
 )
 
@@ -188,19 +189,7 @@ func Open(cfg Config) (*Reader, error) {
 // frames are dropped; a vanished port is reopened with backoff while
 // ReadCard keeps waiting (Health says so meanwhile).
 func (r *Reader) ReadCard(ctx context.Context) (hal.Card, error) {
-	select {
-	case <-r.stop:
-		return hal.Card{}, fmt.Errorf("card reader %s: %w", r.cfg.Port, hal.ErrClosed)
-	default:
-	}
-	select {
-	case c := <-r.cards:
-		return c, nil
-	case <-ctx.Done():
-		return hal.Card{}, ctx.Err()
-	case <-r.stop:
-		return hal.Card{}, fmt.Errorf("card reader %s: %w", r.cfg.Port, hal.ErrClosed)
-	}
+	return chanq.Take(ctx, r.cards, r.stop, "card reader "+r.cfg.Port)
 }
 
 // Health reports whether the reader's port is open (hal.HealthReporter).

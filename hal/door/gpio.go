@@ -15,6 +15,7 @@ import (
 	"periph.io/x/host/v3/gpioioctl"
 
 	"termagent/hal"
+	"termagent/hal/internal/chanq"
 )
 
 // Defaults for the gpio driver.
@@ -303,19 +304,7 @@ func (g *GPIO) State() hal.DoorState {
 // NextInput blocks until a debounced input edge, ctx is done or the door is
 // closed (an error wrapping hal.ErrClosed). One caller at a time.
 func (g *GPIO) NextInput(ctx context.Context) (hal.DoorInput, error) {
-	select {
-	case <-g.done:
-		return hal.DoorInput{}, fmt.Errorf("door gpio: %w", hal.ErrClosed)
-	default:
-	}
-	select {
-	case ev := <-g.inputs:
-		return ev, nil
-	case <-ctx.Done():
-		return hal.DoorInput{}, ctx.Err()
-	case <-g.done:
-		return hal.DoorInput{}, fmt.Errorf("door gpio: %w", hal.ErrClosed)
-	}
+	return chanq.Take(ctx, g.inputs, g.done, "door gpio")
 }
 
 // Close releases the relay, stops watching the inputs and releases the

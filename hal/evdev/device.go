@@ -348,23 +348,6 @@ func (d *device) close() error {
 	return nil
 }
 
-func take[T any](ctx context.Context, ch chan T, stop chan struct{}, dev string) (T, error) {
-	var zero T
-	select {
-	case <-stop:
-		return zero, fmt.Errorf("evdev %s: %w", dev, hal.ErrClosed)
-	default:
-	}
-	select {
-	case v := <-ch:
-		return v, nil
-	case <-ctx.Done():
-		return zero, ctx.Err()
-	case <-stop:
-		return zero, fmt.Errorf("evdev %s: %w", dev, hal.ErrClosed)
-	}
-}
-
 // CardReader is a USB keyboard-wedge card reader. It implements
 // hal.CardReader and hal.HealthReporter. A goroutine reads the device all
 // the time; ReadCard is for one goroutine at a time; Close may be called
@@ -448,7 +431,7 @@ func (h *cardHandler) handle(ev Event) {
 // done (ctx.Err()) or the reader is closed (an error wrapping
 // hal.ErrClosed). Card.At is the Enter's kernel timestamp.
 func (r *CardReader) ReadCard(ctx context.Context) (hal.Card, error) {
-	return take(ctx, r.cards, r.dev.stop, r.dev.cfg.Device)
+	return chanq.Take(ctx, r.cards, r.dev.stop, "evdev "+r.dev.cfg.Device)
 }
 
 // Health reports whether the device is open (hal.HealthReporter).
@@ -516,7 +499,7 @@ func (h *keyHandler) handle(ev Event) {
 // keypad is closed (an error wrapping hal.ErrClosed). Key.At is the
 // press's kernel timestamp.
 func (k *Keypad) ReadKey(ctx context.Context) (hal.Key, error) {
-	return take(ctx, k.keys, k.dev.stop, k.dev.cfg.Device)
+	return chanq.Take(ctx, k.keys, k.dev.stop, "evdev "+k.dev.cfg.Device)
 }
 
 // Health reports whether the device is open (hal.HealthReporter).

@@ -198,7 +198,7 @@ func (h *doorHandler) deliver(in hal.DoorInput) {
 // NextInput blocks until an input changes, ctx is done (ctx.Err()) or the
 // inputs are closed (an error wrapping hal.ErrClosed).
 func (in *DoorInputs) NextInput(ctx context.Context) (hal.DoorInput, error) {
-	return take(ctx, in.inputs, in.dev.stop, in.dev.cfg.Device)
+	return chanq.Take(ctx, in.inputs, in.dev.stop, "evdev "+in.dev.cfg.Device)
 }
 
 // Open reports whether the sensor says the door is open, and whether a

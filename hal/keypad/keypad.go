@@ -30,6 +30,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/hal/internal/chanq"
 	"termagent/hal/serialport"
 )
 
@@ -155,19 +156,7 @@ func Open(cfg Config) (*Serial, error) {
 // keypad is closed (an error wrapping hal.ErrClosed). Key.At is when its
 // byte arrived.
 func (s *Serial) ReadKey(ctx context.Context) (hal.Key, error) {
-	select {
-	case <-s.stop:
-		return hal.Key{}, fmt.Errorf("keypad %s: %w", s.cfg.Port, hal.ErrClosed)
-	default:
-	}
-	select {
-	case k := <-s.keys:
-		return k, nil
-	case <-ctx.Done():
-		return hal.Key{}, ctx.Err()
-	case <-s.stop:
-		return hal.Key{}, fmt.Errorf("keypad %s: %w", s.cfg.Port, hal.ErrClosed)
-	}
+	return chanq.Take(ctx, s.keys, s.stop, "keypad "+s.cfg.Port)
 }
 
 // Health reports whether the keypad's port is open (hal.HealthReporter).

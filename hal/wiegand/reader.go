@@ -145,30 +145,13 @@ func New(cfg Config, lines Lines) (*Reader, error) {
 // ReadCard blocks until a card frame with good parity arrives, ctx is done
 // (ctx.Err()) or the Reader is closed (an error wrapping hal.ErrClosed).
 func (r *Reader) ReadCard(ctx context.Context) (hal.Card, error) {
-	return take(ctx, r.cards, r.stop)
+	return chanq.Take(ctx, r.cards, r.stop, "wiegand")
 }
 
 // ReadKey blocks until a keypad key arrives, ctx is done (ctx.Err()) or the
 // Reader is closed (an error wrapping hal.ErrClosed).
 func (r *Reader) ReadKey(ctx context.Context) (hal.Key, error) {
-	return take(ctx, r.keys, r.stop)
-}
-
-func take[T any](ctx context.Context, ch chan T, stop chan struct{}) (T, error) {
-	var zero T
-	select {
-	case <-stop:
-		return zero, fmt.Errorf("wiegand: %w", hal.ErrClosed)
-	default:
-	}
-	select {
-	case v := <-ch:
-		return v, nil
-	case <-ctx.Done():
-		return zero, ctx.Err()
-	case <-stop:
-		return zero, fmt.Errorf("wiegand: %w", hal.ErrClosed)
-	}
+	return chanq.Take(ctx, r.keys, r.stop, "wiegand")
 }
 
 // Stats returns the counts so far. Safe for concurrent use.
