@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/backoff"
 	"termagent/hal/card"
 	"termagent/hal/haltest"
-	"termagent/hal/serialport"
 	"termagent/hal/sim"
 	"termagent/protocol"
 	"termagent/store"
@@ -36,7 +36,7 @@ func newSimCard(t *testing.T) *simCard {
 	t.Cleanup(func() { plug.Close() })
 	r, err := card.Open(card.Config{
 		Port: plug.Path(), Driver: card.ProtoRDM6300, RepeatWindow: -1,
-		Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond},
+		Backoff: backoff.Policy{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond},
 		Logger:  testLogger(t, "card"),
 	})
 	if err != nil {

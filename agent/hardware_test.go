@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"termagent/agent"
+	"termagent/hal/backoff"
 	"termagent/hal/card"
 	"termagent/hal/door"
 	"termagent/hal/face"
 	"termagent/hal/fingerprint"
 	"termagent/hal/haltest"
-	"termagent/hal/serialport"
 	"termagent/hal/sim"
 	"termagent/protocol"
 	"termagent/store"
@@ -50,7 +50,7 @@ func newHWRigTB(t testing.TB, cfg sim.RigConfig) *hwRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rig.Close() })
-	bo := serialport.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
+	bo := backoff.Policy{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
 	h := &hwRig{rig: rig}
 	if path := rig.Path(sim.DevCard); path != "" {
 		if h.card, err = card.Open(card.Config{Port: path, RepeatWindow: window, Backoff: bo, Logger: testLogger(t, "card")}); err != nil {

@@ -13,11 +13,11 @@ import (
 	"periph.io/x/conn/v3/gpio"
 
 	"termagent/agent"
+	"termagent/hal/backoff"
 	"termagent/hal/evdev"
 	"termagent/hal/feedback"
 	"termagent/hal/haltest"
 	"termagent/hal/keypad"
-	"termagent/hal/serialport"
 	"termagent/hal/sim"
 	"termagent/protocol"
 	"termagent/store"
@@ -36,7 +36,7 @@ func newTermRig(t *testing.T, devices ...string) *termRig {
 	t.Helper()
 	h := newHWRig(t, sim.RigConfig{Devices: devices, Keypad: sim.KeypadConfig{KeyEvery: 2 * time.Millisecond}})
 	r := &termRig{hwRig: h}
-	bo := serialport.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
+	bo := backoff.Policy{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
 	var err error
 	if p := h.rig.Path(sim.DevKeypad); p != "" {
 		if r.keypad, err = keypad.Open(keypad.Config{Port: p, Backoff: bo, Logger: testLogger(t, "keypad")}); err != nil {

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"termagent/hal"
+	"termagent/hal/backoff"
 	"termagent/hal/card"
-	"termagent/hal/serialport"
 	"termagent/hal/sim"
 )
 
@@ -49,7 +49,7 @@ func waitHealth(t *testing.T, r hal.HealthReporter, ok bool) hal.Health {
 // delivered.
 func TestUnplugSeenWhileIdleAndSwipeRightAfterReplugKept(t *testing.T) {
 	g := newRig(t, sim.CardReaderConfig{Repeats: 1},
-		card.Config{Backoff: serialport.Backoff{Min: 400 * time.Millisecond, Max: 400 * time.Millisecond}})
+		card.Config{Backoff: backoff.Policy{Min: 400 * time.Millisecond, Max: 400 * time.Millisecond}})
 	if err := g.plug.Unplug(); err != nil {
 		t.Fatal(err)
 	}

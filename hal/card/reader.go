@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/hal/backoff"
 	"termagent/hal/internal/chanq"
 	"termagent/hal/serialport"
 )
@@ -71,7 +72,7 @@ type Config struct {
 	FrameGap time.Duration `yaml:"-"`
 	// Backoff paces reopening a vanished port; zero means serialport's
 	// defaults (100 ms doubling to 2 s).
-	Backoff serialport.Backoff `yaml:"-"`
+	Backoff backoff.Policy `yaml:"-"`
 	// Logger receives faults (warn), reconnects (info) and frames (debug).
 	// The zero Logger discards.
 	Logger zerolog.Logger `yaml:"-"`

@@ -12,9 +12,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/hal/backoff"
 	"termagent/hal/card"
 	"termagent/hal/internal/porttest"
-	"termagent/hal/serialport"
 	"termagent/hal/sim"
 )
 
@@ -42,8 +42,8 @@ func newRig(t *testing.T, simCfg sim.CardReaderConfig, cfg card.Config) *rig {
 	if cfg.Driver == "" {
 		cfg.Driver = card.Protocol(dev.Protocol())
 	}
-	if cfg.Backoff == (serialport.Backoff{}) {
-		cfg.Backoff = serialport.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
+	if cfg.Backoff == (backoff.Policy{}) {
+		cfg.Backoff = backoff.Policy{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond}
 	}
 	cfg.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
 	r, err := card.Open(cfg)
@@ -350,7 +350,7 @@ func TestOpenMissingPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	porttest.MissingAtOpen(t, func(path string) (*card.Reader, error) {
-		return card.Open(card.Config{Port: path, Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
+		return card.Open(card.Config{Port: path, Backoff: backoff.Policy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
 	}, dev, func(ctx context.Context, r *card.Reader) error {
 		if err := dev.Swipe(ctx, "0006547886"); err != nil {
 			return err

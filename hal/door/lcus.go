@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/hal/backoff"
 	"termagent/hal/serialport"
 )
 
@@ -47,7 +48,7 @@ type LCUSConfig struct {
 	Pulse time.Duration `yaml:"-"`
 	// Backoff paces reopening a vanished port; zero means serialport's
 	// defaults.
-	Backoff serialport.Backoff `yaml:"-"`
+	Backoff backoff.Policy `yaml:"-"`
 	// Logger receives relay faults and switches. The zero Logger discards.
 	Logger zerolog.Logger `yaml:"-"`
 }

@@ -14,10 +14,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/hal/backoff"
 	"termagent/hal/door"
 	"termagent/hal/haltest"
 	"termagent/hal/internal/porttest"
-	"termagent/hal/serialport"
 	"termagent/hal/sim"
 )
 
@@ -58,7 +58,7 @@ func newLCUSRig(t *testing.T, cfg door.LCUSConfig, extraLog io.Writer) *lcusRig 
 	}
 	t.Cleanup(func() { plug.Close() })
 	cfg.Port = plug.Path()
-	cfg.Backoff = serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}
+	cfg.Backoff = backoff.Policy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}
 	var out io.Writer = zerolog.NewTestWriter(t)
 	if extraLog != nil {
 		out = io.MultiWriter(out, extraLog)
@@ -227,7 +227,7 @@ func TestOpenLCUSMissingPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	porttest.MissingAtOpen(t, func(path string) (*door.LCUS, error) {
-		return door.OpenLCUS(door.LCUSConfig{Port: path, Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
+		return door.OpenLCUS(door.LCUSConfig{Port: path, Backoff: backoff.Policy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
 	}, relay, func(ctx context.Context, d *door.LCUS) error {
 		if _, err := relay.Wait(ctx, func(s sim.RelayState) bool { return s.Switches >= 1 && !s.On }); err != nil {
 			return fmt.Errorf("the start's release: %w", err)

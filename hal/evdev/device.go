@@ -13,9 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"termagent/hal"
+	"termagent/hal/backoff"
 	"termagent/hal/card"
 	"termagent/hal/internal/chanq"
-	"termagent/hal/serialport"
 )
 
 // eviocgrab is EVIOCGRAB, _IOW('E', 0x90, int).
@@ -64,7 +64,7 @@ type Config struct {
 	Format card.Format `yaml:"-"`
 	// Backoff paces reopening a vanished device; zero fields mean 100 ms
 	// doubling to 2 s.
-	Backoff serialport.Backoff `yaml:"-"`
+	Backoff backoff.Policy `yaml:"-"`
 	// Logger receives faults (warn), reopens (info), dropped input (warn,
 	// with counts) and cards (debug). Keys are never logged. The zero
 	// Logger discards.

@@ -12,9 +12,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/hal/backoff"
 	"termagent/hal/card"
 	"termagent/hal/evdev"
-	"termagent/hal/serialport"
 	"termagent/hal/sim"
 )
 
@@ -35,7 +35,7 @@ func config(t *testing.T, dev *sim.InputDevice, size int) evdev.Config {
 	return evdev.Config{
 		Device:    dev.Path(),
 		EventSize: size,
-		Backoff:   serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+		Backoff:   backoff.Policy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 		Logger:    zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel),
 	}
 }
@@ -233,7 +233,7 @@ func TestFaultInputMissingAtStart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "event-kbd")
 	cfg := evdev.Config{
 		Device:  path,
-		Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+		Backoff: backoff.Policy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
 		Logger:  zerolog.New(zerolog.NewTestWriter(t)),
 	}
 	r, err := evdev.OpenCardReader(cfg)

@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"termagent/hal"
+	"termagent/hal/backoff"
 	"termagent/hal/internal/chanq"
-	"termagent/hal/serialport"
 )
 
 // Event types and codes of door inputs.
@@ -60,7 +60,7 @@ type DoorConfig struct {
 	NoButton bool `yaml:"no_button"`
 	// Backoff paces reopening a vanished device; zero fields mean 100 ms
 	// doubling to 2 s.
-	Backoff serialport.Backoff `yaml:"-"`
+	Backoff backoff.Policy `yaml:"-"`
 	// Logger receives input changes (info), faults (warn) and reopens
 	// (info). The zero Logger discards.
 	Logger zerolog.Logger `yaml:"-"`

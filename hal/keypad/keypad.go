@@ -30,6 +30,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/hal/backoff"
 	"termagent/hal/internal/chanq"
 	"termagent/hal/serialport"
 )
@@ -75,7 +76,7 @@ type Config struct {
 	Baud int `yaml:"baud"`
 	// Backoff paces reopening a vanished port; zero means serialport's
 	// defaults (100 ms doubling to 2 s).
-	Backoff serialport.Backoff `yaml:"-"`
+	Backoff backoff.Policy `yaml:"-"`
 	// Logger receives faults (warn), reconnects (info) and noise counts
 	// (debug). Keys are never logged. The zero Logger discards.
 	Logger zerolog.Logger `yaml:"-"`

@@ -11,8 +11,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"termagent/hal"
+	"termagent/hal/backoff"
 	"termagent/hal/keypad"
-	"termagent/hal/serialport"
 	"termagent/hal/sim"
 )
 
@@ -74,7 +74,7 @@ func newRig(t *testing.T) *rig {
 	t.Cleanup(func() { plug.Close() })
 	kp, err := keypad.Open(keypad.Config{
 		Port:    plug.Path(),
-		Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond},
+		Backoff: backoff.Policy{Min: 10 * time.Millisecond, Max: 200 * time.Millisecond},
 		Logger:  zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel),
 	})
 	if err != nil {

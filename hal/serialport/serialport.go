@@ -59,7 +59,7 @@ type Config struct {
 	ReadTimeout time.Duration
 	// Backoff paces Reopen's attempts; zero fields mean 100 ms to 2 s
 	// (a replugged device is found within about 2 s).
-	Backoff Backoff
+	Backoff backoff.Policy
 }
 
 func (c Config) withDefaults() Config {
@@ -86,15 +86,6 @@ func (c Config) validate() error {
 	}
 	return nil
 }
-
-// Backoff is the delay schedule between reopen attempts (backoff.Policy:
-// the ceiling doubles from Min up to Max, each delay is drawn below it so
-// that several drivers do not retry in lockstep); a zero Min means 100 ms
-// and a zero Max means 2 s.
-//
-// It is an alias so that the drivers' Config structs keep saying
-// serialport.Backoff; it is the same type as backoff.Policy.
-type Backoff = backoff.Policy
 
 // Port is an open serial port. Read and Write may be called from different
 // goroutines, but each by one goroutine at a time; Close and Reopen may be

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"termagent/hal"
+	"termagent/hal/backoff"
 	"termagent/hal/serialport"
 	"termagent/hal/sim"
 )
@@ -48,7 +49,7 @@ func attachEcho(t *testing.T) *sim.Plug {
 func open(t *testing.T, name string) *serialport.Port {
 	t.Helper()
 	p, err := serialport.Open(serialport.Config{Name: name, ReadTimeout: 50 * time.Millisecond,
-		Backoff: serialport.Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
+		Backoff: backoff.Policy{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestBadConfig(t *testing.T) {
 		{},
 		{Name: "/dev/x", Baud: -1},
 		{Name: "/dev/x", ReadTimeout: -time.Second},
-		{Name: "/dev/x", Backoff: serialport.Backoff{Min: time.Second, Max: time.Millisecond}},
+		{Name: "/dev/x", Backoff: backoff.Policy{Min: time.Second, Max: time.Millisecond}},
 	} {
 		if _, err := serialport.Open(cfg); err == nil {
 			t.Errorf("Open(%+v) succeeded", cfg)
